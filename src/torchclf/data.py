@@ -1,0 +1,307 @@
+"""From arrays to tensors: feature validation, devices, stratified splits and batches.
+
+Data becomes tensors once, before the loop. Batches are cut by indexing those tensors with
+shuffled index batches (or plain slices for full batches), never by a per-sample ``Dataset`` and a
+collate function: on tabular rows that path is 20-35x slower (``../shared/PERF_NOTES.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from torchclf.errors import ConfigError, DataError
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn a device name into a ``torch.device``.
+
+    ``"auto"`` picks CUDA, then Apple MPS, then the CPU. An explicit device that this machine does
+    not have is a :class:`ConfigError` rather than a crash deep inside the first ``.to()``.
+    """
+    if isinstance(device, torch.device):
+        name = str(device)
+    else:
+        name = str(device).strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"Invalid device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}"
+        ) from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {device!r} was requested but CUDA is not available on this machine; "
+                "use device='auto' or 'cpu'"
+            )
+        index = resolved.index or 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {device!r} was requested but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 .. "
+                f"cuda:{torch.cuda.device_count() - 1}"
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"device {device!r} was requested but Apple MPS is not available; use 'auto' or 'cpu'"
+        )
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(
+            f"Invalid device: expected 'auto', 'cpu', 'cuda' or 'mps', got {device!r}"
+        )
+    return resolved
+
+
+def as_features(
+    X: Any, *, n_features: int | None = None, name: str = "X"
+) -> tuple[np.ndarray, list[str] | None]:
+    """Validate features and return them as a C-contiguous ``(n, d)`` float32 array.
+
+    Accepts NumPy arrays, nested lists, torch tensors and pandas DataFrames (whose column names are
+    returned as feature names). Rejects non-numeric, NaN and infinite values and, when
+    ``n_features`` is given, the wrong number of columns, each with a message that says where.
+    """
+    feature_names = None
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas DataFrame
+        feature_names = [str(c) for c in X.columns]
+        non_numeric = [
+            str(c)
+            for c, kind in zip(X.columns, X.dtypes, strict=True)
+            if not _is_numeric_dtype(kind)
+        ]
+        if non_numeric:
+            raise DataError(
+                f"{name} has non-numeric columns {non_numeric}; encode them as numbers first"
+            )
+        X = X.to_numpy(dtype=np.float64)
+    elif isinstance(X, Tensor):
+        X = X.detach().cpu().numpy()
+    try:
+        array = np.asarray(X)
+        if array.dtype.kind not in "biuf":
+            array = array.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name} must be numeric, got values that are not numbers: {exc}") from exc
+    if array.ndim == 1:
+        raise DataError(
+            f"{name} must be 2-D (n_samples, n_features); got a 1-D array of {array.shape[0]} "
+            "values. Reshape it with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for "
+            "one row"
+        )
+    if array.ndim != 2:
+        raise DataError(f"{name} must be 2-D (n_samples, n_features); got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise DataError(f"{name} has no rows")
+    if n_features is not None and array.shape[1] != n_features:
+        raise DataError(
+            f"{name} has {array.shape[1]} features, but the classifier was trained on {n_features}"
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(array)
+    if not finite.all():
+        row, column = map(int, np.argwhere(~finite)[0])
+        raise DataError(
+            f"{name} holds NaN or infinite values ({int((~finite).sum())} in all; the first at row "
+            f"{row}, column {feature_names[column] if feature_names else column}): impute or drop "
+            "them"
+        )
+    return array, feature_names
+
+
+def _is_numeric_dtype(dtype: Any) -> bool:
+    try:
+        return np.dtype(dtype).kind in "biuf"
+    except TypeError:  # pandas extension dtypes
+        return getattr(dtype, "kind", "O") in "biuf"
+
+
+class Split(NamedTuple):
+    """A train/test split of features and targets."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def split_indices(
+    n_samples: int,
+    test_size: float,
+    *,
+    stratify: np.ndarray | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled train and test row indices, stratified by ``stratify`` when it is given.
+
+    ``stratify`` is ``(n,)`` labels, or an ``(n, L)`` multilabel indicator matrix, which is
+    stratified by its rows' label combinations when every combination occurs at least twice
+    (otherwise the split is plain random).
+    """
+    from sklearn.model_selection import train_test_split as sk_split
+
+    if not 0.0 < test_size < 1.0:
+        raise ConfigError(
+            f"The 'test_size' parameter must be in (0, 1). Got {test_size!r} instead."
+        )
+    n_test = int(np.ceil(test_size * n_samples))
+    if n_test < 1 or n_samples - n_test < 1:
+        raise DataError(
+            f"cannot split {n_samples} rows with test_size={test_size}: one side would be empty"
+        )
+    groups = stratify
+    if groups is not None and groups.ndim == 2:
+        _, groups = np.unique(groups, axis=0, return_inverse=True)
+        groups = groups.reshape(-1)
+        if np.bincount(groups).min() < 2:
+            groups = None
+    if groups is not None:
+        values, counts = np.unique(groups, return_counts=True)
+        if counts.min() < 2:
+            raise DataError(
+                f"cannot stratify the split: class {values[counts.argmin()]!r} has only "
+                f"{counts.min()} sample; add samples or pass stratify=False"
+            )
+        if n_test < len(values) or n_samples - n_test < len(values):
+            raise DataError(
+                f"cannot stratify {n_samples} rows with test_size={test_size}: each side needs at "
+                f"least one row of each of the {len(values)} classes; use a larger test_size or "
+                "stratify=False"
+            )
+    train, test = sk_split(
+        np.arange(n_samples), test_size=test_size, random_state=seed, stratify=groups
+    )
+    return train, test
+
+
+def train_test_split(
+    X: Any,
+    y: Any,
+    test_size: float = 0.2,
+    *,
+    stratify: bool = True,
+    seed: int = 42,
+) -> Split:
+    """Split features and targets into reproducible train and test parts.
+
+    Args:
+        X: features, ``(n, d)``; returned as float32 arrays.
+        y: targets: labels ``(n,)`` or a multilabel indicator matrix ``(n, L)``.
+        test_size: share of the rows in the test part.
+        stratify: keep the class proportions equal in both parts.
+        seed: the same seed gives the same split.
+    """
+    features, _ = as_features(X)
+    targets = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if len(targets) != len(features):
+        raise DataError(f"X has {len(features)} rows but y has {len(targets)}; they must match")
+    train, test = split_indices(
+        len(features), test_size, stratify=targets if stratify else None, seed=seed
+    )
+    return Split(features[train], features[test], targets[train], targets[test])
+
+
+class IndexBatches:
+    """The batches of one epoch: row indices to cut from the data tensors.
+
+    A full batch is the slice ``0:n`` (a view, no copy). Mini-batches are shuffled with a
+    generator seeded from ``(seed, epoch)``, so any epoch's order can be recreated on its own (a
+    resumed run gets the same batches). With ``world_size > 1`` each rank takes every
+    ``world_size``-th row of the shared permutation, truncated to equal length, the way
+    ``DistributedSampler`` shards data.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | None = None,
+    ) -> None:
+        self.n_rows = n_rows
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.device = device
+
+    @property
+    def full_batch(self) -> bool:
+        """True when one batch holds every row of this rank."""
+        return self.world_size == 1 and self.batch_size >= self.n_rows
+
+    def epoch(self, epoch: int) -> Iterator[slice | Tensor]:
+        """Yield the batches of ``epoch`` as slices (in order) or index tensors (shuffled)."""
+        if self.full_batch:
+            yield slice(0, self.n_rows)
+            return
+        if not self.shuffle and self.world_size == 1:
+            for start in range(0, self.n_rows, self.batch_size):
+                stop = min(start + self.batch_size, self.n_rows)
+                if self.drop_last and stop - start < self.batch_size:
+                    return
+                yield slice(start, stop)
+            return
+        order = self._order(epoch)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if self.drop_last and len(batch) < self.batch_size:
+                return
+            yield batch
+
+    def _order(self, epoch: int) -> Tensor:
+        if self.shuffle:
+            state = np.random.SeedSequence([self.seed, epoch]).generate_state(1, dtype=np.uint64)
+            generator = torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
+            order = torch.randperm(self.n_rows, generator=generator)
+        else:
+            order = torch.arange(self.n_rows)
+        per_rank = self.n_rows // self.world_size
+        order = order[self.rank :: self.world_size][:per_rank]
+        return order.to(self.device) if self.device is not None else order
+
+    def __len__(self) -> int:
+        rows = self.n_rows // self.world_size
+        full, rest = divmod(rows, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+
+def default_batch_size(n_rows: int, requested: int | None, full_batch_max: int) -> int:
+    """``requested``, or the whole data when it has at most ``full_batch_max`` rows, else 256."""
+    if requested is not None:
+        return min(requested, n_rows)
+    return n_rows if n_rows <= full_batch_max else 256
+
+
+def to_tensor(array: np.ndarray, device: torch.device) -> Tensor:
+    """A NumPy array as a tensor on ``device`` (shares memory on the CPU)."""
+    return torch.from_numpy(array).to(device)
+
+
+__all__ = [
+    "IndexBatches",
+    "Split",
+    "as_features",
+    "default_batch_size",
+    "resolve_device",
+    "split_indices",
+    "to_tensor",
+    "train_test_split",
+]

@@ -1,0 +1,63 @@
+"""The MLP classifier: features in, logits out.
+
+The model knows nothing of losses, data or the loop (``../shared/DESIGN.md``): ``forward(x)``
+returns raw logits and the task decides what they mean. ``forward`` keeps no Python-side state,
+so ``torch.func.functional_call`` / ``vmap`` can run stacked copies of it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from torchclf.activations import make_activation
+from torchclf.config import ModelConfig
+
+
+class MLP(nn.Module):
+    """A multi-layer perceptron built from a :class:`ModelConfig`.
+
+    Each hidden block is ``Linear -> [BatchNorm1d] -> activation -> [Dropout]``, followed by one
+    output ``Linear``. With ``hidden=()`` it is a single ``Linear``: the linear baseline.
+    Layers are created input side first, so under ``torch.manual_seed(s)`` the initial weights are
+    exactly those of the same ``nn.Linear`` stack written by hand.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = config.in_features
+        for size in config.hidden:
+            layers.append(nn.Linear(width, size))
+            if config.batch_norm:
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(make_activation(config.activation, config.activation_impl))
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            width = size
+        layers.append(nn.Linear(width, config.out_features))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map features ``(batch, in_features)`` to logits ``(batch, out_features)``."""
+        return self.layers(x)
+
+
+def build_model(config: ModelConfig, seed: int) -> MLP:
+    """Build an MLP whose initial weights depend only on ``config`` and ``seed``.
+
+    The global RNG is seeded inside a fork, so the caller's random state is left untouched, and
+    the weights are created on the CPU so that they are the same whatever device trains them.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLP(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The number of trainable scalars in ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["MLP", "build_model", "count_parameters"]

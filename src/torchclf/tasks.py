@@ -1,0 +1,473 @@
+"""Tasks: what a classifier's outputs mean.
+
+A task owns the meaning of the model's outputs (``../shared/DESIGN.md``): how targets are encoded,
+the loss, the link from logits to probabilities and the decision from probabilities to labels.
+Nothing else in torchclf branches on the task type.
+
+| task       | outputs   | link               | decision                | loss              |
+|------------|-----------|--------------------|-------------------------|-------------------|
+| binary     | 1         | sigmoid            | p >= threshold          | BCEWithLogitsLoss |
+| multiclass | n_classes | softmax            | argmax                  | CrossEntropyLoss  |
+| multilabel | n_labels  | sigmoid per label  | p >= threshold, per label | BCEWithLogitsLoss |
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from torchclf.errors import ConfigError, DataError
+from torchclf.metrics import Evaluation, multilabel_metrics, single_label_metrics
+
+TASKS = ("binary", "multiclass", "multilabel")
+
+
+def _plain(values: np.ndarray) -> list[Any]:
+    """Numpy labels as JSON-ready Python values (np.int64 -> int, np.str_ -> str, ...)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(
+            f"The 'threshold' parameter must be in (0, 1). Got {threshold!r} instead."
+        )
+
+
+class Task(ABC):
+    """Base class of the three tasks. ``classes`` are labels in output order."""
+
+    name: ClassVar[str]
+
+    def __init__(self, classes: Sequence[Any] | np.ndarray) -> None:
+        self.classes = np.asarray(classes)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes (or labels) as strings, for tables and file metadata."""
+        return tuple(str(c) for c in self.classes)
+
+    @property
+    @abstractmethod
+    def n_outputs(self) -> int:
+        """How many logits the model must produce."""
+
+    @abstractmethod
+    def encode(self, y: Any) -> Tensor:
+        """Targets in the user's labels -> the tensor the loss expects (on the CPU)."""
+
+    @abstractmethod
+    def decode(self, codes: Tensor) -> np.ndarray:
+        """Predicted codes from :meth:`decide` -> labels in the user's terms."""
+
+    @abstractmethod
+    def loss_fn(
+        self,
+        targets: Tensor,
+        class_weight: str | Mapping[Any, float] | None,
+        label_smoothing: float,
+    ) -> nn.Module:
+        """The training loss; ``targets`` (encoded) are used to compute "balanced" weights."""
+
+    @abstractmethod
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Logits ``(n, n_outputs)`` -> probabilities ``(n, K)`` (K = 2 for binary)."""
+
+    @abstractmethod
+    def decide(self, probs: Tensor) -> Tensor:
+        """Probabilities -> predicted codes: ``(n,)`` class indices or ``(n, L)`` indicators."""
+
+    @abstractmethod
+    def n_correct(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """How many rows are predicted exactly right (a 0-d tensor, left on the device)."""
+
+    @abstractmethod
+    def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
+        """All metrics for probabilities ``(n, K)`` against encoded targets."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description from which :func:`task_from_dict` rebuilds the task."""
+        return {"name": self.name, "classes": _plain(self.classes)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(classes={_plain(self.classes)!r})"
+
+    def _codes_of(self, y: np.ndarray) -> np.ndarray:
+        """Indices of the labels in ``self.classes``; unknown labels are a :class:`DataError`."""
+        try:
+            codes = np.searchsorted(self.classes, y)
+        except TypeError as exc:
+            raise DataError(
+                f"y holds labels of type {type(y.flat[0]).__name__}, but the classifier was "
+                f"trained on {list(self.class_names)}"
+            ) from exc
+        codes = np.clip(codes, 0, len(self.classes) - 1)
+        unknown = self.classes[codes] != y
+        if np.any(unknown):
+            bad = sorted({str(v) for v in y[unknown]})[:5]
+            raise DataError(
+                f"y holds labels {bad} that the classifier does not know; "
+                f"its classes are {list(self.class_names)}"
+            )
+        return codes
+
+
+class BinaryTask(Task):
+    """Two classes, one logit: ``P(classes[1]) = sigmoid(logit)``, predicted if ``>= threshold``."""
+
+    name = "binary"
+
+    def __init__(self, classes: Sequence[Any] | np.ndarray, threshold: float = 0.5) -> None:
+        super().__init__(classes)
+        _check_threshold(threshold)
+        self.threshold = float(threshold)
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    def encode(self, y: Any) -> Tensor:
+        codes = self._codes_of(np.asarray(y).reshape(-1))
+        return torch.from_numpy(codes.astype(np.float32)).unsqueeze(1)  # (n, 1) of 0.0 / 1.0
+
+    def decode(self, codes: Tensor) -> np.ndarray:
+        return self.classes[codes.cpu().numpy()]
+
+    def loss_fn(
+        self,
+        targets: Tensor,
+        class_weight: str | Mapping[Any, float] | None,
+        label_smoothing: float,
+    ) -> nn.Module:
+        if label_smoothing:
+            raise ConfigError(
+                "label_smoothing applies to multiclass tasks only; this one is binary"
+            )
+        if class_weight is None:
+            return nn.BCEWithLogitsLoss()
+        if class_weight == "balanced":
+            positives = float(targets.sum())
+            pos_weight = (len(targets) - positives) / max(positives, 1.0)
+        else:
+            weights = _weights_by_name(class_weight, self.class_names)
+            pos_weight = weights[1] / weights[0]  # scaling the positive term is all BCE offers
+        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor([pos_weight]))
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        # sigmoid(-z) rather than 1 - sigmoid(z): no cancellation for confident positives.
+        return torch.cat([torch.sigmoid(-logits), torch.sigmoid(logits)], dim=1)
+
+    def decide(self, probs: Tensor) -> Tensor:
+        return (probs[:, 1] >= self.threshold).long()
+
+    def n_correct(self, logits: Tensor, targets: Tensor) -> Tensor:
+        predicted = torch.sigmoid(logits[:, 0]) >= self.threshold
+        return (predicted == targets[:, 0].bool()).sum()
+
+    def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
+        codes = targets[:, 0].long()
+        return single_label_metrics("binary", probs, codes, self.decide(probs), self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "threshold": self.threshold}
+
+
+class MulticlassTask(Task):
+    """One logit per class: softmax, then argmax."""
+
+    name = "multiclass"
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes)
+
+    def encode(self, y: Any) -> Tensor:
+        return torch.from_numpy(self._codes_of(np.asarray(y).reshape(-1)).astype(np.int64))
+
+    def decode(self, codes: Tensor) -> np.ndarray:
+        return self.classes[codes.cpu().numpy()]
+
+    def loss_fn(
+        self,
+        targets: Tensor,
+        class_weight: str | Mapping[Any, float] | None,
+        label_smoothing: float,
+    ) -> nn.Module:
+        weight = None
+        if class_weight == "balanced":
+            counts = torch.bincount(targets, minlength=self.n_outputs).double()
+            weight = (len(targets) / (self.n_outputs * counts.clamp(min=1))).float()
+        elif class_weight is not None:
+            weight = torch.tensor(_weights_by_name(class_weight, self.class_names))
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        return torch.softmax(logits, dim=1)
+
+    def decide(self, probs: Tensor) -> Tensor:
+        return probs.argmax(dim=1)
+
+    def n_correct(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return (logits.argmax(dim=1) == targets).sum()
+
+    def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
+        preds = self.decide(probs)
+        return single_label_metrics("multiclass", probs, targets, preds, self.class_names)
+
+
+class MultilabelTask(Task):
+    """One logit per label, each an independent sigmoid with its own threshold.
+
+    ``classes`` are the label names. Targets are a 0/1 indicator matrix ``(n, L)``, or a sequence
+    of label collections such as ``[["a", "b"], [], ["c"]]``.
+    """
+
+    name = "multilabel"
+
+    def __init__(
+        self, classes: Sequence[Any] | np.ndarray, threshold: float | Sequence[float] = 0.5
+    ) -> None:
+        super().__init__(classes)
+        thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(self.classes),))
+        for value in thresholds:
+            _check_threshold(float(value))
+        self.thresholds = thresholds.copy()  # (L,)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes)
+
+    def encode(self, y: Any) -> Tensor:
+        indicator = _indicator(y, self.classes)
+        return torch.from_numpy(indicator.astype(np.float32))
+
+    def decode(self, codes: Tensor) -> np.ndarray:
+        return codes.cpu().numpy().astype(np.int64)  # (n, L) indicators, as scikit-learn
+
+    def loss_fn(
+        self,
+        targets: Tensor,
+        class_weight: str | Mapping[Any, float] | None,
+        label_smoothing: float,
+    ) -> nn.Module:
+        if label_smoothing:
+            raise ConfigError(
+                "label_smoothing applies to multiclass tasks only; this one is multilabel"
+            )
+        if class_weight is None:
+            return nn.BCEWithLogitsLoss()
+        if class_weight == "balanced":
+            positives = targets.sum(dim=0)
+            pos_weight = (len(targets) - positives) / positives.clamp(min=1)
+        else:
+            pos_weight = torch.tensor(_weights_by_name(class_weight, self.class_names))
+        return nn.BCEWithLogitsLoss(pos_weight=pos_weight.float())
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits)
+
+    def decide(self, probs: Tensor) -> Tensor:
+        thresholds = torch.as_tensor(self.thresholds, dtype=probs.dtype, device=probs.device)
+        return (probs >= thresholds).long()
+
+    def n_correct(self, logits: Tensor, targets: Tensor) -> Tensor:
+        predicted = self.decide(torch.sigmoid(logits)).bool()
+        return (predicted == targets.bool()).all(dim=1).sum()
+
+    def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
+        return multilabel_metrics(probs, targets, self.decide(probs), self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "threshold": [float(t) for t in self.thresholds]}
+
+
+def _weights_by_name(
+    class_weight: Mapping[Any, float], class_names: tuple[str, ...]
+) -> list[float]:
+    """``{label: weight}`` (labels as given or as strings) -> weights in class order, default 1."""
+    by_name = {str(k): float(v) for k, v in class_weight.items()}
+    unknown = sorted(set(by_name) - set(class_names))
+    if unknown:
+        raise ConfigError(
+            f"class_weight names labels {unknown} that are not among the classes "
+            f"{list(class_names)}"
+        )
+    return [by_name.get(name, 1.0) for name in class_names]
+
+
+def _is_label_sets(y: np.ndarray) -> bool:
+    """True for a 1-D sequence whose items are label collections (lists, tuples, sets)."""
+    return (
+        y.ndim == 1
+        and y.dtype == object
+        and len(y) > 0
+        and isinstance(y[0], (list, tuple, set, frozenset))
+    )
+
+
+def _as_label_array(y: Any) -> np.ndarray:
+    """Targets as an array; rows of label collections stay a 1-D object array."""
+    if hasattr(y, "to_numpy"):  # pandas Series / DataFrame
+        y = y.to_numpy()
+    if isinstance(y, Tensor):
+        y = y.detach().cpu().numpy()
+    if isinstance(y, (list, tuple)) and y and isinstance(y[0], (list, tuple, set, frozenset)):
+        # Ragged collections of labels: keep one Python object per row.
+        as_objects = np.empty(len(y), dtype=object)
+        as_objects[:] = [list(row) for row in y]
+        if len({len(row) for row in as_objects}) == 1 and not any(
+            isinstance(v, str) for row in as_objects for v in row
+        ):
+            return np.asarray(y)  # rectangular numbers: an indicator matrix
+        return as_objects
+    return np.asarray(y)
+
+
+def _indicator(y: Any, label_names: np.ndarray) -> np.ndarray:
+    """Multilabel targets -> ``(n, L)`` 0/1 matrix in the order of ``label_names``."""
+    y = _as_label_array(y)
+    if _is_label_sets(y):
+        position = {str(name): i for i, name in enumerate(label_names)}
+        indicator = np.zeros((len(y), len(label_names)), dtype=np.int64)
+        for row, labels in enumerate(y):
+            for label in labels:
+                if str(label) not in position:
+                    raise DataError(
+                        f"y row {row} holds the label {label!r}, which is not among the "
+                        f"labels {[str(n) for n in label_names]}"
+                    )
+                indicator[row, position[str(label)]] = 1
+        return indicator
+    if y.ndim != 2 or y.shape[1] != len(label_names):
+        raise DataError(
+            f"multilabel y must be an indicator matrix of shape (n_samples, {len(label_names)}); "
+            f"got shape {y.shape}"
+        )
+    values = np.unique(y)
+    if not np.isin(values, [0, 1]).all():
+        raise DataError(
+            "a multilabel indicator y may hold only 0 and 1 (or booleans); found "
+            f"{values[:5].tolist()}"
+        )
+    return y.astype(np.int64)
+
+
+def infer_task(
+    y: Any,
+    task: str = "auto",
+    *,
+    threshold: float | Sequence[float] = 0.5,
+    label_names: Sequence[str] | None = None,
+) -> Task:
+    """Choose and fit the task for training targets ``y``.
+
+    ``task="auto"``: a 2-D indicator matrix or a sequence of label collections is multilabel; a
+    1-D target with two distinct labels is binary, with more it is multiclass.
+
+    Raises:
+        DataError: if ``y`` is empty, holds missing values, has a single class, or does not fit
+            the requested task.
+        ConfigError: if ``task`` is not one of ``TASKS``.
+    """
+    from torchclf.config import check_choice
+
+    check_choice("task", task, ("auto", *TASKS))
+    y = _as_label_array(y)
+    if y.ndim == 2 and y.shape[1] == 1 and task != "multilabel":
+        y = y[:, 0]
+    if len(y) == 0:
+        raise DataError("y is empty: at least two labelled rows are needed")
+    multilabel_shaped = y.ndim == 2 or _is_label_sets(y)
+    if task == "auto" and multilabel_shaped:
+        task = "multilabel"
+    if task == "multilabel":
+        return _fit_multilabel(y, threshold, label_names)
+    if multilabel_shaped:
+        raise DataError(
+            f"y looks multilabel (shape {y.shape}), but task={task!r}; pass task='multilabel' "
+            "or a 1-D y"
+        )
+    _check_no_missing(y)
+    try:
+        classes = np.unique(y)
+    except TypeError as exc:
+        raise DataError(f"y mixes label types that cannot be ordered: {exc}") from exc
+    if len(classes) < 2:
+        raise DataError(
+            f"y has a single class ({classes[0]!r}); a classifier needs at least two classes"
+        )
+    if task == "binary" and len(classes) > 2:
+        raise DataError(
+            f"task='binary' needs exactly two classes, but y has {len(classes)}: "
+            f"{_plain(classes[:10])}; use task='multiclass' (or 'auto')"
+        )
+    if task == "multiclass" or len(classes) > 2:
+        return MulticlassTask(classes)
+    return BinaryTask(classes, float(threshold))  # type: ignore[arg-type]
+
+
+def _check_no_missing(y: np.ndarray) -> None:
+    if y.dtype.kind == "f":
+        missing = np.isnan(y)
+    elif y.dtype == object:
+        missing = np.array([v is None or (isinstance(v, float) and v != v) for v in y])
+    else:
+        return
+    if missing.any():
+        rows = np.flatnonzero(missing)[:5].tolist()
+        raise DataError(
+            f"y has {int(missing.sum())} missing values (rows {rows}...); drop those rows or fill "
+            "them"
+        )
+
+
+def _fit_multilabel(
+    y: np.ndarray, threshold: float | Sequence[float], label_names: Sequence[str] | None
+) -> MultilabelTask:
+    if _is_label_sets(y):
+        names = sorted({str(label) for labels in y for label in labels})
+        if label_names is not None:
+            names = list(label_names)
+    elif y.ndim == 2:
+        names = (
+            list(label_names) if label_names is not None else [str(i) for i in range(y.shape[1])]
+        )
+    else:
+        raise DataError(
+            f"task='multilabel' needs y as an (n_samples, n_labels) indicator matrix or a "
+            f"sequence of label lists; got a 1-D y of dtype {y.dtype}"
+        )
+    if len(names) < 1:
+        raise DataError("multilabel y names no label at all")
+    task = MultilabelTask(np.asarray(names), threshold)
+    task.encode(y)  # validates the values and the shape
+    return task
+
+
+def task_from_dict(values: Mapping[str, Any]) -> Task:
+    """Rebuild a task from :meth:`Task.to_dict` (as stored in a model file)."""
+    name = values["name"]
+    classes = np.asarray(values["classes"])
+    if name == "binary":
+        return BinaryTask(classes, values.get("threshold", 0.5))
+    if name == "multiclass":
+        return MulticlassTask(classes)
+    if name == "multilabel":
+        return MultilabelTask(classes, values.get("threshold", 0.5))
+    raise ConfigError(f"Invalid task: expected one of {list(TASKS)}, got {name!r}")
+
+
+__all__ = [
+    "TASKS",
+    "BinaryTask",
+    "MulticlassTask",
+    "MultilabelTask",
+    "Task",
+    "infer_task",
+    "task_from_dict",
+]

@@ -1,0 +1,246 @@
+"""The training loop: one readable function, :func:`train_model`.
+
+It trains a model on tensors that are already on the device and already preprocessed, evaluates
+it on the validation and test splits after every epoch, and records everything in a
+:class:`History`. Early stopping is a flag checked at the end of an epoch, not an exception.
+
+Per epoch the loop synchronises with the device once (to read the epoch's losses); the running
+sums stay on the device in between.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from torchclf.config import TrainConfig
+from torchclf.data import IndexBatches, default_batch_size
+from torchclf.errors import TrainingError
+from torchclf.tasks import Task
+
+EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradients
+
+
+class Labelled(NamedTuple):
+    """Features ``(n, d)`` and encoded targets, on the training device."""
+
+    X: Tensor
+    y: Tensor
+
+
+@dataclass
+class History:
+    """The per-epoch record of a training run.
+
+    One row per epoch: ``epoch``, ``train_loss``, ``train_accuracy``, ``val_*`` and ``test_*`` when
+    those splits exist, ``lr`` and ``time`` (seconds since the start).
+    """
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None  # the epoch whose weights were kept by early stopping
+    stopped_early: bool = False
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        return iter(self.rows)
+
+    def column(self, name: str) -> list[float]:
+        """Every epoch's value of one metric, e.g. ``history.column("test_accuracy")``."""
+        return [row[name] for row in self.rows]
+
+    @property
+    def last(self) -> dict[str, float]:
+        """The last epoch's row."""
+        return self.rows[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: the last row, the best epoch, whether training stopped early."""
+        return {
+            "epochs": len(self.rows),
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "last": dict(self.last) if self.rows else {},
+        }
+
+
+def make_optimizer(config: TrainConfig, parameters: Any) -> torch.optim.Optimizer:
+    """The optimizer named by ``config.optimizer`` (a plain dict of ``torch.optim`` classes)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    return optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """The per-epoch learning-rate schedule, or None.
+
+    cosine: anneal to 0 over ``epochs``; step: divide by 10 after each third of the epochs;
+    plateau: halve the rate when the monitored loss has not improved for 10 epochs.
+    """
+    schedules = torch.optim.lr_scheduler
+    if config.lr_schedule == "cosine":
+        return schedules.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "step":
+        return schedules.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1)
+    if config.lr_schedule == "plateau":
+        return schedules.ReduceLROnPlateau(optimizer, factor=0.5, patience=10)
+    return None
+
+
+@torch.inference_mode()
+def evaluate_loss(
+    model: nn.Module, task: Task, loss_fn: nn.Module, data: Labelled
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on ``data``, without autograd, in large batches."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=data.X.device)
+    correct = torch.zeros((), device=data.X.device)
+    n_rows = len(data.X)
+    for start in range(0, n_rows, EVAL_BATCH_ROWS):
+        rows = slice(start, start + EVAL_BATCH_ROWS)
+        logits = model(data.X[rows])
+        loss_sum += loss_fn(logits, data.y[rows]) * len(logits)
+        correct += task.n_correct(logits, data.y[rows])
+    model.train(was_training)
+    return float(loss_sum) / n_rows, float(correct) / n_rows
+
+
+def train_model(
+    model: nn.Module,
+    task: Task,
+    loss_fn: nn.Module,
+    train: Labelled,
+    config: TrainConfig,
+    *,
+    validation: Labelled | None = None,
+    test: Labelled | None = None,
+    log: Callable[[str], None] | None = None,
+) -> History:
+    """Train ``model`` in place and return its history.
+
+    Args:
+        model: maps features to logits; already on the data's device.
+        task: turns logits into correct-prediction counts for the accuracy columns.
+        loss_fn: the task's loss, on the data's device.
+        train: training rows.
+        config: optimizer, schedule, epochs, batch size, clipping, early stopping, seed.
+        validation: rows for early stopping (and the plateau schedule); never trained on.
+        test: rows only reported, never used for any decision.
+        log: receives a progress line every ``config.log_every`` epochs; None is silent.
+
+    Raises:
+        TrainingError: when the training loss becomes NaN or infinite.
+    """
+    n_rows = len(train.X)
+    batch_size = default_batch_size(n_rows, config.batch_size, TrainConfig.FULL_BATCH_MAX)
+    # A last batch of one row would make BatchNorm fail in training mode: drop it.
+    drop_last = n_rows % batch_size == 1 and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    )
+    batches = IndexBatches(
+        n_rows,
+        batch_size,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=drop_last,
+        device=train.X.device,
+    )
+    optimizer = make_optimizer(config, model.parameters())
+    scheduler = make_scheduler(config, optimizer)
+    log_every = config.log_every or max(1, config.epochs // 10)
+    history = History()
+    best_loss, best_state, epochs_without_improvement = math.inf, None, 0
+    start_time = time.perf_counter()
+    stop = False
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        loss_sum = torch.zeros((), device=train.X.device)
+        correct = torch.zeros((), device=train.X.device)
+        rows_seen = 0
+        for rows in batches.epoch(epoch):
+            X_batch, y_batch = train.X[rows], train.y[rows]
+            logits = model(X_batch)
+            loss = loss_fn(logits, y_batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach() * len(X_batch)
+            correct += task.n_correct(logits.detach(), y_batch)
+            rows_seen += len(X_batch)
+
+        lr = optimizer.param_groups[0]["lr"]
+        row = {
+            "epoch": float(epoch),
+            "train_loss": float(loss_sum) / rows_seen,
+            "train_accuracy": float(correct) / rows_seen,
+        }
+        if not math.isfinite(row["train_loss"]):
+            raise TrainingError(
+                f"the training loss became {row['train_loss']} at epoch {epoch} with lr={lr:g}: "
+                f"training diverged. Lower the learning rate (for example lr={lr / 10:g}) or set "
+                "grad_clip"
+            )
+        for prefix, split in (("val", validation), ("test", test)):
+            if split is not None:
+                row[f"{prefix}_loss"], row[f"{prefix}_accuracy"] = evaluate_loss(
+                    model, task, loss_fn, split
+                )
+        row["lr"] = lr
+        row["time"] = time.perf_counter() - start_time
+        history.rows.append(row)
+
+        monitored = row.get("val_loss", row["train_loss"])
+        if scheduler is not None:
+            if config.lr_schedule == "plateau":
+                scheduler.step(monitored)
+            else:
+                scheduler.step()
+        if config.early_stopping:
+            if monitored < best_loss - config.min_delta:
+                best_loss, epochs_without_improvement = monitored, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                history.best_epoch = epoch
+            else:
+                epochs_without_improvement += 1
+                stop = epochs_without_improvement >= config.patience
+        if log is not None and (epoch % log_every == 0 or epoch == 1 or stop):
+            log(format_progress(row))
+        if stop:
+            history.stopped_early = True
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)  # early stopping keeps the best validation epoch
+    return history
+
+
+def format_progress(row: dict[str, float]) -> str:
+    """One progress line in the tutorial's style."""
+    parts = [f"Epoch: {int(row['epoch']):>4}"]
+    for prefix, label in (("train", "Loss"), ("val", "Val loss"), ("test", "Test loss")):
+        if f"{prefix}_loss" in row:
+            parts.append(
+                f"{label}: {row[f'{prefix}_loss']:.5f}, Acc: {100 * row[f'{prefix}_accuracy']:.2f}%"
+            )
+    return " | ".join(parts)
+
+
+__all__ = ["History", "Labelled", "evaluate_loss", "format_progress", "train_model"]
