@@ -169,7 +169,7 @@ def split_indices(
         values, counts = np.unique(groups, return_counts=True)
         if counts.min() < 2:
             raise DataError(
-                f"cannot stratify the split: class {values[counts.argmin()]!r} has only "
+                f"cannot stratify the split: class {values[counts.argmin()].item()!r} has only "
                 f"{counts.min()} sample; add samples or pass stratify=False"
             )
         if n_test < len(values) or n_samples - n_test < len(values):

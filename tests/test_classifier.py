@@ -1,0 +1,236 @@
+import json
+import pickle
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import torchclf
+from torchclf import DataError, ModelFileError, datasets
+from torchclf.checkpoint import FORMAT_VERSION
+
+
+@pytest.fixture(scope="module")
+def blobs_split():
+    data = datasets.load("blobs", n_samples=300)
+    return torchclf.train_test_split(data.X, data.labels, test_size=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def blobs_clf(blobs_split):
+    return torchclf.fit(
+        blobs_split.X_train,
+        blobs_split.y_train,
+        hidden=(16, 16),
+        epochs=60,
+        batch_norm=True,
+        dropout=0.1,
+    )
+
+
+def test_predictions_are_in_the_users_labels(blobs_clf, blobs_split):
+    predictions = blobs_clf.predict(blobs_split.X_test)
+    assert predictions.dtype.kind == "U" and set(predictions) <= {
+        "blob_0",
+        "blob_1",
+        "blob_2",
+        "blob_3",
+    }
+    probs = blobs_clf.predict_proba(blobs_split.X_test)
+    assert probs.shape == (60, 4) and np.allclose(probs.sum(1), 1, atol=1e-6)
+    assert np.array_equal(blobs_clf.classes[probs.argmax(1)], predictions)  # argmax == predict
+    assert blobs_clf.decision_function(blobs_split.X_test).shape == (60, 4)
+    assert blobs_clf.evaluate(blobs_split.X_test, blobs_split.y_test)["accuracy"] >= 0.9
+
+
+def test_save_load_predict_is_bit_identical(tmp_path, blobs_clf, blobs_split):
+    path = blobs_clf.save(tmp_path / "sub" / "model.safetensors")
+    loaded = torchclf.load(path)
+    assert np.array_equal(
+        loaded.predict_proba(blobs_split.X_test), blobs_clf.predict_proba(blobs_split.X_test)
+    )
+    assert np.array_equal(loaded.predict(blobs_split.X_test), blobs_clf.predict(blobs_split.X_test))
+    assert loaded.model_config == blobs_clf.model_config
+    assert loaded.train_config == blobs_clf.train_config
+    assert loaded.training_summary["epochs"] == 60
+    assert [p.name for p in path.parent.iterdir()] == ["model.safetensors"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("y", "task"),
+    [
+        pytest.param([True, False] * 20, "binary", id="bool-binary"),
+        pytest.param(["no", "yes"] * 20, "binary", id="str-binary"),
+        pytest.param(np.array([[1, 0, 1], [0, 1, 1]] * 20), "multilabel", id="multilabel"),
+    ],
+)
+def test_every_task_round_trips(tmp_path, y, task):
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    clf = torchclf.fit(X, y, hidden=(4,), epochs=5, threshold=0.4)
+    loaded = torchclf.load(clf.save(tmp_path / "m.safetensors"))
+    assert loaded.task.name == task and loaded.task.to_dict() == clf.task.to_dict()
+    assert np.array_equal(loaded.predict(X), clf.predict(X))
+    assert loaded.predict(X).dtype == clf.predict(X).dtype
+
+
+def test_feature_names_travel_and_columns_are_matched_by_name(tmp_path):
+    frame = pd.DataFrame({"a": np.arange(40.0), "b": np.sin(np.arange(40.0))})
+    clf = torchclf.fit(frame, np.arange(40) % 2, hidden=(4,), epochs=5)
+    loaded = torchclf.load(clf.save(tmp_path / "m.safetensors"))
+    assert loaded.feature_names == ["a", "b"]
+    assert np.array_equal(loaded.predict_proba(frame[["b", "a"]]), clf.predict_proba(frame))
+    with pytest.raises(
+        DataError,
+        match=re.escape("X lacks the feature columns ['b'] the classifier was trained on"),
+    ):
+        loaded.predict(frame.rename(columns={"b": "c"}))
+
+
+def test_wrong_feature_count_and_unknown_labels(blobs_clf):
+    with pytest.raises(
+        DataError, match=re.escape("X has 3 features, but the classifier was trained on 2")
+    ):
+        blobs_clf.predict(np.zeros((2, 3)))
+    with pytest.raises(
+        DataError, match=re.escape("y holds labels ['blob_9'] that the classifier does not know")
+    ):
+        blobs_clf.evaluate(np.zeros((1, 2)), ["blob_9"])
+
+
+def test_foreign_safetensors_file(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"weight": torch.zeros(2)}, path, metadata={"format": "pt"})
+    message = f"'{path}' is a safetensors file but not a torchclf model: its metadata has no 'torchclf' entry"
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        torchclf.load(path)
+
+
+def test_truncated_and_garbage_files(tmp_path, blobs_clf):
+    good = blobs_clf.save(tmp_path / "good.safetensors").read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good[: len(good) - 50])
+    with pytest.raises(
+        ModelFileError,
+        match=re.escape(
+            f"'{truncated}' is not a readable safetensors file, so not a torchclf model (it may be truncated or corrupt)"
+        ),
+    ):
+        torchclf.load(truncated)
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("hello, I am not a model")
+    with pytest.raises(ModelFileError, match="is not a readable safetensors file"):
+        torchclf.load(garbage)
+    with pytest.raises(
+        ModelFileError,
+        match=re.escape(f"model file '{tmp_path / 'missing.safetensors'}' does not exist"),
+    ):
+        torchclf.load(tmp_path / "missing.safetensors")
+
+
+def _rewrite_metadata(source, target, change):
+    from safetensors import safe_open
+
+    with safe_open(str(source), "pt") as handle:
+        meta = json.loads(handle.metadata()["torchclf"])
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    change(meta, tensors)
+    save_file(tensors, target, metadata={"torchclf": json.dumps(meta)})
+
+
+def test_newer_format_version_is_refused(tmp_path, blobs_clf):
+    source = blobs_clf.save(tmp_path / "m.safetensors")
+    newer = tmp_path / "newer.safetensors"
+    _rewrite_metadata(source, newer, lambda meta, _: meta.update(format_version=FORMAT_VERSION + 1))
+    message = (
+        f"'{newer}' was written by a newer torchclf (format version {FORMAT_VERSION + 1}; this "
+        f"torchclf reads up to {FORMAT_VERSION}): upgrade with 'pip install -U torchclf'"
+    )
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        torchclf.load(newer)
+
+
+def test_tensors_must_match_the_architecture(tmp_path, blobs_clf):
+    source = blobs_clf.save(tmp_path / "m.safetensors")
+    broken = tmp_path / "broken.safetensors"
+    _rewrite_metadata(source, broken, lambda _, tensors: tensors.pop("model.layers.0.weight"))
+    with pytest.raises(
+        ModelFileError,
+        match=re.escape(
+            "does not match its own architecture: missing tensors ['layers.0.weight'], unexpected tensors []"
+        ),
+    ):
+        torchclf.load(broken)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling would create the marker file
+
+
+def test_loading_never_executes_code_from_a_file(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(_Payload(str(marker))))
+    with pytest.raises(ModelFileError):
+        torchclf.load(evil)
+    torch_pickle = tmp_path / "evil.pt"
+    torch.save({"x": _Payload(str(marker))}, torch_pickle)
+    with pytest.raises(ModelFileError):
+        torchclf.load(torch_pickle)
+    assert not marker.exists()
+
+
+def _fit_moons_weights():
+    split_data = datasets.load("moons", n_samples=200)
+    clf = torchclf.fit(
+        split_data.X, split_data.y, hidden=(8, 8), epochs=30, batch_size=32, dropout=0.2, seed=7
+    )
+    return torch.cat([p.detach().reshape(-1) for p in clf.model.parameters()])
+
+
+def test_same_seed_same_model_in_one_process():
+    assert torch.equal(_fit_moons_weights(), _fit_moons_weights())
+
+
+def test_same_seed_same_model_across_processes(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys, torch
+        torch.set_num_threads(1)
+        sys.path.insert(0, sys.argv[1])
+        from test_classifier import _fit_moons_weights
+        torch.save(_fit_moons_weights(), sys.argv[2])
+        """
+    )
+    out = tmp_path / "weights.pt"
+    tests_dir = str(__import__("pathlib").Path(__file__).parent)
+    subprocess.run(
+        [sys.executable, "-c", script, tests_dir, str(out)],
+        check=True,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert torch.equal(torch.load(out), _fit_moons_weights())
+
+
+def test_different_seeds_give_different_models():
+    data = datasets.load("moons", n_samples=100)
+    a = torchclf.fit(data.X, data.y, hidden=(4,), epochs=2, seed=1)
+    b = torchclf.fit(data.X, data.y, hidden=(4,), epochs=2, seed=2)
+    assert not torch.equal(a.model.layers[0].weight, b.model.layers[0].weight)
+
+
+def test_repr_summarises_the_classifier(blobs_clf):
+    # (2*16 + 16) + (16*16 + 16) + (16*4 + 4) weights and biases + 2 * (16 + 16) batch-norm scales
+    assert repr(blobs_clf) == (
+        "Classifier(task='multiclass', classes=['blob_0', 'blob_1', 'blob_2', 'blob_3'], "
+        "features=2, hidden=16-16, activation='relu', parameters=452)"
+    )

@@ -1,0 +1,89 @@
+import pytest
+import torch
+from torch import nn
+
+from torchclf import MLP, ConfigError, ModelConfig, build_model
+from torchclf.models import count_parameters
+
+
+def test_linear_baseline_is_one_linear_layer():
+    model = MLP(ModelConfig(in_features=2, out_features=1, hidden=()))
+    assert [type(m) for m in model.layers] == [nn.Linear]
+    assert count_parameters(model) == 3
+
+
+def test_hidden_blocks_with_batch_norm_and_dropout():
+    model = MLP(
+        ModelConfig(
+            in_features=4,
+            out_features=3,
+            hidden=(16, 8),
+            activation="tanh",
+            dropout=0.2,
+            batch_norm=True,
+        )
+    )
+    kinds = [type(m).__name__ for m in model.layers]
+    assert kinds == [
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Linear",
+    ]
+    assert model(torch.zeros(5, 4)).shape == (5, 3)
+    # 4*16+16 + 2*16 + 16*8+8 + 2*8 + 8*3+3
+    assert count_parameters(model) == 80 + 32 + 136 + 16 + 27
+
+
+def test_initialisation_is_the_tutorials_under_the_same_seed():
+    # The lesson: torch.manual_seed(42), then nn.Linear(2, 10), nn.Linear(10, 10), nn.Linear(10, 1).
+    torch.manual_seed(42)
+    reference = [nn.Linear(2, 10), nn.Linear(10, 10), nn.Linear(10, 1)]
+    model = build_model(ModelConfig(in_features=2, out_features=1, hidden=(10, 10)), seed=42)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    for ours, theirs in zip(linears, reference, strict=True):
+        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
+
+
+def test_build_model_is_reproducible_and_leaves_the_global_rng_alone():
+    config = ModelConfig(in_features=3, out_features=2, hidden=(5,))
+    torch.manual_seed(0)
+    expected_next = torch.rand(1)
+    torch.manual_seed(0)
+    a, b, c = build_model(config, 1), build_model(config, 1), build_model(config, 2)
+    assert torch.rand(1).item() == expected_next.item()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a.layers[0].weight, c.layers[0].weight)
+
+
+def test_invalid_configs_report_every_problem_at_once():
+    message = (
+        "The 'in_features' parameter must be an int in the range [1, inf). Got 0 instead.; "
+        "The 'dropout' parameter must be a float in the range [0.0, 1.0]. Got 1.5 instead."
+    )
+    with pytest.raises(
+        ConfigError,
+        match=message.replace("(", r"\(")
+        .replace(")", r"\)")
+        .replace("[", r"\[")
+        .replace("]", r"\]")
+        .replace(".", r"\."),
+    ):
+        ModelConfig(in_features=0, out_features=1, dropout=1.5)
+    with pytest.raises(
+        ConfigError,
+        match=r"Invalid activation: expected one of .*got 'rleu'\. Did you mean 'relu'\?",
+    ):
+        ModelConfig(in_features=1, out_features=1, activation="rleu")
+
+
+def test_config_round_trips_through_dict():
+    config = ModelConfig(in_features=3, out_features=2, hidden=(4, 5), dropout=0.1)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match=r"Unknown ModelConfig keys \['width'\]"):
+        ModelConfig.from_dict({**config.to_dict(), "width": 3})

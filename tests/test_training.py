@@ -1,0 +1,276 @@
+import itertools
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import torchclf
+from torchclf import ConfigError, TrainingError, datasets
+
+TUTORIAL = dict(optimizer="sgd", lr=0.1, standardize=False)
+
+
+def _tutorial_split(name):
+    data = datasets.load(name)
+    return torchclf.train_test_split(data.X, data.y, test_size=0.2, stratify=False, seed=42)
+
+
+def _stratified_split(name, **params):
+    data = datasets.load(name, **params)
+    return torchclf.train_test_split(data.X, data.y, test_size=0.2, seed=42)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "hidden", "activation", "epochs", "published"),
+    [
+        pytest.param("circles", (10, 10), "identity", 1000, (0.51, 0.46, None, None), id="model_1"),
+        pytest.param(
+            "circles", (10, 10), "relu", 1000, (0.74, 0.79, 0.62362, 0.62145), id="model_3"
+        ),
+        pytest.param("blobs", (8, 8), "identity", 100, (0.99125, 0.995, None, None), id="model_4"),
+    ],
+)
+def test_the_tutorials_published_lines_are_reproduced(
+    dataset, hidden, activation, epochs, published
+):
+    split = _tutorial_split(dataset)
+    clf = torchclf.fit(
+        split.X_train,
+        split.y_train,
+        hidden=hidden,
+        activation=activation,
+        epochs=epochs,
+        eval_set=(split.X_test, split.y_test),
+        **TUTORIAL,
+    )
+    # The lesson prints every epochs // 10 epochs counting from 0; rows[k] is its epoch k.
+    line = clf.history.rows[epochs - epochs // 10]
+    train_acc, test_acc, train_loss, test_loss = published
+    assert line["train_accuracy"] == pytest.approx(train_acc, abs=1e-9)
+    assert line["test_accuracy"] == pytest.approx(test_acc, abs=1e-9)
+    if train_loss is not None:
+        assert round(line["train_loss"], 5) == train_loss
+        assert round(line["test_loss"], 5) == test_loss
+
+
+def test_linear_model_stays_near_chance_and_relu_mlp_learns_circles():
+    split = _stratified_split("circles")
+    linear = torchclf.fit(split.X_train, split.y_train, hidden=(), epochs=300)
+    relu = torchclf.fit(split.X_train, split.y_train, hidden=(10, 10), epochs=1000)
+    assert 0.45 <= linear.evaluate(split.X_test, split.y_test)["accuracy"] <= 0.55
+    assert relu.evaluate(split.X_test, split.y_test)["accuracy"] >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("name", "hidden", "target"),
+    [("blobs", (10, 10), 0.99), ("moons", (10, 10), 0.99), ("spirals", (64, 64), 0.97)],
+)
+def test_toy_datasets_reach_their_targets(name, hidden, target):
+    split = _stratified_split(name)
+    clf = torchclf.fit(split.X_train, split.y_train, hidden=hidden, epochs=1000)
+    assert clf.evaluate(split.X_test, split.y_test)["accuracy"] >= target
+
+
+def test_multilabel_mlp_beats_independent_logistic_regressions():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.multioutput import MultiOutputClassifier
+
+    split = _stratified_split("multilabel")
+    clf = torchclf.fit(split.X_train, split.y_train, hidden=(64, 64), epochs=600)
+    ours = clf.predict(split.X_test)
+    baseline = MultiOutputClassifier(LogisticRegression()).fit(split.X_train, split.y_train)
+    theirs = baseline.predict(split.X_test)
+    ours_f1 = f1_score(split.y_test, ours, average=None)
+    theirs_f1 = f1_score(split.y_test, theirs, average=None)
+    assert np.all(ours_f1 >= theirs_f1 - 0.01)  # the linear label ("right") ties
+    assert accuracy_score(split.y_test, ours) > accuracy_score(split.y_test, theirs) + 0.3
+
+
+def test_history_records_train_validation_and_test_every_epoch():
+    split = _stratified_split("moons", n_samples=200)
+    clf = torchclf.fit(
+        split.X_train,
+        split.y_train,
+        hidden=(8,),
+        epochs=7,
+        validation_fraction=0.25,
+        eval_set=(split.X_test, split.y_test),
+    )
+    assert len(clf.history) == 7
+    assert set(clf.history.last) == {
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "lr",
+        "time",
+    }
+    assert clf.history.column("epoch") == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    # the recorded test metrics are those of the final weights
+    evaluation = clf.evaluate(split.X_test, split.y_test)
+    assert clf.history.last["test_accuracy"] == pytest.approx(evaluation["accuracy"])
+    assert clf.history.last["test_loss"] == pytest.approx(evaluation["log_loss"], rel=1e-5)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    split = _stratified_split("moons", n_samples=300, noise=0.35)
+    clf = torchclf.fit(
+        split.X_train,
+        split.y_train,
+        hidden=(128, 128),
+        lr=0.03,
+        epochs=2000,
+        early_stopping=True,
+        validation_fraction=0.3,
+        patience=15,
+    )
+    history = clf.history
+    assert history.stopped_early and len(history) < 2000
+    val_losses = history.column("val_loss")
+    best = int(np.argmin(val_losses))
+    assert history.best_epoch == best + 1
+    assert len(history) == history.best_epoch + 15
+    # The returned weights are the best epoch's: recompute its validation loss from scratch.
+    features = split.X_train
+    targets = clf.task.encode(split.y_train)
+    from torchclf.data import split_indices
+
+    _, val_rows = split_indices(len(features), 0.3, stratify=targets.numpy(), seed=42)
+    probs = clf.predict_proba(features[val_rows])
+    y_val = split.y_train[val_rows]
+    val_loss = -np.mean(np.log(probs[np.arange(len(y_val)), y_val]))
+    assert val_loss == pytest.approx(val_losses[best], rel=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+def test_every_optimizer_learns_blobs(optimizer):
+    split = _stratified_split("blobs", n_samples=300)
+    lr = 0.1 if optimizer == "sgd" else 0.01
+    clf = torchclf.fit(
+        split.X_train,
+        split.y_train,
+        hidden=(16,),
+        optimizer=optimizer,
+        lr=lr,
+        momentum=0.9 if optimizer == "sgd" else 0.0,
+        weight_decay=1e-4,
+        epochs=150,
+    )
+    assert clf.evaluate(split.X_test, split.y_test)["accuracy"] >= 0.95
+
+
+def test_learning_rate_schedules():
+    split = _stratified_split("moons", n_samples=100)
+    cosine = torchclf.fit(
+        split.X_train, split.y_train, hidden=(4,), lr=0.1, epochs=20, lr_schedule="cosine"
+    )
+    lrs = cosine.history.column("lr")
+    assert lrs[0] == pytest.approx(0.1) and all(a > b for a, b in itertools.pairwise(lrs))
+    step = torchclf.fit(
+        split.X_train, split.y_train, hidden=(4,), lr=0.1, epochs=9, lr_schedule="step"
+    )
+    assert step.history.column("lr") == pytest.approx([0.1] * 3 + [0.01] * 3 + [0.001] * 3)
+
+
+def test_mini_batches_and_gradient_clipping_train():
+    split = _stratified_split("moons", n_samples=400)
+    clf = torchclf.fit(
+        split.X_train,
+        split.y_train,
+        hidden=(32, 32),
+        batch_size=32,
+        grad_clip=0.5,
+        epochs=40,
+        dropout=0.1,
+        batch_norm=True,
+    )
+    assert clf.evaluate(split.X_test, split.y_test)["accuracy"] >= 0.95
+
+
+def test_diverging_loss_stops_with_a_clear_error():
+    X = np.random.default_rng(0).normal(size=(100, 3)) * 100
+    y = (X[:, 0] > 0).astype(int)
+    message = (
+        "the training loss became nan at epoch 4 with lr=1e+06: training diverged. Lower the "
+        "learning rate (for example lr=100000) or set grad_clip"
+    )
+    with pytest.raises(TrainingError, match=re.escape(message)):
+        torchclf.fit(X, y, optimizer="sgd", lr=1e6, standardize=False, epochs=50, hidden=(8,))
+
+
+def test_progress_is_printed_when_verbose_and_silent_otherwise(capsys):
+    split = _stratified_split("moons", n_samples=100)
+    torchclf.fit(
+        split.X_train, split.y_train, hidden=(4,), epochs=20, eval_set=(split.X_test, split.y_test)
+    )
+    assert capsys.readouterr().out == ""
+    torchclf.fit(
+        split.X_train,
+        split.y_train,
+        hidden=(4,),
+        epochs=20,
+        verbose=True,
+        log_every=5,
+        eval_set=(split.X_test, split.y_test),
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("|")[0].strip() for line in lines] == [
+        "Epoch:    1",
+        "Epoch:    5",
+        "Epoch:   10",
+        "Epoch:   15",
+        "Epoch:   20",
+    ]
+    assert re.fullmatch(
+        r"Epoch:   20 \| Loss: \d\.\d{5}, Acc: \d+\.\d\d% \| Test loss: \d\.\d{5}, Acc: \d+\.\d\d%",
+        lines[-1],
+    )
+
+
+def test_invalid_training_parameters_are_reported_together():
+    X, y = np.zeros((10, 2)), np.arange(10) % 2
+    message = (
+        "The 'lr' parameter must be a float in the range (0.0, inf). Got -1 instead.; "
+        "The 'epochs' parameter must be an int in the range [1, inf). Got 0 instead."
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        torchclf.fit(X, y, lr=-1, epochs=0)
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "early_stopping=True needs a validation split: set validation_fraction (for example 0.1)."
+        ),
+    ):
+        torchclf.fit(X, y, early_stopping=True)
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "Invalid optimizer: expected one of ['sgd', 'adam', 'adamw', 'rmsprop'], got 'adm'. Did you mean 'adam'?"
+        ),
+    ):
+        torchclf.fit(X, y, optimizer="adm")
+
+
+def test_fit_defaults_are_the_config_defaults():
+    import dataclasses
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(torchclf.fit).parameters.items()}
+    for config in (torchclf.ModelConfig, torchclf.TrainConfig):
+        for f in dataclasses.fields(config):
+            if f.name in defaults:
+                assert defaults[f.name] == f.default, f.name
+
+
+def test_training_does_not_disturb_the_callers_random_state():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    split = _stratified_split("moons", n_samples=100)
+    torchclf.fit(split.X_train, split.y_train, hidden=(4,), epochs=3, dropout=0.5)
+    assert torch.equal(torch.rand(3), expected)
