@@ -1,0 +1,42 @@
+"""The README's Python tour is real: each python block prints exactly the output block after it."""
+
+import contextlib
+import io
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _tour_pairs():
+    text = README.read_text()
+    tour = text[text.index("## A tour of the Python API") :]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", tour, flags=re.S)
+    pairs = []
+    for (language, code), (next_language, output) in itertools.pairwise(blocks):
+        if language == "python" and next_language == "":
+            pairs.append((code, output))
+    return pairs
+
+
+def test_readme_tour_output_is_what_the_code_prints(tmp_path, monkeypatch):
+    pairs = _tour_pairs()
+    assert len(pairs) == 2
+    monkeypatch.chdir(tmp_path)  # the tour saves a model file
+    namespace: dict = {}
+    for code, expected in pairs:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, str(README), "exec"), namespace)
+        assert printed.getvalue() == expected
+    assert (tmp_path / "circles.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "command", ["python examples/classification_workflow.py", "python -m pytest -q"]
+)
+def test_readme_names_the_two_commands(command):
+    assert command in README.read_text()
