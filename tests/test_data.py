@@ -33,8 +33,27 @@ def test_unstratified_split_equals_sklearns():
     y = np.arange(50) % 3
     ours = torchclf.train_test_split(X, y, test_size=0.2, stratify=False, seed=42)
     X_train, X_test, y_train, y_test = sk_split(X, y, test_size=0.2, random_state=42)
-    for mine, theirs in zip(ours, (X_train, X_test, y_train, y_test), strict=True):
+    parts = (ours.X_train, ours.X_test, ours.y_train, ours.y_test)
+    for mine, theirs in zip(parts, (X_train, X_test, y_train, y_test), strict=True):
         assert np.array_equal(mine, theirs)
+
+
+def test_optional_validation_part_is_stratified_and_disjoint():
+    y = np.array([0] * 60 + [1] * 40)
+    X = np.arange(100, dtype=float)[:, None]
+    split = torchclf.train_test_split(X, y, test_size=0.2, validation_size=0.2, seed=1)
+    assert (len(split.X_train), len(split.X_val), len(split.X_test)) == (60, 20, 20)
+    assert np.bincount(split.y_val).tolist() == [12, 8]
+    rows = np.concatenate([split.X_train, split.X_val, split.X_test])[:, 0]
+    assert sorted(rows.tolist()) == X[:, 0].tolist()
+    assert torchclf.train_test_split(X, y).X_val is None
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "The 'validation_size' parameter must be in [0, 1 - test_size) = [0, 0.8). Got 0.9 instead."
+        ),
+    ):
+        torchclf.train_test_split(X, y, validation_size=0.9)
 
 
 def test_multilabel_split_stratifies_label_combinations():

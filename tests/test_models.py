@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -66,20 +68,22 @@ def test_invalid_configs_report_every_problem_at_once():
         "The 'in_features' parameter must be an int in the range [1, inf). Got 0 instead.; "
         "The 'dropout' parameter must be a float in the range [0.0, 1.0]. Got 1.5 instead."
     )
-    with pytest.raises(
-        ConfigError,
-        match=message.replace("(", r"\(")
-        .replace(")", r"\)")
-        .replace("[", r"\[")
-        .replace("]", r"\]")
-        .replace(".", r"\."),
-    ):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         ModelConfig(in_features=0, out_features=1, dropout=1.5)
     with pytest.raises(
         ConfigError,
         match=r"Invalid activation: expected one of .*got 'rleu'\. Did you mean 'relu'\?",
     ):
         ModelConfig(in_features=1, out_features=1, activation="rleu")
+
+
+def test_hidden_must_be_a_sequence():
+    message = (
+        "The 'hidden' parameter must be a sequence of layer sizes such as (64, 64), or () for the "
+        "linear model. Got 10 instead; for one layer write (10,)."
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ModelConfig(in_features=2, out_features=1, hidden=10)
 
 
 def test_config_round_trips_through_dict():

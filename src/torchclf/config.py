@@ -78,6 +78,12 @@ class ModelConfig:
     batch_norm: bool = False  # BatchNorm1d after each hidden linear layer
 
     def __post_init__(self) -> None:
+        if isinstance(self.hidden, (int, str)) or not hasattr(self.hidden, "__iter__"):
+            raise ConfigError(
+                f"The 'hidden' parameter must be a sequence of layer sizes such as (64, 64), or () "
+                f"for the linear model. Got {self.hidden!r} instead; for one layer write "
+                f"({self.hidden!r},)."
+            )
         object.__setattr__(self, "hidden", tuple(self.hidden))
         problems: list[str] = []
         _check_number(problems, "in_features", self.in_features, low=1, integer=True)

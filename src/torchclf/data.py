@@ -8,7 +8,8 @@ collate function: on tabular rows that path is 20-35x slower (``../shared/PERF_N
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -126,13 +127,16 @@ def _is_numeric_dtype(dtype: Any) -> bool:
         return getattr(dtype, "kind", "O") in "biuf"
 
 
-class Split(NamedTuple):
-    """A train/test split of features and targets."""
+@dataclass(frozen=True)
+class Split:
+    """Features and targets split into train, test and (optionally) validation parts."""
 
     X_train: np.ndarray
     X_test: np.ndarray
     y_train: np.ndarray
     y_test: np.ndarray
+    X_val: np.ndarray | None = None  # only when a validation_size was asked for
+    y_val: np.ndarray | None = None
 
 
 def split_indices(
@@ -189,26 +193,45 @@ def train_test_split(
     y: Any,
     test_size: float = 0.2,
     *,
+    validation_size: float = 0.0,
     stratify: bool = True,
     seed: int = 42,
 ) -> Split:
-    """Split features and targets into reproducible train and test parts.
+    """Split features and targets into reproducible train, test and optional validation parts.
 
     Args:
         X: features, ``(n, d)``; returned as float32 arrays.
         y: targets: labels ``(n,)`` or a multilabel indicator matrix ``(n, L)``.
-        test_size: share of the rows in the test part.
-        stratify: keep the class proportions equal in both parts.
+        test_size: share of all rows in the test part.
+        validation_size: share of all rows in the validation part (0: none), taken from what the
+            test part leaves.
+        stratify: keep the class proportions equal in every part.
         seed: the same seed gives the same split.
     """
     features, _ = as_features(X)
     targets = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
     if len(targets) != len(features):
         raise DataError(f"X has {len(features)} rows but y has {len(targets)}; they must match")
-    train, test = split_indices(
+    rest, test = split_indices(
         len(features), test_size, stratify=targets if stratify else None, seed=seed
     )
-    return Split(features[train], features[test], targets[train], targets[test])
+    if not 0.0 <= validation_size < 1.0 - test_size:
+        raise ConfigError(
+            f"The 'validation_size' parameter must be in [0, 1 - test_size) = [0, "
+            f"{1.0 - test_size:g}). Got {validation_size!r} instead."
+        )
+    if validation_size == 0.0:
+        return Split(features[rest], features[test], targets[rest], targets[test])
+    train, val = split_indices(
+        len(rest),
+        validation_size / (1.0 - test_size),
+        stratify=targets[rest] if stratify else None,
+        seed=seed,
+    )
+    train, val = rest[train], rest[val]
+    return Split(
+        features[train], features[test], targets[train], targets[test], features[val], targets[val]
+    )
 
 
 class IndexBatches:
