@@ -14,7 +14,7 @@ Nothing else in torchclf branches on the task type.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,9 +61,9 @@ class Task(ABC):
     def encode(self, y: Any) -> Tensor:
         """Targets in the user's labels -> the tensor the loss expects (on the CPU)."""
 
-    @abstractmethod
     def decode(self, codes: Tensor) -> np.ndarray:
         """Predicted codes from :meth:`decide` -> labels in the user's terms."""
+        return self.classes[codes.cpu().numpy()]
 
     @abstractmethod
     def loss_fn(
@@ -135,28 +135,14 @@ class BinaryTask(Task):
         codes = self._codes_of(np.asarray(y).reshape(-1))
         return torch.from_numpy(codes.astype(np.float32)).unsqueeze(1)  # (n, 1) of 0.0 / 1.0
 
-    def decode(self, codes: Tensor) -> np.ndarray:
-        return self.classes[codes.cpu().numpy()]
-
     def loss_fn(
         self,
         targets: Tensor,
         class_weight: str | Mapping[Any, float] | None,
         label_smoothing: float,
     ) -> nn.Module:
-        if label_smoothing:
-            raise ConfigError(
-                "label_smoothing applies to multiclass tasks only; this one is binary"
-            )
-        if class_weight is None:
-            return nn.BCEWithLogitsLoss()
-        if class_weight == "balanced":
-            positives = float(targets.sum())
-            pos_weight = (len(targets) - positives) / max(positives, 1.0)
-        else:
-            weights = _weights_by_name(class_weight, self.class_names)
-            pos_weight = weights[1] / weights[0]  # scaling the positive term is all BCE offers
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor([pos_weight]))
+        # BCE only scales the positive term: {label: weight} becomes w[positive] / w[negative].
+        return _bce_loss(self, targets, class_weight, label_smoothing, lambda w: [w[1] / w[0]])
 
     def probabilities(self, logits: Tensor) -> Tensor:
         # sigmoid(-z) rather than 1 - sigmoid(z): no cancellation for confident positives.
@@ -188,9 +174,6 @@ class MulticlassTask(Task):
 
     def encode(self, y: Any) -> Tensor:
         return torch.from_numpy(self._codes_of(np.asarray(y).reshape(-1)).astype(np.int64))
-
-    def decode(self, codes: Tensor) -> np.ndarray:
-        return self.classes[codes.cpu().numpy()]
 
     def loss_fn(
         self,
@@ -255,18 +238,7 @@ class MultilabelTask(Task):
         class_weight: str | Mapping[Any, float] | None,
         label_smoothing: float,
     ) -> nn.Module:
-        if label_smoothing:
-            raise ConfigError(
-                "label_smoothing applies to multiclass tasks only; this one is multilabel"
-            )
-        if class_weight is None:
-            return nn.BCEWithLogitsLoss()
-        if class_weight == "balanced":
-            positives = targets.sum(dim=0)
-            pos_weight = (len(targets) - positives) / positives.clamp(min=1)
-        else:
-            pos_weight = torch.tensor(_weights_by_name(class_weight, self.class_names))
-        return nn.BCEWithLogitsLoss(pos_weight=pos_weight.float())
+        return _bce_loss(self, targets, class_weight, label_smoothing, lambda w: w)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits)
@@ -284,6 +256,33 @@ class MultilabelTask(Task):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "threshold": [float(t) for t in self.thresholds]}
+
+
+def _bce_loss(
+    task: Task,
+    targets: Tensor,
+    class_weight: str | Mapping[Any, float] | None,
+    label_smoothing: float,
+    pos_weight_from_names: Callable[[list[float]], list[float]],
+) -> nn.Module:
+    """``BCEWithLogitsLoss`` over one target column per label (binary: one column).
+
+    "balanced" weighs each column's positives by ``n_negative / n_positive``; a ``{label: weight}``
+    dict goes through ``pos_weight_from_names`` (weights in class order -> one per column).
+    """
+    if label_smoothing:
+        raise ConfigError(
+            f"label_smoothing applies to multiclass tasks only; this one is {task.name}"
+        )
+    if class_weight is None:
+        return nn.BCEWithLogitsLoss()
+    if class_weight == "balanced":
+        positives = targets.sum(dim=0)  # (columns,)
+        pos_weight = (len(targets) - positives) / positives.clamp(min=1)
+    else:
+        weights = _weights_by_name(class_weight, task.class_names)
+        pos_weight = torch.tensor(pos_weight_from_names(weights))
+    return nn.BCEWithLogitsLoss(pos_weight=pos_weight.float())
 
 
 def _weights_by_name(
