@@ -85,6 +85,7 @@ def test_feature_names_travel_and_columns_are_matched_by_name(tmp_path):
     loaded = torchclf.load(clf.save(tmp_path / "m.safetensors"))
     assert loaded.feature_names == ["a", "b"]
     assert np.array_equal(loaded.predict_proba(frame[["b", "a"]]), clf.predict_proba(frame))
+    assert np.array_equal(loaded.predict(frame.assign(extra=1.0)), clf.predict(frame))
     with pytest.raises(
         DataError,
         match=re.escape("X lacks the feature columns ['b'] the classifier was trained on"),

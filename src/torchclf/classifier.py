@@ -116,14 +116,16 @@ class Classifier:
         return self.task.evaluate(probs.cpu(), targets)
 
     def _logits(self, X: Any) -> Tensor:
-        features, names = as_features(X, n_features=self.n_features)
-        if names is not None and self.feature_names is not None and names != self.feature_names:
-            missing = [n for n in self.feature_names if n not in names]
+        if self.feature_names is not None and hasattr(X, "columns"):
+            # A DataFrame: pick the training columns by name, in training order; ignore the rest.
+            by_name = {str(c): c for c in X.columns}
+            missing = [n for n in self.feature_names if n not in by_name]
             if missing:
                 raise DataError(
                     f"X lacks the feature columns {missing} the classifier was trained on"
                 )
-            features, _ = as_features(X[self.feature_names])  # reorder columns by name
+            X = X[[by_name[n] for n in self.feature_names]]
+        features, _ = as_features(X, n_features=self.n_features)
         self.model.eval()
         device = self.device
         outputs = []
@@ -374,7 +376,7 @@ def fit(
             train_config,
             validation=validation,
             test=test,
-            log=log if verbose or log is not None else None,
+            log=log,
         )
     return Classifier(
         model,

@@ -183,24 +183,4 @@ def _from_dict(cls: Any, values: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
-def split_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split flat keyword arguments into ModelConfig and TrainConfig fields, rejecting others."""
-    model_names = {f.name for f in dataclasses.fields(ModelConfig)} - {
-        "in_features",
-        "out_features",
-    }
-    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    model_kwargs = {k: v for k, v in kwargs.items() if k in model_names}
-    train_kwargs = {k: v for k, v in kwargs.items() if k in train_names}
-    unknown = sorted(set(kwargs) - model_names - train_names)
-    if unknown:
-        allowed = sorted(model_names | train_names)
-        hints = [difflib.get_close_matches(name, allowed, n=1) for name in unknown]
-        hint = "".join(
-            f" Did you mean {h[0]!r} for {u!r}?" for u, h in zip(unknown, hints, strict=True) if h
-        )
-        raise ConfigError(f"Unknown parameters {unknown}; expected some of {allowed}.{hint}")
-    return model_kwargs, train_kwargs
-
-
 __all__ = ["ModelConfig", "TrainConfig"]

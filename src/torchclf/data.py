@@ -313,11 +313,6 @@ def default_batch_size(n_rows: int, requested: int | None, full_batch_max: int) 
     return n_rows if n_rows <= full_batch_max else 256
 
 
-def to_tensor(array: np.ndarray, device: torch.device) -> Tensor:
-    """A NumPy array as a tensor on ``device`` (shares memory on the CPU)."""
-    return torch.from_numpy(array).to(device)
-
-
 __all__ = [
     "IndexBatches",
     "Split",
@@ -325,6 +320,5 @@ __all__ = [
     "default_batch_size",
     "resolve_device",
     "split_indices",
-    "to_tensor",
     "train_test_split",
 ]

@@ -7,13 +7,13 @@ downloaded at run time.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from torchclf.config import check_choice
 from torchclf.errors import ConfigError
 
 
@@ -232,10 +232,7 @@ def load(name: str, **params: Any) -> ClassificationDataset:
         ConfigError: for an unknown name (listing the choices) or a parameter the generator does
             not take.
     """
-    if name not in DATASETS:
-        close = difflib.get_close_matches(name, DATASETS, n=1)
-        hint = f". Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"Invalid dataset: expected one of {list(DATASETS)}, got {name!r}{hint}")
+    check_choice("dataset", name, DATASETS)
     generator = DATASETS[name]
     import inspect
 
