@@ -13,7 +13,7 @@ evaluated and safely saved model in a few lines::
 """
 
 from torchclf import activations, datasets
-from torchclf.classifier import Classifier, fit, load
+from torchclf.classifier import Classifier, load
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import Split, resolve_device, train_test_split
 from torchclf.errors import (
@@ -23,6 +23,7 @@ from torchclf.errors import (
     TorchclfError,
     TrainingError,
 )
+from torchclf.fitting import fit
 from torchclf.metrics import Evaluation
 from torchclf.models import MLP, build_model
 from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task

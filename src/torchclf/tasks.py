@@ -21,15 +21,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from torchclf.config import check_choice
 from torchclf.errors import ConfigError, DataError
+from torchclf.labels import (
+    as_label_array,
+    check_no_missing,
+    indicator_matrix,
+    is_label_sets,
+    plain,
+)
 from torchclf.metrics import Evaluation, multilabel_metrics, single_label_metrics
 
 TASKS = ("binary", "multiclass", "multilabel")
-
-
-def _plain(values: np.ndarray) -> list[Any]:
-    """Numpy labels as JSON-ready Python values (np.int64 -> int, np.str_ -> str, ...)."""
-    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
 def _check_threshold(threshold: float) -> None:
@@ -92,10 +95,10 @@ class Task(ABC):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description from which :func:`task_from_dict` rebuilds the task."""
-        return {"name": self.name, "classes": _plain(self.classes)}
+        return {"name": self.name, "classes": plain(self.classes)}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(classes={_plain(self.classes)!r})"
+        return f"{type(self).__name__}(classes={plain(self.classes)!r})"
 
     def _codes_of(self, y: np.ndarray) -> np.ndarray:
         """Indices of the labels in ``self.classes``; unknown labels are a :class:`DataError`."""
@@ -132,7 +135,7 @@ class BinaryTask(Task):
         return 1
 
     def encode(self, y: Any) -> Tensor:
-        codes = self._codes_of(np.asarray(y).reshape(-1))
+        codes = self._codes_of(as_label_array(y).reshape(-1))
         return torch.from_numpy(codes.astype(np.float32)).unsqueeze(1)  # (n, 1) of 0.0 / 1.0
 
     def loss_fn(
@@ -173,7 +176,7 @@ class MulticlassTask(Task):
         return len(self.classes)
 
     def encode(self, y: Any) -> Tensor:
-        return torch.from_numpy(self._codes_of(np.asarray(y).reshape(-1)).astype(np.int64))
+        return torch.from_numpy(self._codes_of(as_label_array(y).reshape(-1)).astype(np.int64))
 
     def loss_fn(
         self,
@@ -226,7 +229,7 @@ class MultilabelTask(Task):
         return len(self.classes)
 
     def encode(self, y: Any) -> Tensor:
-        indicator = _indicator(y, self.classes)
+        indicator = indicator_matrix(y, self.classes)
         return torch.from_numpy(indicator.astype(np.float32))
 
     def decode(self, codes: Tensor) -> np.ndarray:
@@ -299,63 +302,6 @@ def _weights_by_name(
     return [by_name.get(name, 1.0) for name in class_names]
 
 
-def _is_label_sets(y: np.ndarray) -> bool:
-    """True for a 1-D sequence whose items are label collections (lists, tuples, sets)."""
-    return (
-        y.ndim == 1
-        and y.dtype == object
-        and len(y) > 0
-        and isinstance(y[0], (list, tuple, set, frozenset))
-    )
-
-
-def _as_label_array(y: Any) -> np.ndarray:
-    """Targets as an array; rows of label collections stay a 1-D object array."""
-    if hasattr(y, "to_numpy"):  # pandas Series / DataFrame
-        y = y.to_numpy()
-    if isinstance(y, Tensor):
-        y = y.detach().cpu().numpy()
-    if isinstance(y, (list, tuple)) and y and isinstance(y[0], (list, tuple, set, frozenset)):
-        # Ragged collections of labels: keep one Python object per row.
-        as_objects = np.empty(len(y), dtype=object)
-        as_objects[:] = [list(row) for row in y]
-        if len({len(row) for row in as_objects}) == 1 and not any(
-            isinstance(v, str) for row in as_objects for v in row
-        ):
-            return np.asarray(y)  # rectangular numbers: an indicator matrix
-        return as_objects
-    return np.asarray(y)
-
-
-def _indicator(y: Any, label_names: np.ndarray) -> np.ndarray:
-    """Multilabel targets -> ``(n, L)`` 0/1 matrix in the order of ``label_names``."""
-    y = _as_label_array(y)
-    if _is_label_sets(y):
-        position = {str(name): i for i, name in enumerate(label_names)}
-        indicator = np.zeros((len(y), len(label_names)), dtype=np.int64)
-        for row, labels in enumerate(y):
-            for label in labels:
-                if str(label) not in position:
-                    raise DataError(
-                        f"y row {row} holds the label {label!r}, which is not among the "
-                        f"labels {[str(n) for n in label_names]}"
-                    )
-                indicator[row, position[str(label)]] = 1
-        return indicator
-    if y.ndim != 2 or y.shape[1] != len(label_names):
-        raise DataError(
-            f"multilabel y must be an indicator matrix of shape (n_samples, {len(label_names)}); "
-            f"got shape {y.shape}"
-        )
-    values = np.unique(y)
-    if not np.isin(values, [0, 1]).all():
-        raise DataError(
-            "a multilabel indicator y may hold only 0 and 1 (or booleans); found "
-            f"{values[:5].tolist()}"
-        )
-    return y.astype(np.int64)
-
-
 def infer_task(
     y: Any,
     task: str = "auto",
@@ -373,15 +319,13 @@ def infer_task(
             the requested task.
         ConfigError: if ``task`` is not one of ``TASKS``.
     """
-    from torchclf.config import check_choice
-
     check_choice("task", task, ("auto", *TASKS))
-    y = _as_label_array(y)
+    y = as_label_array(y)
     if y.ndim == 2 and y.shape[1] == 1 and task != "multilabel":
         y = y[:, 0]
     if len(y) == 0:
         raise DataError("y is empty: at least two labelled rows are needed")
-    multilabel_shaped = y.ndim == 2 or _is_label_sets(y)
+    multilabel_shaped = y.ndim == 2 or is_label_sets(y)
     if task == "auto" and multilabel_shaped:
         task = "multilabel"
     if task == "multilabel":
@@ -391,45 +335,29 @@ def infer_task(
             f"y looks multilabel (shape {y.shape}), but task={task!r}; pass task='multilabel' "
             "or a 1-D y"
         )
-    _check_no_missing(y)
+    check_no_missing(y)
     try:
         classes = np.unique(y)
     except TypeError as exc:
         raise DataError(f"y mixes label types that cannot be ordered: {exc}") from exc
     if len(classes) < 2:
         raise DataError(
-            f"y has a single class ({_plain(classes)[0]!r}); a classifier needs at least two "
-            "classes"
+            f"y has a single class ({plain(classes)[0]!r}); a classifier needs at least two classes"
         )
     if task == "binary" and len(classes) > 2:
         raise DataError(
             f"task='binary' needs exactly two classes, but y has {len(classes)}: "
-            f"{_plain(classes[:10])}; use task='multiclass' (or 'auto')"
+            f"{plain(classes[:10])}; use task='multiclass' (or 'auto')"
         )
     if task == "multiclass" or len(classes) > 2:
         return MulticlassTask(classes)
     return BinaryTask(classes, float(threshold))  # type: ignore[arg-type]
 
 
-def _check_no_missing(y: np.ndarray) -> None:
-    if y.dtype.kind == "f":
-        missing = np.isnan(y)
-    elif y.dtype == object:
-        missing = np.array([v is None or (isinstance(v, float) and v != v) for v in y])
-    else:
-        return
-    if missing.any():
-        rows = np.flatnonzero(missing)[:5].tolist()
-        raise DataError(
-            f"y has {int(missing.sum())} missing values (rows {rows}...); drop those rows or fill "
-            "them"
-        )
-
-
 def _fit_multilabel(
     y: np.ndarray, threshold: float | Sequence[float], label_names: Sequence[str] | None
 ) -> MultilabelTask:
-    if _is_label_sets(y):
+    if is_label_sets(y):
         names = sorted({str(label) for labels in y for label in labels})
         if label_names is not None:
             names = list(label_names)
