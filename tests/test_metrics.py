@@ -85,6 +85,7 @@ def test_multilabel_metrics_match_sklearn():
     y_np, p = y.numpy(), probs.double().numpy()
     pred = (p >= np.array([0.5, 0.3, 0.6])).astype(int)
     assert result["accuracy"] == pytest.approx(skm.accuracy_score(y_np, pred))  # exact match
+    assert result["exact_match"] == result["accuracy"]
     assert result["hamming_loss"] == pytest.approx(skm.hamming_loss(y_np, pred))
     for name, fn in (
         ("precision", skm.precision_score),

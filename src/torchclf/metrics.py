@@ -163,9 +163,11 @@ def multilabel_metrics(
     per_precision = tmf.multilabel_precision(preds, targets, average="none", **common)
     per_recall = tmf.multilabel_recall(preds, targets, average="none", **common)
     per_f1 = tmf.multilabel_f1_score(preds, targets, average="none", **common)
+    exact_match = float(tmf.multilabel_exact_match(preds, targets, **common))
     scores: dict[str, float] = {
-        # subset accuracy, as sklearn.metrics.accuracy_score on indicator matrices
-        "accuracy": float(tmf.multilabel_exact_match(preds, targets, **common)),
+        # "accuracy" is subset accuracy, as sklearn.metrics.accuracy_score on indicator matrices
+        "accuracy": exact_match,
+        "exact_match": exact_match,
         "hamming_loss": float(tmf.multilabel_hamming_distance(preds, targets, **common)),
     }
     for name, values in (("precision", per_precision), ("recall", per_recall), ("f1", per_f1)):
