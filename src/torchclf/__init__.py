@@ -5,31 +5,49 @@ evaluated and safely saved model in a few lines::
 
     import torchclf
     data = torchclf.datasets.load("circles")
-    split = torchclf.train_test_split(data.X, data.y, test_size=0.2, seed=42)
+    split = torchclf.train_test_split(data.X, data.labels, test_size=0.2, seed=42)
     clf = torchclf.fit(split.X_train, split.y_train, hidden=(10, 10), epochs=500)
     print(clf.evaluate(split.X_test, split.y_test))
     clf.save("circles.safetensors")
     clf = torchclf.load("circles.safetensors")
+
+Names are imported on first use (PEP 562), so ``import torchclf`` (and the CLI's ``--help``) does
+not pay for importing torch until something needs it.
 """
 
-from torchclf import activations, datasets
-from torchclf.classifier import Classifier, load
-from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import Split, resolve_device, train_test_split
-from torchclf.errors import (
-    ConfigError,
-    DataError,
-    ModelFileError,
-    TorchclfError,
-    TrainingError,
-)
-from torchclf.fitting import fit
-from torchclf.metrics import Evaluation
-from torchclf.models import MLP, build_model
-from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
-from torchclf.training import History
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "MLP": "torchclf.models",
+    "build_model": "torchclf.models",
+    "BinaryTask": "torchclf.tasks",
+    "MulticlassTask": "torchclf.tasks",
+    "MultilabelTask": "torchclf.tasks",
+    "Task": "torchclf.tasks",
+    "infer_task": "torchclf.tasks",
+    "Classifier": "torchclf.classifier",
+    "load": "torchclf.classifier",
+    "fit": "torchclf.fitting",
+    "ModelConfig": "torchclf.config",
+    "TrainConfig": "torchclf.config",
+    "Split": "torchclf.data",
+    "resolve_device": "torchclf.data",
+    "train_test_split": "torchclf.data",
+    "TorchclfError": "torchclf.errors",
+    "ConfigError": "torchclf.errors",
+    "DataError": "torchclf.errors",
+    "ModelFileError": "torchclf.errors",
+    "TrainingError": "torchclf.errors",
+    "Evaluation": "torchclf.metrics",
+    "History": "torchclf.training",
+}
+_SUBMODULES = ("activations", "datasets", "plots", "report")
 
 __all__ = [
     "MLP",
@@ -55,6 +73,42 @@ __all__ = [
     "fit",
     "infer_task",
     "load",
+    "plots",
+    "report",
     "resolve_device",
     "train_test_split",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"torchclf.{name}")
+    else:
+        raise AttributeError(f"module 'torchclf' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what static type checkers and IDEs see
+    from torchclf import activations, datasets, plots, report
+    from torchclf.classifier import Classifier, load
+    from torchclf.config import ModelConfig, TrainConfig
+    from torchclf.data import Split, resolve_device, train_test_split
+    from torchclf.errors import (
+        ConfigError,
+        DataError,
+        ModelFileError,
+        TorchclfError,
+        TrainingError,
+    )
+    from torchclf.fitting import fit
+    from torchclf.metrics import Evaluation
+    from torchclf.models import MLP, build_model
+    from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
+    from torchclf.training import History

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 from torchclf.errors import ModelFileError
+from torchclf.files import atomic_file
 
 FORMAT_NAME = "torchclf"
 FORMAT_VERSION = 1
@@ -31,22 +31,11 @@ def write_model_file(
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **metadata}
     header = {METADATA_KEY: json.dumps(document, sort_keys=True)}
     contiguous = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    os.close(descriptor)
-    try:
+    with atomic_file(path) as temporary:
         save_file(contiguous, temporary, metadata=header)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -40,6 +40,9 @@ class Classifier:
         feature_names: column names, when the training data had them.
         train_config: how the model was trained (None if unknown).
         history: per-epoch losses and accuracies (empty for a loaded model).
+        training_summary: epochs trained, best epoch and the last history row (kept when saved).
+        data_source: where the training data came from and how it was split, when known
+            (see :class:`torchclf.sources.DataSource`); saved with the model.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class Classifier:
         train_config: TrainConfig | None = None,
         history: History | None = None,
         training_summary: dict[str, Any] | None = None,
+        data_source: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.task = task
@@ -60,6 +64,7 @@ class Classifier:
         self.train_config = train_config
         self.history = history if history is not None else History()
         self.training_summary = training_summary or (self.history.to_dict() if history else {})
+        self.data_source = data_source
 
     @property
     def model_config(self) -> ModelConfig:
@@ -101,10 +106,15 @@ class Classifier:
         return self.task.probabilities(self._logits(X)).cpu().numpy()
 
     @torch.inference_mode()
-    def predict(self, X: Any) -> np.ndarray:
-        """Labels ``(n,)`` in the classes' own type, or a ``(n, n_labels)`` 0/1 matrix."""
-        probs = self.task.probabilities(self._logits(X))
-        return self.task.decode(self.task.decide(probs))
+    def predict(self, X: Any, *, threshold: float | Sequence[float] | None = None) -> np.ndarray:
+        """Labels ``(n,)`` in the classes' own type, or a ``(n, n_labels)`` 0/1 matrix.
+
+        ``threshold`` overrides the saved decision threshold (binary: one value; multilabel: one
+        or one per label).
+        """
+        task = self.task if threshold is None else self.task.with_threshold(threshold)
+        probs = task.probabilities(self._logits(X))
+        return task.decode(task.decide(probs))
 
     @torch.inference_mode()
     def evaluate(self, X: Any, y: Any) -> Evaluation:
@@ -147,6 +157,7 @@ class Classifier:
             "train_config": self.train_config.to_dict() if self.train_config else None,
             "feature_names": self.feature_names,
             "training": self.training_summary,
+            "data_source": self.data_source,
         }
         return write_model_file(path, tensors, metadata)
 
@@ -209,6 +220,7 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         feature_names=document.get("feature_names"),
         train_config=train_config,
         training_summary=document.get("training") or {},
+        data_source=document.get("data_source"),
     )
     return classifier.to(device)
 

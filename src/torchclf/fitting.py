@@ -21,7 +21,7 @@ from torchclf.errors import DataError
 from torchclf.models import build_model
 from torchclf.preprocessing import Standardizer
 from torchclf.tasks import infer_task
-from torchclf.training import Labelled, train_model
+from torchclf.training import Labelled, ProgressPrinter, train_model
 
 
 def fit(
@@ -57,6 +57,7 @@ def fit(
     verbose: bool = False,
     log_every: int | None = None,
     log: Callable[[str], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> Classifier:
     """Train a classifier on features ``X`` and targets ``y``.
 
@@ -96,7 +97,8 @@ def fit(
         device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
         verbose: print a progress line every ``log_every`` epochs.
         log_every: progress interval in epochs (default: ten lines per run).
-        log: receives the progress lines instead of ``print``.
+        log: receives the progress lines instead of ``print`` (implies ``verbose``).
+        on_epoch: called with each epoch's history row, e.g. to drive a progress bar.
 
     Returns:
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
@@ -175,8 +177,14 @@ def fit(
     loss_fn = fitted_task.loss_fn(targets[train_rows], class_weight, label_smoothing).to(
         torch_device
     )
-    if verbose and log is None:
-        log = print
+    callbacks = [c for c in (on_epoch,) if c is not None]
+    if verbose or log is not None:
+        callbacks.append(ProgressPrinter(epochs, log_every, log or print))
+
+    def on_epoch_end(row: dict[str, float]) -> None:
+        for callback in callbacks:
+            callback(row)
+
     with torch.random.fork_rng(devices=_rng_devices(torch_device)):
         torch.manual_seed(seed)  # dropout draws from the global generator
         history = train_model(
@@ -187,7 +195,7 @@ def fit(
             train_config,
             validation=validation,
             test=test,
-            log=log,
+            on_epoch=on_epoch_end,
         )
     return Classifier(
         model,

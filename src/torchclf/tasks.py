@@ -93,6 +93,13 @@ class Task(ABC):
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         """All metrics for probabilities ``(n, K)`` against encoded targets."""
 
+    def with_threshold(self, threshold: float | Sequence[float]) -> Task:
+        """A copy deciding with another threshold (binary and multilabel tasks only)."""
+        raise ConfigError(
+            f"a threshold applies to binary and multilabel models; this one is {self.name} "
+            "and predicts the most probable class"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description from which :func:`task_from_dict` rebuilds the task."""
         return {"name": self.name, "classes": plain(self.classes)}
@@ -161,6 +168,9 @@ class BinaryTask(Task):
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         codes = targets[:, 0].long()
         return single_label_metrics("binary", probs, codes, self.decide(probs), self.class_names)
+
+    def with_threshold(self, threshold: float | Sequence[float]) -> Task:
+        return BinaryTask(self.classes, threshold)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "threshold": self.threshold}
@@ -256,6 +266,9 @@ class MultilabelTask(Task):
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         return multilabel_metrics(probs, targets, self.decide(probs), self.class_names)
+
+    def with_threshold(self, threshold: float | Sequence[float]) -> Task:
+        return MultilabelTask(self.classes, threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "threshold": [float(t) for t in self.thresholds]}

@@ -129,7 +129,7 @@ def train_model(
     *,
     validation: Labelled | None = None,
     test: Labelled | None = None,
-    log: Callable[[str], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> History:
     """Train ``model`` in place and return its history.
 
@@ -141,7 +141,7 @@ def train_model(
         config: optimizer, schedule, epochs, batch size, clipping, early stopping, seed.
         validation: rows for early stopping (and the plateau schedule); never trained on.
         test: rows only reported, never used for any decision.
-        log: receives a progress line every ``config.log_every`` epochs; None is silent.
+        on_epoch: called with each epoch's history row once it is complete (progress display).
 
     Raises:
         TrainingError: when the training loss becomes NaN or infinite.
@@ -162,7 +162,6 @@ def train_model(
     )
     optimizer = make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
-    log_every = config.log_every or max(1, config.epochs // 10)
     history = History()
     best_loss, best_state, epochs_without_improvement = math.inf, None, 0
     start_time = time.perf_counter()
@@ -221,8 +220,8 @@ def train_model(
             else:
                 epochs_without_improvement += 1
                 stop = epochs_without_improvement >= config.patience
-        if log is not None and (epoch % log_every == 0 or epoch == 1 or stop):
-            log(format_progress(row))
+        if on_epoch is not None:
+            on_epoch(row)
         if stop:
             history.stopped_early = True
             break
@@ -230,6 +229,26 @@ def train_model(
     if best_state is not None:
         model.load_state_dict(best_state)  # early stopping keeps the best validation epoch
     return history
+
+
+class ProgressPrinter:
+    """An ``on_epoch`` callback that writes the tutorial's progress lines.
+
+    It writes the first epoch, every ``every``-th and the last one; ``every`` defaults to a tenth
+    of the epochs, as in the tutorial.
+    """
+
+    def __init__(
+        self, epochs: int, every: int | None = None, write: Callable[[str], None] = print
+    ) -> None:
+        self.epochs = epochs
+        self.every = every or max(1, epochs // 10)
+        self.write = write
+
+    def __call__(self, row: dict[str, float]) -> None:
+        epoch = int(row["epoch"])
+        if epoch == 1 or epoch % self.every == 0 or epoch == self.epochs:
+            self.write(format_progress(row))
 
 
 def format_progress(row: dict[str, float]) -> str:
@@ -243,4 +262,11 @@ def format_progress(row: dict[str, float]) -> str:
     return " | ".join(parts)
 
 
-__all__ = ["History", "Labelled", "evaluate_loss", "format_progress", "train_model"]
+__all__ = [
+    "History",
+    "Labelled",
+    "ProgressPrinter",
+    "evaluate_loss",
+    "format_progress",
+    "train_model",
+]

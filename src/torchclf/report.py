@@ -1,0 +1,196 @@
+"""A training run on disk: the run folder and its self-contained HTML report.
+
+``write_run`` lays out (see ``../shared/DESIGN.md``)::
+
+    model.safetensors      the classifier
+    history.csv            one row per epoch
+    metrics.json           test metrics, overall and per class, and the confusion matrix
+    test_predictions.csv   the test rows' predicted labels and probabilities
+    loss_curves.png, decision_boundary.png (2 features), confusion_matrix.png, roc_pr.png
+    report.html            all of the above at a glance, pictures embedded
+
+The folder is assembled under a temporary name and renamed into place at the end, so an
+interrupted run never leaves a half-written folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from torchclf.files import atomic_directory
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from torchclf.classifier import Classifier
+    from torchclf.data import Split
+    from torchclf.datasets import ClassificationDataset
+    from torchclf.metrics import Evaluation
+
+PICTURES = {
+    "loss_curves.png": "Loss and accuracy per epoch",
+    "decision_boundary.png": "Decision boundary (train | test)",
+    "confusion_matrix.png": "Confusion matrix (test)",
+    "roc_pr.png": "ROC and precision-recall curves (test)",
+}
+
+
+def summarize_data(dataset: ClassificationDataset, split: Split) -> dict[str, Any]:
+    """What a run was trained on: sizes, features, task and class balance."""
+    if dataset.y.ndim == 2:
+        counts = dict(zip(dataset.class_names, dataset.y.sum(axis=0).tolist(), strict=True))
+    else:
+        codes, per_class = np.unique(dataset.y, return_counts=True)
+        counts = {dataset.class_names[c]: int(n) for c, n in zip(codes, per_class, strict=True)}
+    return {
+        "dataset": dataset.name,
+        "description": dataset.description,
+        "rows": len(dataset),
+        "features": len(dataset.feature_names),
+        "feature names": ", ".join(dataset.feature_names[:12])
+        + (" ..." if len(dataset.feature_names) > 12 else ""),
+        "task": dataset.task,
+        "class balance": ", ".join(f"{name} {count}" for name, count in counts.items()),
+        "train rows": len(split.X_train),
+        "test rows": len(split.X_test),
+    }
+
+
+def run_figures(classifier: Classifier, split: Split, evaluation: Evaluation) -> dict[str, Figure]:
+    """The run's pictures by file name; the decision boundary only for 2-feature data."""
+    from torchclf import plots
+
+    figures = {"loss_curves.png": plots.plot_history(classifier.history)}
+    if plots.can_plot_decision_boundary(classifier):
+        figures["decision_boundary.png"] = plots.plot_decision_boundary(
+            classifier,
+            [("Train", split.X_train, split.y_train), ("Test", split.X_test, split.y_test)],
+        )
+    figures["confusion_matrix.png"] = plots.plot_confusion_matrix(evaluation)
+    figures["roc_pr.png"] = plots.plot_roc_pr(classifier, split.X_test, split.y_test)
+    return figures
+
+
+def write_run(
+    folder: str | os.PathLike[str],
+    classifier: Classifier,
+    split: Split,
+    evaluation: Evaluation,
+    *,
+    command: str,
+    data_summary: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write the complete run folder (atomically) and return its path."""
+    from torchclf.predictions import prediction_frame
+
+    folder = Path(folder)
+    with atomic_directory(folder, overwrite=overwrite) as staging:
+        classifier.save(staging / "model.safetensors")
+        _write_history(staging / "history.csv", classifier)
+        (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
+        prediction_frame(classifier, split.X_test).to_csv(
+            staging / "test_predictions.csv", index=False
+        )
+        for name, figure in run_figures(classifier, split, evaluation).items():
+            figure.savefig(staging / name)
+        page = render_report(
+            title=f"torchclf run {folder.name}",
+            command=command,
+            data_summary=data_summary,
+            classifier=classifier,
+            evaluation=evaluation,
+            pictures={name: staging / name for name in PICTURES if (staging / name).exists()},
+        )
+        (staging / "report.html").write_text(page, encoding="utf-8")
+    return folder
+
+
+def _write_history(path: Path, classifier: Classifier) -> None:
+    rows = classifier.history.rows
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["epoch"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: int(v) if k == "epoch" else v for k, v in row.items()})
+
+
+def _table(rows: list[list[Any]], header: list[str] | None = None) -> str:
+    def cell(value: Any, tag: str) -> str:
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        return f"<{tag}>{html.escape(text)}</{tag}>"
+
+    head = "<tr>" + "".join(cell(h, "th") for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(cell(v, "td") for v in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def render_report(
+    *,
+    title: str,
+    command: str,
+    data_summary: dict[str, Any],
+    classifier: Classifier,
+    evaluation: Evaluation,
+    pictures: dict[str, Path],
+) -> str:
+    """One self-contained HTML page: command, data, model, metrics and embedded pictures."""
+    from torchclf.models import count_parameters
+
+    config = classifier.train_config.to_dict() if classifier.train_config else {}
+    model_rows = [
+        ["architecture", repr(classifier.model.layers).replace("\n", " ")],
+        ["parameters", count_parameters(classifier.model)],
+        ["task", f"{classifier.task.name}, classes {list(classifier.task.class_names)}"],
+        *[[k, v] for k, v in config.items()],
+        *[[k, v] for k, v in classifier.training_summary.items() if k != "last"],
+    ]
+    per_class = [
+        [name, row["precision"], row["recall"], row["f1"], int(row["support"])]
+        for name, row in evaluation.per_class.items()
+    ]
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class=muted>{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
+        f"<h2>Command</h2><pre>{html.escape(command)}</pre>",
+        "<h2>Data</h2>" + _table([[k, v] for k, v in data_summary.items()]),
+        "<h2>Model</h2>" + _table(model_rows),
+        "<h2>Test metrics</h2>" + _table([[k, v] for k, v in evaluation.scores.items()]),
+        _table(per_class, ["class", "precision", "recall", "f1", "support"]),
+        "<h2>Pictures</h2>",
+    ]
+    if "decision_boundary.png" not in pictures:
+        sections.append(
+            f"<p>No decision boundary: it is drawn for binary and multiclass data of exactly 2 "
+            f"features, and this classifier is {classifier.task.name} on "
+            f"{classifier.n_features} features.</p>"
+        )
+    for name, path in pictures.items():
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        caption = html.escape(PICTURES.get(name, name))
+        sections.append(
+            f"<figure><img alt='{caption}' src='data:image/png;base64,{encoded}'>"
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;"
+        "padding:.25em .6em;text-align:left}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}"
+        "img{max-width:100%}.muted{color:#777}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+    )
+
+
+__all__ = ["render_report", "run_figures", "summarize_data", "write_run"]
