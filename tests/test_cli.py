@@ -1,0 +1,359 @@
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import torchclf
+from torchclf.cli import app
+
+runner = CliRunner()
+
+RUN_FILES = {
+    "model.safetensors",
+    "history.csv",
+    "metrics.json",
+    "test_predictions.csv",
+    "loss_curves.png",
+    "decision_boundary.png",
+    "confusion_matrix.png",
+    "roc_pr.png",
+    "report.html",
+}
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], prog_name="torchclf")
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory):
+    """`torchclf train` with its defaults: the README's main job."""
+    out = tmp_path_factory.mktemp("runs")
+    result = invoke("train", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out / "circles", result
+
+
+def test_train_defaults_reach_99_percent_and_write_every_file(main_run):
+    folder, result = main_run
+    assert {p.name for p in folder.iterdir()} == RUN_FILES
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["scores"]["accuracy"] >= 0.99
+    assert metrics["task"] == "binary" and set(metrics["class_names"]) == {"inner", "outer"}
+    history = pd.read_csv(folder / "history.csv")
+    assert len(history) == 1000 and list(history["epoch"][:3]) == [1, 2, 3]
+    assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"} <= set(history)
+    # The printed table: a row every 100 epochs, the final metrics, the folder.
+    rows = [
+        line.split()[0]
+        for line in result.stdout.splitlines()
+        if re.match(r"^\s+\d+\s+\d\.\d{5}", line)
+    ]
+    assert rows == ["1", "100", "200", "300", "400", "500", "600", "700", "800", "900", "1000"]
+    assert "test metrics" in result.stdout and "per class" in result.stdout
+    assert result.stdout.rstrip().endswith(f"run folder: {folder}")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in RUN_FILES if n.endswith(".png")))
+def test_run_pictures_are_real_images_of_sensible_size(main_run, name):
+    folder, _ = main_run
+    with Image.open(folder / name) as image:
+        image.verify()
+    with Image.open(folder / name) as image:
+        width, height = image.size
+        assert image.format == "PNG"
+        assert 350 <= width <= 2000 and 300 <= height <= 1200
+        # not a blank canvas: a real plot has many distinct colours
+        assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+
+
+def test_report_is_self_contained(main_run):
+    folder, _ = main_run
+    page = (folder / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 4
+    assert "torchclf train --data circles" in page and "--hidden 10,10" in page
+    assert "<h2>Data</h2>" in page and "inner 500" in page
+    assert "Sequential" in page and "<h2>Test metrics</h2>" in page
+    assert "src='http" not in page and "href=" not in page
+
+
+def test_evaluate_reproduces_the_runs_test_metrics_exactly(main_run, tmp_path):
+    folder, _ = main_run
+    result = invoke("evaluate", folder, "--out", tmp_path / "eval")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(
+        (folder / "metrics.json").read_text()
+    )
+    assert {p.name for p in (tmp_path / "eval").iterdir()} == {
+        "metrics.json",
+        "confusion_matrix.png",
+        "roc_pr.png",
+        "decision_boundary.png",
+    }
+    assert "metrics on circles, test split (200 rows)" in result.stdout
+
+
+def test_predict_reproduces_the_runs_probabilities_exactly(main_run, tmp_path):
+    folder, _ = main_run
+    result = invoke("predict", folder / "model.safetensors", "--output", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.csv").read_bytes() == (folder / "test_predictions.csv").read_bytes()
+    stdout = invoke("predict", folder)
+    assert stdout.stdout == (folder / "test_predictions.csv").read_text()
+    assert invoke("predict", folder, "--output", tmp_path / "p.parquet").exit_code == 0
+    frame = pd.read_parquet(tmp_path / "p.parquet")
+    assert list(frame.columns) == ["prediction", "proba_inner", "proba_outer"]
+    assert frame.equals(pd.read_csv(folder / "test_predictions.csv").astype(frame.dtypes))
+
+
+def test_predict_threshold_override(main_run, tmp_path):
+    folder, _ = main_run
+    invoke(
+        "predict",
+        folder,
+        "--split",
+        "all",
+        "--threshold",
+        "0.999999",
+        "--output",
+        tmp_path / "t.csv",
+    )
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert len(frame) == 1000
+    expected = np.where(frame["proba_outer"] >= 0.999999, "outer", "inner")
+    assert (frame["prediction"] == expected).all()
+
+
+def test_info_describes_the_model(main_run):
+    folder, _ = main_run
+    result = invoke("info", folder)
+    assert result.exit_code == 0
+    for text in (
+        "binary",
+        "inner, outer",
+        "151",
+        "adam lr 0.01, 1000 epochs, seed 42",
+        "circles, test size 0.2, seed 42",
+    ):
+        assert text in result.stdout
+
+
+def test_datasets_lists_every_builtin():
+    result = invoke("datasets")
+    assert result.exit_code == 0
+    for name in torchclf.datasets.list_datasets():
+        assert name in result.stdout
+    assert "1797" in result.stdout and "multilabel" in result.stdout
+
+
+def test_activations_plots_and_prints_the_differences(tmp_path):
+    result = invoke("activations", "--out", tmp_path)
+    assert result.exit_code == 0
+    with Image.open(tmp_path / "activations.png") as image:
+        assert image.size[0] >= 600
+    names = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax")
+    cells = [line.strip("│ ").split("│") for line in result.stdout.splitlines()]
+    rows = {c[0].strip(): float(c[1]) for c in cells if len(c) == 2 and c[0].strip() in names}
+    assert set(rows) == set(names)
+    assert max(rows.values()) < 1e-5
+
+
+def test_multiclass_run_and_a_run_without_decision_boundary(tmp_path):
+    result = invoke("train", "--data", "blobs", "--epochs", "30", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0
+    assert result.stdout == f"run folder: {tmp_path / 'blobs'}\n"  # --quiet prints only this
+    assert (tmp_path / "blobs" / "decision_boundary.png").exists()
+    result = invoke("train", "--data", "iris", "--epochs", "30", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0
+    assert not (tmp_path / "iris" / "decision_boundary.png").exists()
+    assert "No decision boundary" in (tmp_path / "iris" / "report.html").read_text()
+
+
+def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
+    for _ in range(2):
+        assert invoke("train", "--epochs", "2", "--out", tmp_path, "-q").exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["circles", "circles-2"]
+    before = (tmp_path / "circles" / "model.safetensors").read_bytes()
+    result = invoke(
+        "train", "--epochs", "3", "--out", tmp_path, "--name", "circles", "--overwrite", "-q"
+    )
+    assert result.exit_code == 0
+    assert (tmp_path / "circles" / "model.safetensors").read_bytes() != before
+    assert json.loads((tmp_path / "circles" / "metrics.json").read_text())["task"] == "binary"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["circles", "circles-2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["train", "--data", "circle"],
+            "Invalid dataset: expected one of ['circles', 'moons', 'blobs', 'spirals', 'xor', 'multilabel', 'iris', 'wine', 'breast_cancer', 'digits'], got 'circle'. Did you mean 'circles'?",
+            id="unknown-dataset",
+        ),
+        pytest.param(
+            ["train", "--epochs", "abc"],
+            "Invalid value for '--epochs': Input should be a valid integer, unable to parse string as an integer (see 'torchclf train --help')",
+            id="epochs-not-int",
+        ),
+        pytest.param(
+            ["train", "--hidden", "10;10"],
+            "Invalid value for '--hidden': expected comma-separated numbers such as 10,10 (or 'none' for the linear model), got '10;10' (see 'torchclf train --help')",
+            id="hidden-syntax",
+        ),
+        pytest.param(
+            ["train", "--hidden", "0,4"],
+            "Invalid value for '--hidden': layer sizes must be at least 1, got '0,4' (see 'torchclf train --help')",
+            id="hidden-zero",
+        ),
+        pytest.param(
+            ["train", "--optimizer", "adm"],
+            "Invalid optimizer: expected one of ['sgd', 'adam', 'adamw', 'rmsprop'], got 'adm'. Did you mean 'adam'?",
+            id="optimizer",
+        ),
+        pytest.param(
+            ["train", "--activation", "swish"],
+            "Invalid activation: expected one of ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'identity'], got 'swish'",
+            id="activation",
+        ),
+        pytest.param(
+            ["train", "--lr", "-1"],
+            "The 'lr' parameter must be a float in the range (0.0, inf). Got -1.0 instead.",
+            id="negative-lr",
+        ),
+        pytest.param(
+            ["train", "--test-size", "1.5"],
+            "The 'test_size' parameter must be in (0, 1). Got 1.5 instead.",
+            id="test-size",
+        ),
+        pytest.param(
+            ["train", "--task", "multi"],
+            "Invalid task: expected one of ['auto', 'binary', 'multiclass', 'multilabel'], got 'multi'. Did you mean 'multilabel'?",
+            id="task",
+        ),
+        pytest.param(
+            ["train", "--task", "binary", "--data", "blobs"],
+            "task='binary' needs exactly two classes, but y has 4: ['blob_0', 'blob_1', 'blob_2', 'blob_3']; use task='multiclass' (or 'auto')",
+            id="binary-on-blobs",
+        ),
+        pytest.param(["train", "--bogus"], "No such option: --bogus", id="unknown-option"),
+        pytest.param(
+            ["train", "--dropout", "1"],
+            "The 'dropout' parameter must be below 1.0 (1.0 drops every unit).",
+            id="dropout",
+        ),
+        pytest.param(
+            ["evaluate"],
+            "Missing argument 'model'. (see 'torchclf evaluate --help')",
+            id="missing-model",
+        ),
+        pytest.param(
+            ["evaluate", "nowhere.safetensors"],
+            "model file 'nowhere.safetensors' does not exist (or is not a file)",
+            id="missing-file",
+        ),
+        pytest.param(
+            ["datasets", "extra"],
+            "Got unexpected extra argument(s) (extra) (see 'torchclf datasets --help')",
+            id="extra-argument",
+        ),
+    ],
+)
+def test_bad_invocations_print_one_line_and_exit_2(tmp_path, args, message):
+    result = invoke(*args, *(["--out", tmp_path / "runs"] if args[0] == "train" else []))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: " + message)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_bad_model_files_and_options_on_a_saved_model(main_run, tmp_path):
+    folder, _ = main_run
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_text("hello")
+    cases = [
+        (
+            ["info", not_a_model],
+            f"'{not_a_model}' is not a readable safetensors file, so not a torchclf model (it may be truncated or corrupt)",
+        ),
+        (
+            ["evaluate", folder, "--data", "moons", "--split", "test"],
+            "Invalid value for '--split': --split test needs the model's own training data ('circles'); for 'moons' use --split all",
+        ),
+        (
+            ["evaluate", folder, "--split", "some"],
+            "Invalid value for '--split': expected 'test' or 'all', got 'some'",
+        ),
+        (
+            ["predict", folder, "--threshold", "abc"],
+            "Invalid value for '--threshold': expected comma-separated numbers such as 0.5 or 0.3,0.6, got 'abc'",
+        ),
+        (
+            ["predict", folder, "--threshold", "1.5"],
+            "The 'threshold' parameter must be in (0, 1). Got 1.5 instead.",
+        ),
+        (
+            ["predict", folder, "--output", tmp_path / "p.txt"],
+            f"cannot write '{tmp_path / 'p.txt'}': expected a file name ending in .csv or .parquet, got '.txt'",
+        ),
+        (
+            ["evaluate", folder, "--data", "iris"],
+            "X has 4 features, but the classifier was trained on 2",
+        ),
+    ]
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, args
+        assert result.stderr.startswith("Error: " + message), result.stderr
+        assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "p.txt").exists()
+
+
+def test_name_taken_is_refused_before_training(tmp_path):
+    (tmp_path / "taken").mkdir()
+    result = invoke("train", "--out", tmp_path, "--name", "taken")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: Invalid value for '--name': run folder '{tmp_path / 'taken'}' already exists; "
+        "choose another --name or pass --overwrite (see 'torchclf train --help')\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "evaluate", "predict", "info", "datasets", "activations"]
+)
+def test_every_command_has_complete_help_with_examples(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout or "Example:" in result.stdout
+    assert f"torchclf {command}" in result.stdout
+
+
+def test_help_and_argument_errors_import_no_torch():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from torchclf.cli import app\n"
+        "r1 = CliRunner().invoke(app, ['--help'])\n"
+        "r2 = CliRunner().invoke(app, ['train', '--epochs', 'x'])\n"
+        "assert r1.exit_code == 0 and r2.exit_code == 2, (r1.output, r2.output)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'sklearn', 'matplotlib'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "torchclf", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
