@@ -93,6 +93,17 @@ def test_feature_names_travel_and_columns_are_matched_by_name(tmp_path):
         loaded.predict(frame.rename(columns={"b": "c"}))
 
 
+def test_feature_names_can_be_given_for_arrays(tmp_path):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    clf = torchclf.fit(X, np.arange(30) % 2, hidden=(4,), epochs=2, feature_names=["age", "bmi"])
+    assert torchclf.load(clf.save(tmp_path / "m.safetensors")).feature_names == ["age", "bmi"]
+    with pytest.raises(
+        DataError,
+        match=re.escape("feature_names has 1 names but X has 2 columns; give one name per column"),
+    ):
+        torchclf.fit(X, np.arange(30) % 2, feature_names=["age"])
+
+
 def test_wrong_feature_count_and_unknown_labels(blobs_clf):
     with pytest.raises(
         DataError, match=re.escape("X has 3 features, but the classifier was trained on 2")

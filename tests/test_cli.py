@@ -137,6 +137,7 @@ def test_info_describes_the_model(main_run):
     for text in (
         "binary",
         "inner, outer",
+        "2: x0, x1",
         "151",
         "adam lr 0.01, 1000 epochs, seed 42",
         "circles, test size 0.2, seed 42",
@@ -357,3 +358,14 @@ def test_python_dash_m_runs_the_cli():
         [sys.executable, "-m", "torchclf", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
+
+
+def test_readme_shows_a_real_run(main_run):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("$ torchclf train\n") + len("$ torchclf train\n")
+    shown = readme[start : readme.index("```", start)].rstrip("\n").splitlines()
+    printed = main_run[1].stdout.rstrip("\n").splitlines()
+    assert shown[:-1] == printed[:-1]  # every line but the run folder's path, which is tmp here
+    assert shown[-1] == "run folder: runs/circles"

@@ -36,7 +36,12 @@ def test_readme_tour_output_is_what_the_code_prints(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "command", ["python examples/classification_workflow.py", "python -m pytest -q"]
+    "command",
+    [
+        "pip install -e . && OMP_NUM_THREADS=1 torchclf train",
+        "python -m pytest -q",
+        "python examples/classification_workflow.py",
+    ],
 )
 def test_readme_names_the_two_commands(command):
     assert command in README.read_text()

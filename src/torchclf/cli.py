@@ -298,6 +298,7 @@ def train(
             device=device,
             eval_set=(split.X_test, split.y_test),
             on_epoch=epoch_table,
+            feature_names=dataset.feature_names,
         )
     finally:
         if epoch_table is not None:

@@ -50,6 +50,7 @@ def fit(
     label_smoothing: float = 0.0,
     threshold: float | Sequence[float] = 0.5,
     label_names: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
     standardize: bool = True,
     eval_set: tuple[Any, Any] | None = None,
     seed: int = 42,
@@ -90,6 +91,8 @@ def fit(
         label_smoothing: label smoothing for multiclass cross-entropy.
         threshold: decision threshold for binary (one value) or multilabel (one or one per label).
         label_names: multilabel label names for an indicator-matrix ``y``.
+        feature_names: names of the columns of ``X`` (a DataFrame's column names are used when
+            this is not given); saved with the model and checked against DataFrames at predict.
         standardize: scale features with mean and standard deviation of the training rows.
         eval_set: ``(X_test, y_test)`` evaluated after every epoch and recorded in the history as
             ``test_loss``/``test_accuracy``; never used to choose anything.
@@ -103,7 +106,16 @@ def fit(
     Returns:
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
     """
-    features, feature_names = as_features(X)
+    features, frame_names = as_features(X)
+    if feature_names is not None:
+        feature_names = [str(name) for name in feature_names]
+        if len(feature_names) != features.shape[1]:
+            raise DataError(
+                f"feature_names has {len(feature_names)} names but X has {features.shape[1]} "
+                "columns; give one name per column"
+            )
+    else:
+        feature_names = frame_names
     fitted_task = infer_task(y, task, threshold=threshold, label_names=label_names)
     targets = fitted_task.encode(y)
     if len(targets) != len(features):
