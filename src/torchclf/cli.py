@@ -322,6 +322,10 @@ def train(
 ModelArgument = Annotated[
     Path, typer.Argument(help="A model file, or a run folder holding model.safetensors.")
 ]
+SavedModelDataOption = Annotated[
+    str | None,
+    typer.Option("--data", "-d", help="A built-in dataset (default: the training data)."),
+]
 SplitOption = Annotated[
     str | None,
     typer.Option(
@@ -371,10 +375,7 @@ def _rows(classifier: Any, data: str | None, split: str | None) -> tuple[str, An
 )
 def evaluate(
     model: ModelArgument,
-    data: Annotated[
-        str | None,
-        typer.Option("--data", "-d", help="A built-in dataset (default: the training data)."),
-    ] = None,
+    data: SavedModelDataOption = None,
     split: SplitOption = None,
     out: Annotated[
         Path | None,
@@ -417,10 +418,7 @@ def evaluate(
 )
 def predict(
     model: ModelArgument,
-    data: Annotated[
-        str | None,
-        typer.Option("--data", "-d", help="A built-in dataset (default: the training data)."),
-    ] = None,
+    data: SavedModelDataOption = None,
     split: SplitOption = None,
     output: Annotated[
         Path | None,
