@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 import torchclf
 from torchclf import DataError, ModelFileError, datasets
 from torchclf.checkpoint import FORMAT_VERSION
+from torchclf.errors import TorchclfWarning
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +86,15 @@ def test_feature_names_travel_and_columns_are_matched_by_name(tmp_path):
     loaded = torchclf.load(clf.save(tmp_path / "m.safetensors"))
     assert loaded.feature_names == ["a", "b"]
     assert np.array_equal(loaded.predict_proba(frame[["b", "a"]]), clf.predict_proba(frame))
-    assert np.array_equal(loaded.predict(frame.assign(extra=1.0)), clf.predict(frame))
+    with pytest.warns(
+        TorchclfWarning, match=re.escape("ignoring 1 columns the model does not use: ['extra']")
+    ):
+        assert np.array_equal(loaded.predict(frame.assign(extra=1.0)), clf.predict(frame))
     with pytest.raises(
         DataError,
-        match=re.escape("X lacks the feature columns ['b'] the classifier was trained on"),
+        match=re.escape(
+            "the data lacks the feature columns ['b'] that the model was trained on (it has ['a', 'c'])"
+        ),
     ):
         loaded.predict(frame.rename(columns={"b": "c"}))
 

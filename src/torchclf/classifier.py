@@ -17,11 +17,11 @@ from torch import Tensor
 
 from torchclf.checkpoint import read_model_file, write_model_file
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import as_features, resolve_device
+from torchclf.data import resolve_device
+from torchclf.encoders import Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
 from torchclf.metrics import Evaluation
 from torchclf.models import MLP, count_parameters
-from torchclf.preprocessing import Standardizer
 from torchclf.tasks import Task, task_from_dict
 from torchclf.training import History
 
@@ -36,8 +36,7 @@ class Classifier:
     Attributes:
         model: the ``nn.Module`` mapping standardized features to logits.
         task: what the logits mean (see :mod:`torchclf.tasks`).
-        standardizer: the feature scaling learned on the training rows.
-        feature_names: column names, when the training data had them.
+        encoder: turns raw inputs into the model's features (fitted on the training rows).
         train_config: how the model was trained (None if unknown).
         history: per-epoch losses and accuracies (empty for a loaded model).
         training_summary: epochs trained, best epoch and the last history row (kept when saved).
@@ -49,9 +48,8 @@ class Classifier:
         self,
         model: MLP,
         task: Task,
-        standardizer: Standardizer,
+        encoder: Encoder,
         *,
-        feature_names: Sequence[str] | None = None,
         train_config: TrainConfig | None = None,
         history: History | None = None,
         training_summary: dict[str, Any] | None = None,
@@ -59,8 +57,7 @@ class Classifier:
     ) -> None:
         self.model = model
         self.task = task
-        self.standardizer = standardizer
-        self.feature_names = list(feature_names) if feature_names is not None else None
+        self.encoder = encoder
         self.train_config = train_config
         self.history = history if history is not None else History()
         self.training_summary = training_summary or (self.history.to_dict() if history else {})
@@ -78,8 +75,13 @@ class Classifier:
 
     @property
     def n_features(self) -> int:
-        """The number of input features."""
-        return self.model_config.in_features
+        """The number of raw input columns."""
+        return self.encoder.n_inputs
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        """The raw input columns' names, when the training data had them."""
+        return self.encoder.input_names
 
     @property
     def device(self) -> torch.device:
@@ -126,28 +128,20 @@ class Classifier:
         return self.task.evaluate(probs.cpu(), targets)
 
     def _logits(self, X: Any) -> Tensor:
-        if self.feature_names is not None and hasattr(X, "columns"):
-            # A DataFrame: pick the training columns by name, in training order; ignore the rest.
-            by_name = {str(c): c for c in X.columns}
-            missing = [n for n in self.feature_names if n not in by_name]
-            if missing:
-                raise DataError(
-                    f"X lacks the feature columns {missing} the classifier was trained on"
-                )
-            X = X[[by_name[n] for n in self.feature_names]]
-        features, _ = as_features(X, n_features=self.n_features)
+        features = self.encoder.transform(X)  # (n, model inputs) float32, validated
         self.model.eval()
         device = self.device
         outputs = []
         for start in range(0, len(features), PREDICT_BATCH_ROWS):
             batch = torch.from_numpy(features[start : start + PREDICT_BATCH_ROWS]).to(device)
-            outputs.append(self.model(self.standardizer.transform(batch)))
+            outputs.append(self.model(batch))
         return torch.cat(outputs)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the classifier to a ``.safetensors`` file (atomically) and return its path."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update({f"preprocessing.{k}": v for k, v in self.standardizer.state_dict().items()})
+        encoder_meta, encoder_tensors = self.encoder.to_state()
+        tensors.update({f"preprocessing.{k}": v for k, v in encoder_tensors.items()})
         from torchclf import __version__
 
         metadata = {
@@ -156,6 +150,7 @@ class Classifier:
             "model_config": self.model_config.to_dict(),
             "train_config": self.train_config.to_dict() if self.train_config else None,
             "feature_names": self.feature_names,
+            "encoder": encoder_meta,
             "training": self.training_summary,
             "data_source": self.data_source,
         }
@@ -202,22 +197,20 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         )
     try:
         model.load_state_dict(weights, strict=True)
-        standardizer = Standardizer.from_state_dict(
-            {
-                k.removeprefix("preprocessing."): v
-                for k, v in tensors.items()
-                if k.startswith("preprocessing.")
-            }
-        )
-    except (RuntimeError, KeyError) as exc:
+    except RuntimeError as exc:
         raise ModelFileError(
             f"'{path}' holds tensors that do not fit its architecture: {exc}"
         ) from exc
+    encoder_tensors = {
+        k.removeprefix("preprocessing."): v
+        for k, v in tensors.items()
+        if k.startswith("preprocessing.")
+    }
+    encoder = encoder_from_state(document.get("encoder", {"kind": "array"}), encoder_tensors)
     classifier = Classifier(
         model,
         task,
-        standardizer,
-        feature_names=document.get("feature_names"),
+        encoder,
         train_config=train_config,
         training_summary=document.get("training") or {},
         data_source=document.get("data_source"),

@@ -26,3 +26,7 @@ class ModelFileError(TorchclfError):
 
 class TrainingError(TorchclfError, RuntimeError):
     """Training cannot continue, for example because the loss became NaN or infinite."""
+
+
+class TorchclfWarning(UserWarning):
+    """Something worth knowing that does not stop the work, e.g. unseen categories at predict."""

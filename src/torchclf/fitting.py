@@ -17,10 +17,11 @@ from torch import Tensor
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import as_features, resolve_device, split_indices
-from torchclf.errors import DataError
+from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
+from torchclf.errors import ConfigError, DataError
+from torchclf.metrics import choose_threshold
 from torchclf.models import build_model
-from torchclf.preprocessing import Standardizer
-from torchclf.tasks import infer_task
+from torchclf.tasks import Task, infer_task
 from torchclf.training import Labelled, ProgressPrinter, train_model
 
 
@@ -48,9 +49,10 @@ def fit(
     min_delta: float = 0.0,
     class_weight: str | dict[str, float] | None = None,
     label_smoothing: float = 0.0,
-    threshold: float | Sequence[float] = 0.5,
+    threshold: float | str | Sequence[float] = 0.5,
     label_names: Sequence[str] | None = None,
     feature_names: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
     standardize: bool = True,
     eval_set: tuple[Any, Any] | None = None,
     seed: int = 42,
@@ -66,7 +68,9 @@ def fit(
     matrix or a sequence of label lists -> multilabel. Labels may be ints, strings or booleans.
 
     Args:
-        X: features ``(n, d)``: NumPy array, list, tensor or numeric pandas DataFrame.
+        X: features ``(n, d)``: a numeric NumPy array, list or tensor; or a pandas DataFrame of
+            numeric, text and boolean columns, with missing values allowed (see
+            :class:`torchclf.encoders.TableEncoder`).
         y: targets: labels ``(n,)``, an indicator matrix ``(n, L)`` or label lists.
         task: "auto", "binary", "multiclass" or "multilabel".
         hidden: hidden layer sizes; ``()`` is the linear baseline.
@@ -89,10 +93,15 @@ def fit(
         min_delta: smallest validation-loss decrease that counts as an improvement.
         class_weight: None, "balanced" or ``{label: weight}``.
         label_smoothing: label smoothing for multiclass cross-entropy.
-        threshold: decision threshold for binary (one value) or multilabel (one or one per label).
+        threshold: decision threshold for binary (one value) or multilabel (one or one per label);
+            for binary also "f1" (the threshold that maximises F1 on the validation rows) or
+            "recall:0.9" (the highest threshold whose validation recall reaches 0.9). Either rule
+            needs ``validation_fraction``; the chosen threshold is saved with the model.
         label_names: multilabel label names for an indicator-matrix ``y``.
         feature_names: names of the columns of ``X`` (a DataFrame's column names are used when
             this is not given); saved with the model and checked against DataFrames at predict.
+        categorical: DataFrame columns to one-hot encode even though they hold numbers (text and
+            boolean columns always are).
         standardize: scale features with mean and standard deviation of the training rows.
         eval_set: ``(X_test, y_test)`` evaluated after every epoch and recorded in the history as
             ``test_loss``/``test_accuracy``; never used to choose anything.
@@ -106,29 +115,23 @@ def fit(
     Returns:
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
     """
-    features, frame_names = as_features(X)
-    if feature_names is not None:
-        feature_names = [str(name) for name in feature_names]
-        if len(feature_names) != features.shape[1]:
-            raise DataError(
-                f"feature_names has {len(feature_names)} names but X has {features.shape[1]} "
-                "columns; give one name per column"
-            )
-    else:
-        feature_names = frame_names
-    fitted_task = infer_task(y, task, threshold=threshold, label_names=label_names)
-    targets = fitted_task.encode(y)
-    if len(targets) != len(features):
-        raise DataError(f"X has {len(features)} rows but y has {len(targets)}; they must match")
-    model_config = ModelConfig(
-        in_features=features.shape[1],
-        out_features=fitted_task.n_outputs,
-        hidden=hidden,  # type: ignore[arg-type]  # ModelConfig checks and converts it
-        activation=activation,
-        activation_impl=activation_impl,
-        dropout=dropout,
-        batch_norm=batch_norm,
+    rule = threshold if isinstance(threshold, str) else None
+    fitted_task = infer_task(
+        y,
+        task,
+        threshold=0.5 if rule else threshold,
+        label_names=label_names,  # type: ignore[arg-type]
     )
+    targets = fitted_task.encode(y)
+    is_frame = hasattr(X, "columns") and hasattr(X, "iloc")
+    if is_frame:
+        n_rows = len(X)
+    else:
+        X, frame_names = as_features(X)
+        n_rows = len(X)
+        feature_names = _check_names(feature_names, X.shape[1]) or frame_names
+    if len(targets) != n_rows:
+        raise DataError(f"X has {n_rows} rows but y has {len(targets)}; they must match")
     train_config = TrainConfig(
         optimizer=optimizer,
         lr=lr,
@@ -149,42 +152,54 @@ def fit(
         log_every=log_every,
         standardize=standardize,
     )
+    if rule is not None:
+        _check_threshold_rule(rule, fitted_task.name, validation_fraction)
     torch_device = resolve_device(device)
 
-    train_rows = np.arange(len(features))
-    validation_rows = None
+    def rows(index: np.ndarray) -> Any:
+        return X.iloc[index] if is_frame else X[index]
+
+    train_rows, validation_rows = np.arange(n_rows), None
     if validation_fraction > 0:
-        strata = targets.numpy().reshape(len(targets), -1)
+        strata = targets.numpy().reshape(n_rows, -1)
         try:
             train_rows, validation_rows = split_indices(
-                len(features), validation_fraction, stratify=strata, seed=seed
+                n_rows, validation_fraction, stratify=strata, seed=seed
             )
         except DataError:  # too few rows of some class to stratify: a plain random split
             train_rows, validation_rows = split_indices(
-                len(features), validation_fraction, stratify=None, seed=seed
+                n_rows, validation_fraction, stratify=None, seed=seed
             )
 
-    standardizer = (
-        Standardizer.fit(features[train_rows])
-        if standardize
-        else Standardizer.identity(features.shape[1])
-    )
+    encoder: Encoder
+    if is_frame:
+        encoder = TableEncoder.fit(
+            rows(train_rows), categorical=categorical, standardize=standardize
+        )
+    else:
+        encoder = ArrayEncoder.fit(rows(train_rows), standardize=standardize, names=feature_names)
 
-    def prepare(rows_X: np.ndarray, rows_y: Tensor) -> Labelled:
-        X_tensor = standardizer.transform(torch.from_numpy(rows_X)).to(torch_device)
-        return Labelled(X_tensor, rows_y.to(torch_device))
+    def prepare(X_rows: Any, y_rows: Tensor, warn: bool = True) -> Labelled:
+        encoded = torch.from_numpy(encoder.transform(X_rows, warn=warn))
+        return Labelled(encoded.to(torch_device), y_rows.to(torch_device))
 
-    train = prepare(features[train_rows], targets[train_rows])
-    validation = (
-        prepare(features[validation_rows], targets[validation_rows])
-        if validation_rows is not None
-        else None
-    )
+    train = prepare(rows(train_rows), targets[train_rows], warn=False)
+    validation = None
+    if validation_rows is not None:
+        validation = prepare(rows(validation_rows), targets[validation_rows])
     test = None
     if eval_set is not None:
-        X_test, _ = as_features(eval_set[0], n_features=features.shape[1], name="eval_set X")
-        test = prepare(X_test, fitted_task.encode(eval_set[1]))
+        test = prepare(eval_set[0], fitted_task.encode(eval_set[1]))
 
+    model_config = ModelConfig(
+        in_features=encoder.n_outputs,
+        out_features=fitted_task.n_outputs,
+        hidden=hidden,  # type: ignore[arg-type]  # ModelConfig checks and converts it
+        activation=activation,
+        activation_impl=activation_impl,
+        dropout=dropout,
+        batch_norm=batch_norm,
+    )
     model = build_model(model_config, seed).to(torch_device)
     loss_fn = fitted_task.loss_fn(targets[train_rows], class_weight, label_smoothing).to(
         torch_device
@@ -209,14 +224,58 @@ def fit(
             test=test,
             on_epoch=on_epoch_end,
         )
+    if rule is not None and validation is not None:
+        fitted_task = fitted_task.with_threshold(
+            _tuned_threshold(model, fitted_task, validation, rule)
+        )
     return Classifier(
         model,
         fitted_task,
-        standardizer,
-        feature_names=feature_names,
+        encoder,
         train_config=train_config,
         history=history,
     )
+
+
+def _check_names(names: Sequence[str] | None, n_columns: int) -> list[str] | None:
+    if names is None:
+        return None
+    names = [str(name) for name in names]
+    if len(names) != n_columns:
+        raise DataError(
+            f"feature_names has {len(names)} names but X has {n_columns} columns; give one name "
+            "per column"
+        )
+    return names
+
+
+def _check_threshold_rule(rule: str, task: str, validation_fraction: float) -> None:
+    """Validate "f1" / "recall:R" before training starts."""
+    ok = rule == "f1"
+    if rule.startswith("recall:"):
+        try:
+            ok = 0.0 < float(rule.removeprefix("recall:")) <= 1.0
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ConfigError(
+            f"The 'threshold' parameter must be a number in (0, 1), 'f1' or 'recall:R' with R in "
+            f"(0, 1]. Got {rule!r} instead."
+        )
+    if task != "binary":
+        raise ConfigError(f"threshold={rule!r} tunes a binary threshold; this task is {task}")
+    if validation_fraction == 0.0:
+        raise ConfigError(
+            f"threshold={rule!r} is chosen on validation rows: set validation_fraction "
+            "(for example 0.2)"
+        )
+
+
+@torch.inference_mode()
+def _tuned_threshold(model: torch.nn.Module, task: Task, validation: Labelled, rule: str) -> float:
+    model.eval()
+    positive = task.probabilities(model(validation.X))[:, 1].cpu().numpy()  # (n,) P(classes[1])
+    return choose_threshold(positive, validation.y[:, 0].cpu().numpy(), rule)
 
 
 def _rng_devices(device: torch.device) -> list[int]:

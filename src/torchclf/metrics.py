@@ -195,4 +195,27 @@ def multilabel_metrics(
     )
 
 
-__all__ = ["Evaluation", "multilabel_metrics", "single_label_metrics"]
+def choose_threshold(p_positive: np.ndarray, positive: np.ndarray, rule: str) -> float:
+    """A binary decision threshold chosen on held-out rows.
+
+    Args:
+        p_positive: ``(n,)`` predicted probabilities of the positive class.
+        positive: ``(n,)`` true 0/1 labels.
+        rule: "f1" for the threshold with the highest F1, or "recall:R" for the highest
+            threshold whose recall is at least R (the most precise one that reaches R).
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(positive, p_positive)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if rule == "f1":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+        chosen = thresholds[int(np.argmax(f1))]
+    else:
+        target = float(rule.removeprefix("recall:"))
+        chosen = thresholds[int(np.flatnonzero(recall >= target).max())]
+    return float(np.clip(chosen, 1e-6, 1 - 1e-6))  # a threshold must lie inside (0, 1)
+
+
+__all__ = ["Evaluation", "choose_threshold", "multilabel_metrics", "single_label_metrics"]

@@ -1,0 +1,374 @@
+"""Encoders: raw inputs in, the model's float32 feature matrix out, fitted on training rows only.
+
+- :class:`ArrayEncoder` takes numeric arrays (NumPy, lists, tensors) and standardizes them.
+- :class:`TableEncoder` takes pandas frames of mixed columns: numeric columns are imputed with
+  their median (plus a missing-indicator column where training had gaps) and standardized;
+  categorical columns (text, booleans, or any column named in ``categorical``) are one-hot
+  encoded, with a category for missing values and an "other" slot for rare and unseen values.
+
+Their fitted state travels in the model file as JSON and tensors, never as a pickle, and
+``transform`` validates what it is given, so a loaded model takes raw rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from torchclf.data import as_features
+from torchclf.errors import DataError, ModelFileError, TorchclfWarning
+
+MISSING = "__missing__"  # the category of missing values in a categorical column
+OTHER = "__other__"  # the slot of rare training values and of values never seen in training
+MAX_CATEGORIES = 50  # most frequent categories kept per column; the rest share the OTHER slot
+MIN_FREQUENCY = 2  # a value seen fewer times in training goes to the OTHER slot
+MOSTLY_NUMBERS = 0.9  # a text column this share numbers is a numeric column with a typo
+
+
+class Encoder(ABC):
+    """Raw inputs -> ``(n, n_outputs)`` float32 features."""
+
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def input_names(self) -> list[str] | None:
+        """Names of the raw input columns, when known."""
+
+    @property
+    @abstractmethod
+    def n_inputs(self) -> int:
+        """How many raw input columns."""
+
+    @property
+    @abstractmethod
+    def n_outputs(self) -> int:
+        """How many features the model receives."""
+
+    @abstractmethod
+    def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
+        """Validate and encode ``X``; ``warn`` reports unseen categories and ignored columns."""
+
+    @abstractmethod
+    def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """JSON metadata and tensors to save with the model."""
+
+
+class ArrayEncoder(Encoder):
+    """Numeric arrays, standardized with the training rows' mean and standard deviation."""
+
+    kind = "array"
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, names: list[str] | None) -> None:
+        self.mean = mean.astype(np.float32)  # (n_features,)
+        self.scale = scale.astype(np.float32)  # (n_features,), never 0
+        self.names = names
+
+    @classmethod
+    def fit(
+        cls, X: np.ndarray, *, standardize: bool = True, names: Sequence[str] | None = None
+    ) -> ArrayEncoder:
+        """Learn the statistics of ``X`` ``(n, d)``, accumulated in float64 (or none at all)."""
+        names = list(names) if names is not None else None
+        if not standardize:
+            return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names)
+        std = X.std(axis=0, dtype=np.float64)
+        std[std < 1e-12] = 1.0  # a constant column is only centred
+        return cls(X.mean(axis=0, dtype=np.float64), std, names)
+
+    @property
+    def input_names(self) -> list[str] | None:
+        return self.names
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.mean)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.mean)
+
+    def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
+        if self.names is not None and hasattr(X, "columns"):
+            X = _select_columns(X, self.names, warn)
+        features, _ = as_features(X, n_features=self.n_inputs)
+        return (features - self.mean) / self.scale
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        tensors = {"mean": torch.from_numpy(self.mean), "scale": torch.from_numpy(self.scale)}
+        return {"kind": self.kind, "names": self.names}, tensors
+
+
+@dataclass
+class NumericColumn:
+    """A numeric column: median imputation, standardization, optional missing indicator."""
+
+    name: str
+    median: float
+    mean: float
+    scale: float
+    indicator: bool  # training had missing values: add a 0/1 "was missing" feature
+
+    @property
+    def width(self) -> int:
+        return 2 if self.indicator else 1
+
+
+@dataclass
+class CategoricalColumn:
+    """A categorical column: one-hot over ``categories`` plus the OTHER slot."""
+
+    name: str
+    categories: list[str]
+
+    @property
+    def width(self) -> int:
+        return len(self.categories) + 1
+
+
+class TableEncoder(Encoder):
+    """Mixed pandas columns -> numbers; see the module docstring."""
+
+    kind = "table"
+
+    def __init__(self, columns: list[NumericColumn | CategoricalColumn]) -> None:
+        self.columns = columns
+
+    @classmethod
+    def fit(
+        cls, frame: Any, *, categorical: Sequence[str] = (), standardize: bool = True
+    ) -> TableEncoder:
+        """Infer each column's kind and learn its statistics from the training rows ``frame``.
+
+        Raises:
+            DataError: for a mostly-numeric text column holding a non-number (the first is
+                named), or a ``categorical`` name that is not a column.
+        """
+        unknown = sorted(set(categorical) - {str(c) for c in frame.columns})
+        if unknown:
+            raise DataError(
+                f"categorical names columns {unknown} that are not among the features "
+                f"{[str(c) for c in frame.columns]}"
+            )
+        columns: list[NumericColumn | CategoricalColumn] = []
+        for name in frame.columns:
+            series = frame[name]
+            if str(name) in categorical or _is_categorical(series, str(name)):
+                columns.append(_fit_categorical(str(name), series))
+            else:
+                columns.append(_fit_numeric(str(name), _as_numbers(series, str(name)), standardize))
+        return cls(columns)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.columns)
+
+    @property
+    def n_outputs(self) -> int:
+        return sum(c.width for c in self.columns)
+
+    def kinds(self) -> dict[str, list[str]]:
+        """Column names by kind, for data summaries."""
+        return {
+            "numeric": [c.name for c in self.columns if isinstance(c, NumericColumn)],
+            "categorical": [c.name for c in self.columns if isinstance(c, CategoricalColumn)],
+        }
+
+    def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
+        import pandas as pd
+
+        if not hasattr(X, "columns"):  # an array with the training columns in order
+            array = np.asarray(X)
+            if array.ndim != 2 or array.shape[1] != self.n_inputs:
+                raise DataError(
+                    f"X must be a DataFrame with the columns {self.input_names}, or an array "
+                    f"of {self.n_inputs} columns in that order; got shape {array.shape}"
+                )
+            X = pd.DataFrame(array, columns=self.input_names)
+        frame = _select_columns(X, self.input_names, warn)
+        blocks = []
+        for column in self.columns:
+            series = frame[column.name]
+            if isinstance(column, NumericColumn):
+                blocks.extend(_encode_numeric(column, series))
+            else:
+                blocks.append(_encode_categorical(column, series, warn))
+        return np.ascontiguousarray(np.column_stack(blocks), dtype=np.float32)
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        described = [
+            {"kind": "numeric" if isinstance(c, NumericColumn) else "categorical", **asdict(c)}
+            for c in self.columns
+        ]
+        return {"kind": self.kind, "columns": described}, {}
+
+
+def encoder_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> Encoder:
+    """Rebuild an encoder from :meth:`Encoder.to_state` (as read from a model file)."""
+    try:
+        if meta["kind"] == "array":
+            names = meta.get("names")
+            return ArrayEncoder(tensors["mean"].numpy(), tensors["scale"].numpy(), names)
+        if meta["kind"] == "table":
+            columns: list[NumericColumn | CategoricalColumn] = []
+            for values in meta["columns"]:
+                values = dict(values)
+                kind = values.pop("kind")
+                columns.append(
+                    NumericColumn(**values) if kind == "numeric" else CategoricalColumn(**values)
+                )
+            return TableEncoder(columns)
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(
+            f"the model file's preprocessing state is incomplete: {exc!r}"
+        ) from exc
+    raise ModelFileError(f"the model file has an unknown preprocessing kind {meta.get('kind')!r}")
+
+
+def _select_columns(X: Any, names: list[str], warn: bool) -> Any:
+    """The training columns of a frame, in training order; missing ones are an error."""
+    by_name = {str(c): c for c in X.columns}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise DataError(
+            f"the data lacks the feature columns {missing} that the model was trained on "
+            f"(it has {list(by_name)})"
+        )
+    extra = [n for n in by_name if n not in names]
+    if extra and warn:
+        warnings.warn(
+            f"ignoring {len(extra)} columns the model does not use: {extra}",
+            TorchclfWarning,
+            stacklevel=4,
+        )
+    return X[[by_name[n] for n in names]].set_axis(names, axis=1)
+
+
+def _is_categorical(series: Any, name: str) -> bool:
+    kind = series.dtype.kind
+    if kind == "b":
+        return True
+    if kind in "iuf":
+        return False
+    values = series.dropna()
+    if len(values) == 0:
+        return False
+    if values.map(lambda v: isinstance(v, bool)).all():
+        return True
+    numbers = _to_numeric(values)
+    share = float(numbers.notna().mean())
+    if share == 1.0:
+        return False
+    if share >= MOSTLY_NUMBERS:
+        _raise_not_a_number(name, values, numbers, "looks numeric")
+    return True
+
+
+def _to_numeric(values: Any) -> Any:
+    import pandas as pd
+
+    return pd.to_numeric(values, errors="coerce")
+
+
+def _raise_not_a_number(name: str, values: Any, numbers: Any, reason: str) -> None:
+    bad = values[numbers.isna()]
+    raise DataError(
+        f"column {name!r} {reason} but holds {bad.iloc[0]!r} at {row_label(bad.index, 0)}; "
+        "fix that value, or list the column as categorical"
+    )
+
+
+def row_label(index: Any, position: int) -> str:
+    """Where a row is, for messages: a file's line number, or a frame's index label."""
+    if index.name == "line":
+        return f"line {index[position]}"
+    return f"row {index[position]!r}"
+
+
+def _as_numbers(series: Any, name: str, reason: str = "looks numeric") -> Any:
+    """A column as float64 values with NaN for missing; text that is not a number is an error."""
+    numbers = _to_numeric(series)
+    not_numbers = series.notna() & numbers.isna()
+    if not_numbers.any():
+        _raise_not_a_number(name, series[series.notna()], numbers[series.notna()], reason)
+    return numbers.astype(np.float64)
+
+
+def _fit_numeric(name: str, numbers: Any, standardize: bool) -> NumericColumn:
+    observed = numbers.dropna()
+    median = float(observed.median()) if len(observed) else 0.0
+    filled = numbers.fillna(median).to_numpy()
+    mean, std = (float(filled.mean()), float(filled.std())) if standardize else (0.0, 1.0)
+    return NumericColumn(
+        name, median, mean, std if std > 1e-12 else 1.0, bool(numbers.isna().any())
+    )
+
+
+def _encode_numeric(column: NumericColumn, series: Any) -> list[np.ndarray]:
+    numbers = _as_numbers(series, column.name, reason="was numeric in training")
+    missing = numbers.isna().to_numpy()
+    filled = numbers.fillna(column.median).to_numpy(dtype=np.float32)
+    encoded = [(filled - np.float32(column.mean)) / np.float32(column.scale)]
+    if column.indicator:
+        encoded.append(missing.astype(np.float32))
+    return encoded
+
+
+def _category_strings(series: Any) -> np.ndarray:
+    """Values as category names: 3, 3.0 and "3" are all "3"; missing values are MISSING."""
+
+    def name(value: Any) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return MISSING
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return str(int(value))
+        return str(value)
+
+    return np.array([name(v) for v in series.tolist()], dtype=object)
+
+
+def _fit_categorical(name: str, series: Any) -> CategoricalColumn:
+    values, counts = np.unique(_category_strings(series), return_counts=True)
+    frequent = [(c, v) for v, c in zip(values, counts, strict=True) if c >= MIN_FREQUENCY]
+    kept = sorted(v for _, v in sorted(frequent, key=lambda cv: (-cv[0], cv[1]))[:MAX_CATEGORIES])
+    return CategoricalColumn(name, kept)
+
+
+def _encode_categorical(column: CategoricalColumn, series: Any, warn: bool) -> np.ndarray:
+    strings = _category_strings(series)
+    position = {category: i for i, category in enumerate(column.categories)}
+    slots = np.array([position.get(s, len(column.categories)) for s in strings], dtype=np.int64)
+    outside = slots == len(column.categories)
+    if warn and outside.any():
+        examples = sorted(set(strings[outside].tolist()))[:3]
+        warnings.warn(
+            f"column {column.name!r}: {int(outside.sum())} values outside its training "
+            f"categories (e.g. {examples}) went to its 'other' slot",
+            TorchclfWarning,
+            stacklevel=4,
+        )
+    one_hot = np.zeros((len(strings), column.width), dtype=np.float32)
+    one_hot[np.arange(len(strings)), slots] = 1.0
+    return one_hot
+
+
+__all__ = [
+    "ArrayEncoder",
+    "CategoricalColumn",
+    "Encoder",
+    "NumericColumn",
+    "TableEncoder",
+    "encoder_from_state",
+    "row_label",
+]

@@ -1,0 +1,212 @@
+"""Reading tables: CSV and Parquet files and pandas frames into features and targets.
+
+:func:`read_table` turns a file into a DataFrame with clear errors for missing, unreadable or
+empty files and duplicated column names. :func:`prepare_table` picks the target column(s), drops
+rows whose target is missing, selects the feature columns (leaving out id-like columns unless they
+are asked for) and reports what it did. Turning the feature columns into numbers is the job of
+:class:`torchclf.encoders.TableEncoder`, fitted later on the training rows only.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from torchclf.errors import DataError
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+LABEL_SEPARATOR = "|"  # one target column of "x|y" strings is multilabel
+ID_MIN_ROWS = 20  # below this many rows, a column of unique values is not called an id
+
+
+def is_table_path(source: str) -> bool:
+    """True when ``source`` names a CSV or Parquet file (by its suffix)."""
+    return Path(source).suffix.lower() in TABLE_SUFFIXES
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame.
+
+    Raises:
+        DataError: if the file is missing, has another suffix, cannot be parsed, is empty, has
+            no rows, or repeats a column name.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataError(
+            f"'{path}': expected a .csv or .parquet file, got '{path.suffix or 'no suffix'}'"
+        )
+    if not path.is_file():
+        raise DataError(f"data file '{path}' does not exist (or is not a file)")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file '{path}' is empty: it has no header and no rows")
+    if path.suffix.lower() == ".csv":
+        names = _csv_header(path)
+        try:
+            frame = pd.read_csv(path, skipinitialspace=True)
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise DataError(f"data file '{path}' could not be read as CSV: {exc}") from exc
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            arrow = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"data file '{path}' could not be read as Parquet: {exc}") from exc
+        names = list(arrow.column_names)
+        _check_unique(path, names)
+        frame = arrow.to_pandas()
+    _check_unique(path, names)
+    if len(frame) == 0:
+        raise DataError(f"data file '{path}' has a header but no rows")
+    if path.suffix.lower() == ".csv":
+        # Messages name rows by their line in the file: the header is line 1.
+        frame.index = pd.RangeIndex(2, len(frame) + 2, name="line")
+    return frame
+
+
+def _csv_header(path: Path) -> list[str]:
+    # pandas renames a repeated column "a" to "a.1" silently: read the raw header to catch it.
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        return [name.strip() for name in next(csv.reader(handle), [])]
+
+
+def _check_unique(path: Path, names: Sequence[str]) -> None:
+    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"data file '{path}' has duplicated column names {repeated}; rename them so that "
+            "every column is unique"
+        )
+
+
+@dataclass
+class Table:
+    """Feature columns and targets taken from one frame, and what was done to get them."""
+
+    features: pd.DataFrame  # the raw feature columns, rows with a target only
+    y: Any  # labels (n,), label lists (n,), or a 0/1 indicator matrix (n, L)
+    target: tuple[str, ...]  # the target column(s)
+    label_names: list[str] | None = None  # multilabel indicator columns, in order
+    report: dict[str, Any] = field(default_factory=dict)  # rows, dropped rows, id columns, ...
+
+
+def prepare_table(
+    frame: pd.DataFrame,
+    target: Sequence[str],
+    *,
+    features: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    source: str = "the data",
+) -> Table:
+    """Split ``frame`` into feature columns and targets.
+
+    Args:
+        frame: the raw table.
+        target: one target column, or several 0/1 columns (multilabel).
+        features: the feature columns to use (default: every other column but id-like ones).
+        drop: columns to leave out.
+        source: how to name the data in messages, e.g. the file path.
+
+    Raises:
+        DataError: for unknown column names, or when no row has a target.
+    """
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    target = list(target)
+    if not target:
+        raise DataError(f"name the target column of {source} (for example --target {columns[-1]})")
+    for name in [*target, *(features or []), *drop]:
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1)
+            hint = f". Did you mean {close[0]!r}?" if close else ""
+            raise DataError(f"column {name!r} is not in {source}; its columns are {columns}{hint}")
+
+    missing_target = frame[target].isna().any(axis=1).to_numpy()
+    kept = frame.loc[~missing_target]
+    if len(kept) == 0:
+        raise DataError(
+            f"{source} has no rows left: all {len(frame)} rows miss the target {target}"
+        )
+    report: dict[str, Any] = {
+        "rows": len(frame),
+        "dropped (missing target)": int(missing_target.sum()),
+    }
+
+    if features is not None:
+        chosen, id_like = list(features), []
+    else:
+        candidates = [c for c in columns if c not in target and c not in drop]
+        id_like = [c for c in candidates if _looks_like_id(kept[c])]
+        chosen = [c for c in candidates if c not in id_like]
+    if not chosen:
+        raise DataError(f"{source} has no feature columns besides the target {target}")
+    report["id-like columns left out"] = id_like
+
+    label_names = None
+    if len(target) > 1:
+        y = kept[target].to_numpy()
+        label_names = target
+    else:
+        values = kept[target[0]]
+        if (
+            values.dtype == object
+            and values.astype(str).str.contains(LABEL_SEPARATOR, regex=False).any()
+        ):
+            y = [_split_labels(v) for v in values]
+        else:
+            y = values.to_numpy()
+    return Table(kept[chosen], y, tuple(target), label_names, report)
+
+
+def _split_labels(value: Any) -> list[str]:
+    return [part.strip() for part in str(value).split(LABEL_SEPARATOR) if part.strip()]
+
+
+def _looks_like_id(column: pd.Series) -> bool:
+    """Integer or text values, all different, in a table of at least ``ID_MIN_ROWS`` rows."""
+    kind = column.dtype.kind
+    if kind not in "iuOSU" or len(column) < ID_MIN_ROWS or column.isna().any():
+        return False
+    return bool(column.nunique() == len(column))
+
+
+def missing_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """Missing values per column, only for columns that have some."""
+    counts = frame.isna().sum()
+    return {str(name): int(n) for name, n in counts.items() if n}
+
+
+def class_balance(y: Any, label_names: Sequence[str] | None = None) -> dict[str, int]:
+    """Rows per class (or per label, for multilabel targets)."""
+    if isinstance(y, list):  # label lists
+        counts: dict[str, int] = {}
+        for labels in y:
+            for label in labels:
+                counts[str(label)] = counts.get(str(label), 0) + 1
+        return dict(sorted(counts.items()))
+    y = np.asarray(y)
+    if y.ndim == 2:
+        names = label_names or [str(i) for i in range(y.shape[1])]
+        return {str(n): int(c) for n, c in zip(names, y.astype(float).sum(axis=0), strict=True)}
+    values, counts = np.unique(y.astype(str), return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+__all__ = [
+    "Table",
+    "class_balance",
+    "is_table_path",
+    "missing_counts",
+    "prepare_table",
+    "read_table",
+]
