@@ -369,3 +369,95 @@ def test_readme_shows_a_real_run(main_run):
     printed = main_run[1].stdout.rstrip("\n").splitlines()
     assert shown[:-1] == printed[:-1]  # every line but the run folder's path, which is tmp here
     assert shown[-1] == "run folder: runs/circles"
+
+
+@pytest.fixture(scope="module")
+def patients_run(tmp_path_factory):
+    from test_tabular import patients
+
+    folder = tmp_path_factory.mktemp("tables")
+    frame = patients()
+    frame.to_csv(folder / "patients.csv", index=False)
+    new = frame.drop(columns=["disease"]).head(4).copy()
+    new.loc[0, "city"] = "Atlantis"
+    new.loc[1, "cholesterol"] = None
+    new.to_csv(folder / "new.csv", index=False)
+    result = invoke(
+        "train",
+        "--data",
+        folder / "patients.csv",
+        "--target",
+        "disease",
+        "--drop",
+        "stage,tags",
+        "--epochs",
+        "100",
+        "--class-weight",
+        "balanced",
+        "--out",
+        folder / "runs",
+    )
+    assert result.exit_code == 0, result.output
+    return folder, result
+
+
+def test_train_on_a_csv_reports_the_loader_and_the_columns(patients_run):
+    folder, result = patients_run
+    assert "patients.csv: 300 rows (4 without a target, dropped), 5 features" in result.stdout
+    assert "left out as id-like: patient_id" in result.stdout
+    assert "missing values: cholesterol 20, city 15" in result.stdout
+    page = (folder / "runs" / "patients" / "report.html").read_text()
+    assert "<td>numeric columns</td><td>age, cholesterol</td>" in page
+    assert "<td>categorical columns</td><td>sex, smoker, city</td>" in page
+    assert (
+        json.loads((folder / "runs" / "patients" / "metrics.json").read_text())["scores"][
+            "accuracy"
+        ]
+        > 0.8
+    )
+
+
+def test_predict_raw_rows_of_a_new_file_and_evaluate_the_run_again(patients_run, tmp_path):
+    folder, _ = patients_run
+    run = folder / "runs" / "patients"
+    result = invoke("predict", run, "--data", folder / "new.csv", "--output", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    assert "Warning: ignoring 3 columns the model does not use: ['patient_id', 'stage', 'tags']" in result.stderr
+    assert (
+        "Warning: column 'city': 1 values outside its training categories (e.g. ['Atlantis'])"
+        in result.stderr
+    )
+    frame = pd.read_csv(tmp_path / "p.csv")
+    assert list(frame.columns) == ["prediction", "proba_no", "proba_yes"] and len(frame) == 4
+    invoke("evaluate", run, "--out", tmp_path / "eval")
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(
+        (run / "metrics.json").read_text()
+    )
+    assert invoke("predict", run).stdout == (run / "test_predictions.csv").read_text()
+
+
+def test_file_options_errors(patients_run):
+    folder, _ = patients_run
+    cases = [
+        (
+            ["--data", folder / "patients.csv", "--target", "diseas"],
+            f"column 'diseas' is not in '{folder / 'patients.csv'}'; its columns are ['patient_id', 'age', 'cholesterol', 'sex', 'smoker', 'city', 'disease', 'stage', 'tags']. Did you mean 'disease'?",
+        ),
+        (
+            ["--data", folder / "patients.csv"],
+            f"name the target column of '{folder / 'patients.csv'}' (for example --target tags)",
+        ),
+        (
+            ["--data", folder / "absent.csv", "--target", "y"],
+            f"data file '{folder / 'absent.csv'}' does not exist (or is not a file)",
+        ),
+        (
+            ["--data", "circles", "--target", "y"],
+            "--target, --features and --drop apply to CSV and Parquet files; the built-in dataset 'circles' has its own target and features",
+        ),
+    ]
+    for args, message in cases:
+        result = invoke("train", *args, "--out", folder / "bad-runs")
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"Error: {message}\n"
+    assert not (folder / "bad-runs").exists()

@@ -11,13 +11,14 @@ commands, so ``torchclf --help`` and argument errors return at once.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from torchclf.errors import TorchclfError
+from torchclf.errors import TorchclfError, TorchclfWarning
 
 EXIT_USAGE = 2
 
@@ -36,7 +37,10 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", TorchclfWarning)
+                warnings.showwarning = _show_warning
+                code = super().main(*args, standalone_mode=False, **kwargs)
         except _ClickException as error:
             message = error.format_message()  # type: ignore[attr-defined]
             context = getattr(error, "ctx", None)
@@ -50,6 +54,10 @@ class _OneLineErrors(TyperGroup):
         if standalone_mode:
             sys.exit(code if isinstance(code, int) else 0)
         return code
+
+
+def _show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    typer.echo(f"Warning: {message}", err=True)
 
 
 def _fail(message: str) -> None:
@@ -80,6 +88,18 @@ def _parse_numbers(text: str, option: str, kind: type, example: str) -> tuple[An
         raise typer.BadParameter(
             f"expected comma-separated numbers such as {example}, got {text!r}", param_hint=option
         ) from None
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _parse_threshold(text: str | None) -> float | str | list[float] | None:
+    """A number, one number per label, or a rule for train: "f1" or "recall:R"."""
+    if text is None or text.strip() in ("f1",) or text.strip().startswith("recall:"):
+        return text.strip() if text else None
+    values = _parse_numbers(text, "'--threshold'", float, "0.5, 0.3,0.6, f1 or recall:0.9")
+    return values[0] if len(values) == 1 else list(values)
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:
@@ -199,7 +219,9 @@ class _EpochTable:
 
 DataOption = Annotated[
     str,
-    typer.Option("--data", "-d", help="A built-in dataset (see 'torchclf datasets')."),
+    typer.Option(
+        "--data", "-d", help="A built-in dataset (see 'torchclf datasets') or a .csv/.parquet file."
+    ),
 ]
 
 
@@ -215,6 +237,17 @@ DataOption = Annotated[
 def train(
     context: typer.Context,
     data: DataOption = "circles",
+    target: Annotated[
+        str | None,
+        typer.Option(help="Files: the target column, or several 0/1 label columns: a,b,c."),
+    ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="Files: the feature columns (default: all but the target).")
+    ] = None,
+    drop: Annotated[str | None, typer.Option(help="Files: columns to leave out.")] = None,
+    categorical: Annotated[
+        str | None, typer.Option(help="Files: numeric columns to one-hot encode as categories.")
+    ] = None,
     task: Annotated[
         str, typer.Option(help="auto, binary, multiclass or multilabel (auto reads the targets).")
     ] = "auto",
@@ -231,6 +264,15 @@ def train(
     batch_size: Annotated[
         int | None,
         typer.Option(help="Rows per step (default: full batch up to 4096 rows, else 256)."),
+    ] = None,
+    class_weight: Annotated[
+        str, typer.Option(help="none, or balanced: weigh classes by their inverse frequency.")
+    ] = "none",
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Binary: a decision threshold, or f1 / recall:0.9 to choose it on validation rows."
+        ),
     ] = None,
     test_size: Annotated[float, typer.Option(help="Share of the rows held out for testing.")] = 0.2,
     seed: Annotated[
@@ -263,23 +305,29 @@ def train(
     the pictures and report.html.
     """
     sizes = _parse_hidden(hidden)
-    folder = _run_folder(out, name, data, overwrite)
+    threshold_value = _parse_threshold(threshold)
+    folder = _run_folder(out, name, Path(data).stem, overwrite)
 
     import torchclf
-    from torchclf.report import summarize_data, write_run
+    from torchclf.report import write_run
     from torchclf.sources import DataSource
 
     console = _console()
-    source = DataSource(name=data, test_size=test_size, seed=seed)
-    dataset = source.load()
-    split = source.split(dataset)
-    summary = summarize_data(dataset, split)
-    heading = (
-        f"[bold]{data}[/]: {summary['rows']} rows, {summary['features']} features, "
-        f"{summary['task']} ({summary['class balance']}); train {summary['train rows']}, "
-        f"test {summary['test rows']}"
+    source = DataSource(
+        name=data,
+        target=_names(target),
+        features=_names(features) or None,
+        drop=_names(drop),
+        test_size=test_size,
+        seed=seed,
     )
-    epoch_table = None if quiet else _EpochTable(console, epochs, max(1, epochs // 10), heading)
+    loaded = source.load()
+    split = source.split(loaded)
+    summary = loaded.summary(split)
+    epoch_table = None
+    if not quiet:
+        epoch_table = _EpochTable(console, epochs, max(1, epochs // 10), _heading(data, summary))
+    tunes_threshold = isinstance(threshold_value, str)
     try:
         classifier = torchclf.fit(
             split.X_train,
@@ -293,17 +341,24 @@ def train(
             optimizer=optimizer,
             batch_size=batch_size,
             early_stopping=early_stopping,
-            validation_fraction=0.1 if early_stopping else 0.0,
+            validation_fraction=0.2 if early_stopping or tunes_threshold else 0.0,
+            class_weight=None if class_weight == "none" else class_weight,
+            threshold=0.5 if threshold_value is None else threshold_value,
+            categorical=_names(categorical),
+            label_names=loaded.label_names,
+            feature_names=loaded.feature_names,
             seed=seed,
             device=device,
             eval_set=(split.X_test, split.y_test),
             on_epoch=epoch_table,
-            feature_names=dataset.feature_names,
         )
     finally:
         if epoch_table is not None:
             epoch_table.close()
     classifier.data_source = source.to_dict()
+    if hasattr(classifier.encoder, "kinds"):
+        for kind, names in classifier.encoder.kinds().items():
+            summary[f"{kind} columns"] = ", ".join(names) or "none"
     evaluation = classifier.evaluate(split.X_test, split.y_test)
     write_run(
         folder,
@@ -315,8 +370,29 @@ def train(
         overwrite=overwrite,
     )
     if not quiet:
+        if tunes_threshold:
+            console.print(
+                f"threshold chosen on the validation rows ({threshold}): "
+                f"{classifier.task.to_dict()['threshold']:.4f}"
+            )
         _metrics_tables(console, evaluation, "test metrics")
     console.print(f"run folder: {folder}")
+
+
+def _heading(data: str, summary: dict[str, Any]) -> str:
+    """The data in one or two lines, printed above the epoch table."""
+    dropped = summary.get("dropped (missing target)", 0)
+    lines = [
+        f"[bold]{data}[/]: {summary['rows']} rows"
+        + (f" ({dropped} without a target, dropped)" if dropped else "")
+        + f", {summary['features']} features; classes: {summary['class balance']}; "
+        f"train {summary['train rows']}, test {summary['test rows']}"
+    ]
+    if summary.get("id-like columns left out"):
+        lines.append(f"left out as id-like: {', '.join(summary['id-like columns left out'])}")
+    if summary["missing values"] != "none":
+        lines.append(f"missing values: {summary['missing values']}")
+    return "\n".join(lines)
 
 
 ModelArgument = Annotated[
@@ -324,7 +400,11 @@ ModelArgument = Annotated[
 ]
 SavedModelDataOption = Annotated[
     str | None,
-    typer.Option("--data", "-d", help="A built-in dataset (default: the training data)."),
+    typer.Option(
+        "--data",
+        "-d",
+        help="A built-in dataset or a .csv/.parquet file (default: the training data).",
+    ),
 ]
 SplitOption = Annotated[
     str | None,
@@ -335,9 +415,12 @@ SplitOption = Annotated[
 ]
 
 
-def _rows(classifier: Any, data: str | None, split: str | None) -> tuple[str, Any, Any]:
-    """The rows to evaluate or predict: (description, X, y)."""
+def _rows(
+    classifier: Any, data: str | None, split: str | None, *, need_target: bool = True
+) -> tuple[str, Any, Any]:
+    """The rows to evaluate or predict: (description, X, y); y is None when not needed."""
     from torchclf.sources import DataSource
+    from torchclf.tabular import is_table_path, read_table
 
     trained_on = DataSource.from_dict(classifier.data_source) if classifier.data_source else None
     if data is None:
@@ -359,10 +442,24 @@ def _rows(classifier: Any, data: str | None, split: str | None) -> tuple[str, An
                 "use --split all",
                 param_hint="'--split'",
             )
-        rows = trained_on.split()
+        rows = trained_on.split()  # type: ignore[union-attr]
         return f"{data}, test split ({len(rows.X_test)} rows)", rows.X_test, rows.y_test
-    dataset = (trained_on if own_data else DataSource(name=data)).load()
-    return f"{data}, all {len(dataset)} rows", dataset.X, dataset.labels
+    if is_table_path(data) and not own_data and not need_target:
+        frame = read_table(data)  # raw rows: the model picks its columns and reports the rest
+        return f"{data}, all {len(frame)} rows", frame, None
+    if own_data:
+        source = trained_on
+    elif is_table_path(data):
+        if trained_on is None or not trained_on.target:
+            raise typer.BadParameter(
+                "this model does not record its target column, so it cannot score a file",
+                param_hint="'--data'",
+            )
+        source = DataSource(name=data, target=trained_on.target)
+    else:
+        source = DataSource(name=data)
+    loaded = source.load()  # type: ignore[union-attr]
+    return f"{data}, all {len(loaded)} rows", loaded.X, loaded.y
 
 
 @app.command(
@@ -442,7 +539,7 @@ def predict(
         values = _parse_numbers(threshold, "'--threshold'", float, "0.5 or 0.3,0.6")
         thresholds = values[0] if len(values) == 1 else list(values)
     classifier = torchclf.load(_resolve_model_path(model))
-    _, X, _ = _rows(classifier, data, split)
+    _, X, _ = _rows(classifier, data, split, need_target=False)
     frame = prediction_frame(classifier, X, threshold=thresholds)
     if output is None:
         frame.to_csv(sys.stdout, index=False)

@@ -129,14 +129,18 @@ def _is_numeric_dtype(dtype: Any) -> bool:
 
 @dataclass(frozen=True)
 class Split:
-    """Features and targets split into train, test and (optionally) validation parts."""
+    """Features and targets split into train, test and (optionally) validation parts.
 
-    X_train: np.ndarray
-    X_test: np.ndarray
-    y_train: np.ndarray
-    y_test: np.ndarray
-    X_val: np.ndarray | None = None  # only when a validation_size was asked for
-    y_val: np.ndarray | None = None
+    Features are float32 arrays (or DataFrames, for tables); targets are label arrays, label
+    lists or indicator matrices, as given.
+    """
+
+    X_train: Any
+    X_test: Any
+    y_train: Any
+    y_test: Any
+    X_val: Any = None  # only when a validation_size was asked for
+    y_val: Any = None
 
 
 def split_indices(

@@ -28,9 +28,11 @@ def prediction_frame(
     For multilabel models ``prediction`` joins the predicted labels with ``|`` (empty when none).
     """
     import pandas as pd
+    import torch
 
-    probs = classifier.predict_proba(X)
-    predictions = classifier.predict(X, threshold=threshold)
+    probs = classifier.predict_proba(X)  # (n, K); the rows are encoded (and checked) once
+    task = classifier.task if threshold is None else classifier.task.with_threshold(threshold)
+    predictions = task.decode(task.decide(torch.from_numpy(probs)))
     names = classifier.task.class_names
     if predictions.ndim == 2:  # multilabel indicators (n, L)
         predictions = np.array(

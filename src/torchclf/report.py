@@ -24,8 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from torchclf.files import atomic_directory
 
 if TYPE_CHECKING:
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
 
     from torchclf.classifier import Classifier
     from torchclf.data import Split
-    from torchclf.datasets import ClassificationDataset
     from torchclf.metrics import Evaluation
 
 PICTURES = {
@@ -42,27 +39,6 @@ PICTURES = {
     "confusion_matrix.png": "Confusion matrix (test)",
     "roc_pr.png": "ROC and precision-recall curves (test)",
 }
-
-
-def summarize_data(dataset: ClassificationDataset, split: Split) -> dict[str, Any]:
-    """What a run was trained on: sizes, features, task and class balance."""
-    if dataset.y.ndim == 2:
-        counts = dict(zip(dataset.class_names, dataset.y.sum(axis=0).tolist(), strict=True))
-    else:
-        codes, per_class = np.unique(dataset.y, return_counts=True)
-        counts = {dataset.class_names[c]: int(n) for c, n in zip(codes, per_class, strict=True)}
-    return {
-        "dataset": dataset.name,
-        "description": dataset.description,
-        "rows": len(dataset),
-        "features": len(dataset.feature_names),
-        "feature names": ", ".join(dataset.feature_names[:12])
-        + (" ..." if len(dataset.feature_names) > 12 else ""),
-        "task": dataset.task,
-        "class balance": ", ".join(f"{name} {count}" for name, count in counts.items()),
-        "train rows": len(split.X_train),
-        "test rows": len(split.X_test),
-    }
 
 
 def run_figures(classifier: Classifier, split: Split, evaluation: Evaluation) -> dict[str, Figure]:
@@ -193,4 +169,4 @@ def render_report(
     )
 
 
-__all__ = ["render_report", "run_figures", "summarize_data", "write_run"]
+__all__ = ["render_report", "run_figures", "write_run"]

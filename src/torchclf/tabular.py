@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
 from torchclf.errors import DataError
 
@@ -59,12 +60,11 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
         try:
-            arrow = pq.read_table(path)
+            names = list(pq.read_schema(path).names)
+            _check_unique(path, names)  # before reading: pyarrow cannot select repeated names
+            frame = pq.read_table(path).to_pandas()
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"data file '{path}' could not be read as Parquet: {exc}") from exc
-        names = list(arrow.column_names)
-        _check_unique(path, names)
-        frame = arrow.to_pandas()
     _check_unique(path, names)
     if len(frame) == 0:
         raise DataError(f"data file '{path}' has a header but no rows")
@@ -158,13 +158,17 @@ def prepare_table(
         label_names = target
     else:
         values = kept[target[0]]
-        if (
-            values.dtype == object
-            and values.astype(str).str.contains(LABEL_SEPARATOR, regex=False).any()
-        ):
+        is_text = not (is_numeric_dtype(values) or is_bool_dtype(values))
+        if is_text and values.astype(str).str.contains(LABEL_SEPARATOR, regex=False).any():
             y = [_split_labels(v) for v in values]
         else:
             y = values.to_numpy()
+            classes = pd.unique(values)
+            if len(classes) < 2:
+                raise DataError(
+                    f"target column {target[0]!r} of {source} has a single class "
+                    f"({classes[0]!r}); a classifier needs at least two classes"
+                )
     return Table(kept[chosen], y, tuple(target), label_names, report)
 
 
@@ -173,11 +177,22 @@ def _split_labels(value: Any) -> list[str]:
 
 
 def _looks_like_id(column: pd.Series) -> bool:
-    """Integer or text values, all different, in a table of at least ``ID_MIN_ROWS`` rows."""
-    kind = column.dtype.kind
-    if kind not in "iuOSU" or len(column) < ID_MIN_ROWS or column.isna().any():
+    """A row number (dense distinct integers) or a text key: all values different.
+
+    Checked only in tables of at least ``ID_MIN_ROWS`` rows; a numeric column that merely
+    happens to have no repeats (ages in a small file) is not an id.
+    """
+    if len(column) < ID_MIN_ROWS or column.isna().any() or column.nunique() != len(column):
         return False
-    return bool(column.nunique() == len(column))
+    if is_bool_dtype(column):
+        return False
+    if is_integer_dtype(column):
+        # a row number or key, perhaps with gaps where rows were filtered out
+        return bool(column.max() - column.min() + 1 <= 2 * len(column))
+    if is_numeric_dtype(column):
+        return False
+    numbers = pd.to_numeric(column, errors="coerce")
+    return bool(numbers.isna().mean() > 0.5)  # mostly text, not numbers with a typo
 
 
 def missing_counts(frame: pd.DataFrame) -> dict[str, int]:

@@ -1,0 +1,313 @@
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import torchclf
+from torchclf import DataError
+from torchclf.encoders import OTHER, TableEncoder
+from torchclf.errors import TorchclfWarning
+from torchclf.sources import DataSource
+from torchclf.tabular import prepare_table, read_table
+
+
+def patients(n=300, seed=0):
+    """Mixed columns with gaps: numbers, text, booleans, an id, and a learnable target."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(50, 12, n).round()
+    chol = rng.normal(220, 40, n)
+    sex = rng.choice(["female", "male"], n)
+    smoker = rng.choice([True, False], n)
+    city = rng.choice(["Oslo", "Lima", "Pune", "Kyiv"], n)
+    risk = 0.08 * (age - 50) + 0.03 * (chol - 220) + 1.5 * (sex == "male") + 2 * smoker - 1.5
+    frame = pd.DataFrame(
+        {
+            "patient_id": np.arange(1000, 1000 + n),
+            "age": age,
+            "cholesterol": chol,
+            "sex": sex,
+            "smoker": smoker,
+            "city": city,
+            "disease": np.where(risk + rng.normal(0, 0.5, n) > 0, "yes", "no"),
+            "stage": np.select([risk < -1, risk < 1], ["low", "mid"], "high"),
+            "tags": [
+                "|".join(t for t, on in (("heart", r > 0), ("lung", s)) if on) or "none"
+                for r, s in zip(risk, smoker, strict=True)
+            ],
+        }
+    )
+    frame.loc[rng.choice(n, 20, replace=False), "cholesterol"] = np.nan
+    frame.loc[rng.choice(n, 15, replace=False), "city"] = None
+    frame.loc[rng.choice(n, 4, replace=False), "disease"] = None
+    return frame
+
+
+@pytest.fixture
+def csv_path(tmp_path):
+    path = tmp_path / "patients.csv"
+    patients().to_csv(path, index=False)
+    return path
+
+
+def test_table_encoder_handles_mixed_columns_with_gaps():
+    frame = patients()[["age", "cholesterol", "sex", "smoker", "city"]]
+    encoder = TableEncoder.fit(frame)
+    assert encoder.kinds() == {
+        "numeric": ["age", "cholesterol"],
+        "categorical": ["sex", "smoker", "city"],
+    }
+    by_name = {c.name: c for c in encoder.columns}
+    assert not by_name["age"].indicator and by_name["cholesterol"].indicator  # only gaps get one
+    assert by_name["city"].categories == ["Kyiv", "Lima", "Oslo", "Pune", "__missing__"]
+    assert by_name["smoker"].categories == ["False", "True"]
+    encoded = encoder.transform(frame)
+    # age 1 + cholesterol 2 + sex 3 + smoker 3 + city 6 (4 cities, missing, other)
+    assert encoded.shape == (300, 15) and encoded.dtype == np.float32
+    assert np.isfinite(encoded).all()
+    assert abs(encoded[:, 0].mean()) < 1e-5 and abs(encoded[:, 0].std() - 1) < 1e-4
+    assert encoded[:, 2].sum() == 20  # the cholesterol-was-missing indicator
+
+
+def test_unseen_categories_go_to_the_other_slot_with_a_warning():
+    frame = patients()[["age", "city"]]
+    encoder = TableEncoder.fit(frame)
+    new = pd.DataFrame({"age": [40.0, np.nan], "city": ["Atlantis", "Oslo"]})
+    with pytest.warns(
+        TorchclfWarning,
+        match=re.escape(
+            "column 'city': 1 values outside its training categories (e.g. ['Atlantis']) went to its 'other' slot"
+        ),
+    ):
+        encoded = encoder.transform(new)
+    city = next(c for c in encoder.columns if c.name == "city")
+    assert encoded[0, 1 + len(city.categories)] == 1.0  # the OTHER slot
+    assert encoded[1, 1 + city.categories.index("Oslo")] == 1.0
+    assert encoded[1, 0] == pytest.approx(
+        (frame["age"].median() - frame["age"].mean()) / frame["age"].std(ddof=0), rel=1e-4
+    )
+
+
+def test_rare_values_share_the_other_slot_and_numbers_can_be_categories():
+    frame = pd.DataFrame({"grade": [1, 1, 2, 2, 3, 9], "x": [0.0, 1, 2, 3, 4, 5]})
+    encoder = TableEncoder.fit(frame, categorical=["grade"])
+    grade = encoder.columns[0]
+    assert grade.categories == ["1", "2"] and encoder.kinds()["categorical"] == ["grade"]
+    encoded = encoder.transform(frame.assign(grade=[1.0, 2.0, 3.0, 9.0, 1.0, 2.0]), warn=False)
+    assert encoded[:, :3].tolist()[:4] == [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]]
+    assert OTHER == "__other__"
+
+
+def test_numeric_column_with_text_names_the_row_and_value(tmp_path):
+    path = tmp_path / "typo.csv"
+    rows = ["age,label"] + [f"{20 + i},{i % 2}" for i in range(30)]
+    rows[5] = "abc,0"
+    path.write_text("\n".join(rows) + "\n")
+    table = prepare_table(read_table(path), ["label"], source=f"'{path}'")
+    message = "column 'age' looks numeric but holds 'abc' at line 6; fix that value, or list the column as categorical"
+    with pytest.raises(DataError, match=re.escape(message)):
+        TableEncoder.fit(table.features)
+
+
+def test_prediction_time_column_problems():
+    encoder = TableEncoder.fit(patients()[["age", "city"]])
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "the data lacks the feature columns ['city'] that the model was trained on (it has ['age'])"
+        ),
+    ):
+        encoder.transform(pd.DataFrame({"age": [1.0]}))
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "column 'age' was numeric in training but holds 'old' at row 1; fix that value, or list the column as categorical"
+        ),
+    ):
+        encoder.transform(pd.DataFrame({"age": ["30", "old"], "city": ["Oslo", "Lima"]}))
+    with pytest.warns(
+        TorchclfWarning, match=re.escape("ignoring 1 columns the model does not use: ['zip']")
+    ):
+        encoder.transform(pd.DataFrame({"age": [1.0], "city": ["Oslo"], "zip": [123]}))
+
+
+def test_prepare_table_drops_rows_without_target_and_ids(csv_path):
+    table = prepare_table(read_table(csv_path), ["disease"], drop=["stage", "tags"])
+    assert table.report == {
+        "rows": 300,
+        "dropped (missing target)": 4,
+        "id-like columns left out": ["patient_id"],
+    }
+    assert list(table.features.columns) == ["age", "cholesterol", "sex", "smoker", "city"]
+    assert len(table.y) == 296
+    kept = prepare_table(read_table(csv_path), ["disease"], features=["patient_id", "age"])
+    assert list(kept.features.columns) == ["patient_id", "age"]
+
+
+def test_multilabel_targets_from_label_columns_and_delimited_labels(csv_path):
+    frame = read_table(csv_path).assign(
+        heart=lambda f: (f.stage == "high").astype(int), lung=lambda f: f.smoker.astype(int)
+    )
+    table = prepare_table(frame, ["heart", "lung"], drop=["disease", "stage", "tags"])
+    assert table.label_names == ["heart", "lung"] and table.y.shape == (300, 2)
+    delimited = prepare_table(read_table(csv_path), ["tags"], drop=["disease", "stage"])
+    assert isinstance(delimited.y, list) and {"heart", "lung"} <= {
+        t for row in delimited.y for t in row
+    }
+
+
+@pytest.mark.parametrize(
+    ("target", "drop", "task"),
+    [
+        pytest.param(["disease"], ["stage", "tags"], "binary", id="binary"),
+        pytest.param(["stage"], ["disease", "tags"], "multiclass", id="multiclass"),
+        pytest.param(["tags"], ["disease", "stage"], "multilabel", id="multilabel"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_every_task_from_csv_and_parquet_round_trips_on_raw_rows(
+    tmp_path, target, drop, task, suffix
+):
+    path = tmp_path / f"patients{suffix}"
+    frame = patients()
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+    source = DataSource(
+        name=str(path), target=tuple(target), drop=tuple(drop), test_size=0.25, seed=1
+    )
+    data = source.load()
+    split = source.split(data)
+    clf = torchclf.fit(split.X_train, split.y_train, hidden=(16,), epochs=150)
+    assert clf.task.name == task
+    assert clf.evaluate(split.X_test, split.y_test)["accuracy"] > (
+        0.75 if task != "multilabel" else 0.5
+    )
+    loaded = torchclf.load(clf.save(tmp_path / "m.safetensors"))
+    raw = split.X_test.head(6).copy()
+    raw.iloc[0, raw.columns.get_loc("city")] = "Atlantis"  # unseen category
+    raw.iloc[1, raw.columns.get_loc("age")] = np.nan  # a gap where training had none
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TorchclfWarning)
+        assert np.array_equal(loaded.predict_proba(raw), clf.predict_proba(raw))
+        assert np.array_equal(loaded.predict(raw), clf.predict(raw))
+
+
+def test_class_weight_and_a_threshold_chosen_for_recall():
+    frame = patients(600)
+    y = (frame["disease"] == "yes") & (frame["stage"] == "high")  # a rarer positive class
+    X = frame[["age", "cholesterol", "sex", "smoker", "city"]]
+    plain = torchclf.fit(X, y, hidden=(16,), epochs=100)
+    balanced = torchclf.fit(X, y, hidden=(16,), epochs=100, class_weight="balanced")
+    assert balanced.predict(X).mean() > plain.predict(X).mean()  # weighting finds more positives
+    tuned = torchclf.fit(
+        X, y, hidden=(16,), epochs=100, validation_fraction=0.3, threshold="recall:0.95"
+    )
+    threshold = tuned.task.threshold
+    assert 0 < threshold < 0.5
+    assert torchclf.load  # the threshold travels with the model
+    assert tuned.predict(X).mean() >= plain.predict(X).mean()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"threshold": "f2"},
+            "The 'threshold' parameter must be a number in (0, 1), 'f1' or 'recall:R' with R in (0, 1]. Got 'f2' instead.",
+        ),
+        (
+            {"threshold": "f1"},
+            "threshold='f1' is chosen on validation rows: set validation_fraction (for example 0.2)",
+        ),
+    ],
+)
+def test_threshold_rules_are_validated(kwargs, message):
+    X, y = np.random.default_rng(0).normal(size=(40, 2)), np.arange(40) % 2
+    with pytest.raises(torchclf.ConfigError, match=re.escape(message)):
+        torchclf.fit(X, y, epochs=1, **kwargs)
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(
+            lambda t: t / "absent.csv",
+            "data file '{path}' does not exist (or is not a file)",
+            id="missing",
+        ),
+        pytest.param(
+            lambda t: _write(t, "empty.csv", ""),
+            "data file '{path}' is empty: it has no header and no rows",
+            id="empty",
+        ),
+        pytest.param(
+            lambda t: _write(t, "header.csv", "a,b,target\n"),
+            "data file '{path}' has a header but no rows",
+            id="no-rows",
+        ),
+        pytest.param(
+            lambda t: _write(t, "dup.csv", "a,a,target\n1,2,0\n"),
+            "data file '{path}' has duplicated column names ['a']; rename them so that every column is unique",
+            id="duplicated",
+        ),
+        pytest.param(
+            lambda t: _write(t, "data.txt", "a\n1\n"),
+            "'{path}': expected a .csv or .parquet file, got '.txt'",
+            id="suffix",
+        ),
+        pytest.param(
+            lambda t: _write(t, "bad.parquet", "not parquet"),
+            "data file '{path}' could not be read as Parquet",
+            id="bad-parquet",
+        ),
+    ],
+)
+def test_unreadable_files_are_named(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(DataError, match=re.escape(message.format(path=path))):
+        read_table(path)
+
+
+def test_duplicated_parquet_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([[1, 2], [3, 4]], names=["a", "a"]), path)
+    with pytest.raises(DataError, match=re.escape("has duplicated column names ['a']")):
+        read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("target", "frame", "message"),
+    [
+        pytest.param(
+            ["diseas"],
+            None,
+            "column 'diseas' is not in 'p.csv'; its columns are ['patient_id', 'age', 'cholesterol', 'sex', 'smoker', 'city', 'disease', 'stage', 'tags']. Did you mean 'disease'?",
+            id="target-absent",
+        ),
+        pytest.param(
+            ["label"],
+            pd.DataFrame({"x": [1.0, 2.0], "label": ["a", "a"]}),
+            "target column 'label' of 'p.csv' has a single class ('a'); a classifier needs at least two classes",
+            id="one-class",
+        ),
+        pytest.param(
+            ["label"],
+            pd.DataFrame({"x": [1.0, 2.0], "label": [None, None]}),
+            "'p.csv' has no rows left: all 2 rows miss the target ['label']",
+            id="no-target-rows",
+        ),
+    ],
+)
+def test_target_problems_are_named(target, frame, message):
+    frame = patients() if frame is None else frame
+    with pytest.raises(DataError, match=re.escape(message)):
+        prepare_table(frame, target, source="'p.csv'")
