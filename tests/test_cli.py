@@ -77,7 +77,7 @@ def test_report_is_self_contained(main_run):
     folder, _ = main_run
     page = (folder / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == 4
-    assert "torchclf train --data circles" in page and "--hidden 10,10" in page
+    assert "torchclf train --data circles" in page and "--hidden auto" in page
     assert "<h2>Data</h2>" in page and "inner 500" in page
     assert "Sequential" in page and "<h2>Test metrics</h2>" in page
     assert "src='http" not in page and "href=" not in page
@@ -139,7 +139,7 @@ def test_info_describes_the_model(main_run):
         "inner, outer",
         "2: x0, x1",
         "151",
-        "adam lr 0.01, 1000 epochs, seed 42",
+        "adam lr 0.003, 1000 epochs, seed 42",
         "circles, test size 0.2, seed 42",
     ):
         assert text in result.stdout
@@ -422,7 +422,10 @@ def test_predict_raw_rows_of_a_new_file_and_evaluate_the_run_again(patients_run,
     run = folder / "runs" / "patients"
     result = invoke("predict", run, "--data", folder / "new.csv", "--output", tmp_path / "p.csv")
     assert result.exit_code == 0, result.output
-    assert "Warning: ignoring 3 columns the model does not use: ['patient_id', 'stage', 'tags']" in result.stderr
+    assert (
+        "Warning: ignoring 3 columns the model does not use: ['patient_id', 'stage', 'tags']"
+        in result.stderr
+    )
     assert (
         "Warning: column 'city': 1 values outside its training categories (e.g. ['Atlantis'])"
         in result.stderr

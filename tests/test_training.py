@@ -263,8 +263,18 @@ def test_fit_defaults_are_the_config_defaults():
     defaults = {k: p.default for k, p in inspect.signature(torchclf.fit).parameters.items()}
     for config in (torchclf.ModelConfig, torchclf.TrainConfig):
         for f in dataclasses.fields(config):
-            if f.name in defaults:
+            if f.name in defaults and f.name != "hidden":  # fit's "auto" is resolved per dataset
                 assert defaults[f.name] == f.default, f.name
+
+
+def test_auto_hidden_width():
+    from torchclf.fitting import auto_hidden
+
+    assert auto_hidden(2, 1) == (10, 10)  # the tutorial's circles model
+    assert auto_hidden(13, 3) == (32, 32)
+    assert auto_hidden(64, 10) == (128, 128)
+    data = datasets.load("wine")
+    assert torchclf.fit(data.X, data.y, epochs=1).model_config.hidden == (32, 32)
 
 
 def test_training_does_not_disturb_the_callers_random_state():

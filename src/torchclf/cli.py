@@ -102,7 +102,9 @@ def _parse_threshold(text: str | None) -> float | str | list[float] | None:
     return values[0] if len(values) == 1 else list(values)
 
 
-def _parse_hidden(text: str) -> tuple[int, ...]:
+def _parse_hidden(text: str) -> tuple[int, ...] | str:
+    if text.strip().lower() == "auto":
+        return "auto"
     if text.strip().lower() in ("none", "linear", ""):
         return ()
     sizes = _parse_numbers(text, "'--hidden'", int, "10,10 (or 'none' for the linear model)")
@@ -252,14 +254,18 @@ def train(
         str, typer.Option(help="auto, binary, multiclass or multilabel (auto reads the targets).")
     ] = "auto",
     hidden: Annotated[
-        str, typer.Option(help="Hidden layer sizes, comma-separated; 'none' is the linear model.")
-    ] = "10,10",
+        str,
+        typer.Option(
+            help="Hidden layer sizes, comma-separated; 'none' is the linear model; 'auto' is two "
+            "layers of width 2 x (inputs + outputs), between 10 and 128 (10,10 on circles)."
+        ),
+    ] = "auto",
     activation: Annotated[
         str, typer.Option(help="relu, leaky_relu, sigmoid, tanh, gelu or identity.")
     ] = "relu",
     dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.0,
     epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 1000,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.01,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
     optimizer: Annotated[str, typer.Option(help="adam, adamw, sgd or rmsprop.")] = "adam",
     batch_size: Annotated[
         int | None,

@@ -112,7 +112,7 @@ class TrainConfig:
     """How to train: optimizer, schedule, batches, stopping, loss options and seed."""
 
     optimizer: str = "adam"  # one of OPTIMIZERS
-    lr: float = 0.01  # learning rate
+    lr: float = 0.003  # learning rate
     momentum: float = 0.0  # for sgd and rmsprop
     weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
     epochs: int = 500  # passes over the training rows

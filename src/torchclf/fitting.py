@@ -30,13 +30,13 @@ def fit(
     y: Any,
     *,
     task: str = "auto",
-    hidden: Sequence[int] = (64, 64),
+    hidden: Sequence[int] | str = "auto",
     activation: str = "relu",
     activation_impl: str = "torch",
     dropout: float = 0.0,
     batch_norm: bool = False,
     optimizer: str = "adam",
-    lr: float = 0.01,
+    lr: float = 0.003,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     epochs: int = 500,
@@ -73,7 +73,9 @@ def fit(
             :class:`torchclf.encoders.TableEncoder`).
         y: targets: labels ``(n,)``, an indicator matrix ``(n, L)`` or label lists.
         task: "auto", "binary", "multiclass" or "multilabel".
-        hidden: hidden layer sizes; ``()`` is the linear baseline.
+        hidden: hidden layer sizes; ``()`` is the linear baseline; "auto" is two layers of
+            width ``2 * (inputs + outputs)`` clamped to [10, 128] (the tutorial's 10-10 on
+            two-feature binary data, 128-128 on digits).
         activation: "relu", "leaky_relu", "sigmoid", "tanh", "gelu" or "identity".
         activation_impl: "torch" (torch.nn's) or "scratch" (torchclf.activations').
         dropout: dropout probability after each hidden activation.
@@ -191,6 +193,8 @@ def fit(
     if eval_set is not None:
         test = prepare(eval_set[0], fitted_task.encode(eval_set[1]))
 
+    if isinstance(hidden, str) and hidden == "auto":
+        hidden = auto_hidden(encoder.n_outputs, fitted_task.n_outputs)
     model_config = ModelConfig(
         in_features=encoder.n_outputs,
         out_features=fitted_task.n_outputs,
@@ -235,6 +239,15 @@ def fit(
         train_config=train_config,
         history=history,
     )
+
+
+def auto_hidden(n_inputs: int, n_outputs: int) -> tuple[int, int]:
+    """Two hidden layers of width ``2 * (inputs + outputs)``, clamped to [10, 128].
+
+    Wide enough for 64-pixel digits, and exactly the tutorial's 10-10 on its 2-feature data.
+    """
+    width = max(10, min(128, 2 * (n_inputs + n_outputs)))
+    return (width, width)
 
 
 def _check_names(names: Sequence[str] | None, n_columns: int) -> list[str] | None:
@@ -283,4 +296,4 @@ def _rng_devices(device: torch.device) -> list[int]:
     return [device.index or 0] if device.type == "cuda" else []
 
 
-__all__ = ["fit"]
+__all__ = ["auto_hidden", "fit"]
