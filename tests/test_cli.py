@@ -464,3 +464,56 @@ def test_file_options_errors(patients_run):
         assert result.exit_code == 2, result.output
         assert result.stderr == f"Error: {message}\n"
     assert not (folder / "bad-runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "target", "drop", "task", "columns"),
+    [
+        pytest.param(
+            ".parquet",
+            "stage",
+            "disease,tags",
+            "multiclass",
+            ["prediction", "proba_high", "proba_low", "proba_mid"],
+            id="multiclass-parquet",
+        ),
+        pytest.param(
+            ".csv",
+            "tags",
+            "disease,stage",
+            "multilabel",
+            ["prediction", "proba_heart", "proba_lung", "proba_none"],
+            id="multilabel-csv",
+        ),
+    ],
+)
+def test_multiclass_and_multilabel_files_from_the_cli(
+    tmp_path, suffix, target, drop, task, columns
+):
+    from test_tabular import patients
+
+    path = tmp_path / f"patients{suffix}"
+    frame = patients()
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+    result = invoke(
+        "train",
+        "--data",
+        path,
+        "--target",
+        target,
+        "--drop",
+        drop,
+        "--epochs",
+        "60",
+        "--out",
+        tmp_path / "runs",
+    )
+    assert result.exit_code == 0, result.output
+    assert "columns: numeric age, cholesterol; categorical sex, smoker, city" in result.stdout
+    run = tmp_path / "runs" / "patients"
+    assert json.loads((run / "metrics.json").read_text())["task"] == task
+    assert list(pd.read_csv(run / "test_predictions.csv").columns) == columns
+    raw = frame.drop(columns=[target]).head(3)
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    predicted = invoke("predict", run, "--data", tmp_path / "raw.csv")
+    assert predicted.exit_code == 0 and len(predicted.stdout.splitlines()) == 4

@@ -376,6 +376,12 @@ def train(
         overwrite=overwrite,
     )
     if not quiet:
+        if hasattr(classifier.encoder, "kinds"):
+            kinds = classifier.encoder.kinds()
+            console.print(
+                f"columns: numeric {', '.join(kinds['numeric']) or 'none'}; "
+                f"categorical {', '.join(kinds['categorical']) or 'none'}"
+            )
         if tunes_threshold:
             console.print(
                 f"threshold chosen on the validation rows ({threshold}): "
