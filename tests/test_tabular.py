@@ -296,7 +296,7 @@ def test_duplicated_parquet_columns(tmp_path):
         pytest.param(
             ["label"],
             pd.DataFrame({"x": [1.0, 2.0], "label": ["a", "a"]}),
-            "target column 'label' of 'p.csv' has a single class ('a'); a classifier needs at least two classes",
+            "target column 'label' of 'p.csv' has only one class ('a'); a classifier needs at least two classes",
             id="one-class",
         ),
         pytest.param(

@@ -74,7 +74,7 @@ def test_forced_tasks():
     [
         pytest.param(
             [1, 1, 1],
-            "y has a single class (1); a classifier needs at least two classes",
+            "y has only one class (1); a classifier needs at least two classes",
             id="one-class",
         ),
         pytest.param([], "y is empty: at least two labelled rows are needed", id="empty"),

@@ -46,6 +46,7 @@ _EXPORTS = {
     "TrainingError": "torchclf.errors",
     "Evaluation": "torchclf.metrics",
     "History": "torchclf.training",
+    "NeuralNetClassifier": "torchclf.estimator",
 }
 _SUBMODULES = ("activations", "datasets", "plots", "report")
 
@@ -61,6 +62,7 @@ __all__ = [
     "ModelFileError",
     "MulticlassTask",
     "MultilabelTask",
+    "NeuralNetClassifier",
     "Split",
     "Task",
     "TorchclfError",
@@ -107,6 +109,7 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
         TorchclfError,
         TrainingError,
     )
+    from torchclf.estimator import NeuralNetClassifier
     from torchclf.fitting import fit
     from torchclf.metrics import Evaluation
     from torchclf.models import MLP, build_model

@@ -166,7 +166,7 @@ def prepare_table(
             classes = pd.unique(values)
             if len(classes) < 2:
                 raise DataError(
-                    f"target column {target[0]!r} of {source} has a single class "
+                    f"target column {target[0]!r} of {source} has only one class "
                     f"({classes[0]!r}); a classifier needs at least two classes"
                 )
     return Table(kept[chosen], y, tuple(target), label_names, report)

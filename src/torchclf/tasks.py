@@ -355,7 +355,7 @@ def infer_task(
         raise DataError(f"y mixes label types that cannot be ordered: {exc}") from exc
     if len(classes) < 2:
         raise DataError(
-            f"y has a single class ({plain(classes)[0]!r}); a classifier needs at least two classes"
+            f"y has only one class ({plain(classes)[0]!r}); a classifier needs at least two classes"
         )
     if task == "binary" and len(classes) > 2:
         raise DataError(

@@ -1,0 +1,184 @@
+"""A scikit-learn classifier built on torchclf's core: pipelines, grid search, calibration.
+
+:class:`NeuralNetClassifier` follows scikit-learn's contract: ``__init__`` only stores its flat
+parameters, ``fit`` validates them and the data, learned attributes end in ``_`` and ``fit``
+returns ``self``. Training, tasks and model files are torchclf's own, so a fitted estimator's
+``classifier_`` is an ordinary :class:`torchclf.Classifier` that ``torchclf predict`` can serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+
+class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
+    """A PyTorch MLP classifier with scikit-learn's interface.
+
+    Binary and multiclass targets are any labels; a 2-D 0/1 indicator ``y`` is multilabel, and
+    ``predict_proba`` then returns one independent probability per label.
+
+    Args:
+        hidden_layer_sizes: hidden layer widths, or "auto" (two layers of ``2 * (inputs +
+            outputs)`` units, clamped to [10, 128]).
+        activation: "relu", "leaky_relu", "sigmoid", "tanh", "gelu" or "identity".
+        dropout: dropout probability after each hidden layer.
+        batch_norm: batch normalisation after each hidden linear layer.
+        optimizer: "adam", "adamw", "sgd" or "rmsprop".
+        learning_rate: the optimizer's learning rate.
+        weight_decay: L2 penalty.
+        batch_size: rows per step; None trains full batch up to 4096 rows, else 256.
+        max_epochs: passes over the training rows.
+        early_stopping: hold out ``validation_fraction`` of the rows and stop when their loss has
+            not improved by ``tol`` for ``n_iter_no_change`` epochs, keeping the best weights.
+        validation_fraction: share of the rows held out when early stopping.
+        n_iter_no_change: patience of early stopping, in epochs.
+        tol: smallest validation-loss improvement that counts.
+        class_weight: None, "balanced" or ``{label: weight}``.
+        threshold: binary or multilabel decision threshold.
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        random_state: seed of initialisation, splits and shuffling; None draws one from NumPy.
+        verbose: print progress every tenth of the epochs.
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Sequence[int] | str = "auto",
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        optimizer: str = "adam",
+        learning_rate: float = 0.003,
+        weight_decay: float = 0.0,
+        batch_size: int | None = None,
+        max_epochs: int = 200,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        class_weight: str | dict[Any, float] | None = None,
+        threshold: float = 0.5,
+        device: str = "cpu",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
+        self.threshold = threshold
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X: Any, y: Any) -> NeuralNetClassifier:
+        """Train on features ``X`` ``(n, d)`` and targets ``y`` (labels, or an indicator matrix)."""
+        from torchclf.fitting import fit
+
+        X, y = validate_data(self, X, y, multi_output=True, dtype=np.float32, y_numeric=False)
+        self._check_targets(y)
+        multilabel = type_of_target(y) == "multilabel-indicator"
+        hidden = self.hidden_layer_sizes
+        if not isinstance(hidden, str):
+            hidden = tuple(hidden)
+        self.classifier_ = fit(
+            X,
+            y,
+            task="multilabel" if multilabel else "auto",
+            hidden=hidden,
+            activation=self.activation,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+            optimizer=self.optimizer,
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            epochs=self.max_epochs,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction if self.early_stopping else 0.0,
+            patience=self.n_iter_no_change,
+            min_delta=self.tol,
+            class_weight=self.class_weight,
+            threshold=self.threshold,
+            seed=self._seed(),
+            device=self.device,
+            verbose=bool(self.verbose),
+        )
+        self.classes_ = (
+            np.arange(y.shape[1]) if multilabel else np.asarray(self.classifier_.classes)
+        )
+        self.n_iter_ = len(self.classifier_.history)
+        self.loss_curve_ = self.classifier_.history.column("train_loss")
+        return self
+
+    def _check_targets(self, y: np.ndarray) -> None:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        check_classification_targets(y)
+
+    def _seed(self) -> int:
+        state = self.random_state
+        if state is None or isinstance(state, np.random.RandomState):
+            generator = state if state is not None else np.random.mtrand._rand
+            return int(generator.randint(0, 2**31 - 1))
+        return int(state)
+
+    def _features(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "classifier_")
+        return validate_data(self, X, reset=False, dtype=np.float32)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` (two columns for binary), or per-label ones."""
+        import torch
+
+        # From float64 logits: float32 sigmoids round to exactly 1.0 beyond a logit of ~17, which
+        # would tie rows that decision_function still ranks apart.
+        features = self._features(X)  # checks that the estimator is fitted first
+        logits = torch.from_numpy(self.classifier_.decision_function(features)).double()
+        return self.classifier_.task.probabilities(logits).numpy()
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """The logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits: ``(n,)`` for binary, ``(n, n_classes)`` or ``(n, n_labels)`` otherwise."""
+        features = self._features(X)  # checks that the estimator is fitted first
+        logits = self.classifier_.decision_function(features)
+        return logits[:, 0] if self.classifier_.task.name == "binary" else logits
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels ``(n,)``, or a ``(n, n_labels)`` 0/1 matrix for multilabel."""
+        features = self._features(X)
+        return self.classifier_.predict(features)
+
+    def save(self, path: str) -> Any:
+        """Write the fitted model as a torchclf ``.safetensors`` file (see ``torchclf.load``)."""
+        check_is_fitted(self, "classifier_")
+        return self.classifier_.save(path)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
+        tags.non_deterministic = False
+        return tags
+
+
+__all__ = ["NeuralNetClassifier"]
