@@ -106,3 +106,20 @@ def test_same_random_state_same_predictions(iris):
     assert np.array_equal(a.predict_proba(X), b.predict_proba(X))
     c = NeuralNetClassifier(hidden_layer_sizes=(16,), max_epochs=60, random_state=1).fit(X, y)
     assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
+
+
+def test_tuned_threshold_classifier(iris):
+    from sklearn.model_selection import TunedThresholdClassifierCV
+
+    X, y = iris
+    binary_y = (y == "virginica").astype(int)
+    tuned = TunedThresholdClassifierCV(small(), scoring="f1", cv=3).fit(X, binary_y)
+    assert 0 < tuned.best_threshold_ < 1
+    assert tuned.score(X, binary_y) > 0.9
+
+
+def test_feature_names_in_from_data_frames(iris):
+    X, y = iris
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    clf = small().fit(frame, y)
+    assert list(clf.feature_names_in_) == ["a", "b", "c", "d"]
