@@ -13,7 +13,8 @@ README = Path(__file__).parents[1] / "README.md"
 
 def _tour_pairs():
     text = README.read_text()
-    tour = text[text.index("## A tour of the Python API") :]
+    start = text.index("## A tour of the Python API")
+    tour = text[start : text.index("\n## ", start + 1)]  # this section only
     blocks = re.findall(r"```(\w*)\n(.*?)```", tour, flags=re.S)
     pairs = []
     for (language, code), (next_language, output) in itertools.pairwise(blocks):
