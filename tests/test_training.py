@@ -284,3 +284,36 @@ def test_training_does_not_disturb_the_callers_random_state():
     split = _stratified_split("moons", n_samples=100)
     torchclf.fit(split.X_train, split.y_train, hidden=(4,), epochs=3, dropout=0.5)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_sample_weights_count_rows_in_float64():
+    data = datasets.load("blobs", n_samples=60)
+    weights = np.random.default_rng(0).integers(0, 4, size=60)
+    settings = dict(hidden=(8,), epochs=40, dtype="float64", seed=3)
+    weighted = torchclf.fit(data.X, data.y, sample_weight=weights, **settings)
+    repeated = torchclf.fit(
+        np.repeat(data.X, weights, axis=0), np.repeat(data.y, weights), **settings
+    )
+    np.testing.assert_allclose(
+        weighted.predict_proba(data.X), repeated.predict_proba(data.X), rtol=1e-9, atol=1e-12
+    )
+    assert next(weighted.model.parameters()).dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        pytest.param([1.0] * 9, "sample_weight has 9 values but X has 10 rows", id="length"),
+        pytest.param(
+            [1.0] * 9 + [-1.0],
+            "sample_weight must hold finite, non-negative numbers",
+            id="negative",
+        ),
+        pytest.param(
+            [0.0] * 10, "sample_weight is zero for every row: nothing to learn from", id="zero"
+        ),
+    ],
+)
+def test_bad_sample_weights(weights, message):
+    with pytest.raises(torchclf.DataError, match=re.escape(message)):
+        torchclf.fit(np.zeros((10, 2)), np.arange(10) % 2, sample_weight=weights, epochs=1)

@@ -187,6 +187,8 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
             f"'{path}' has incomplete or invalid torchclf metadata: {exc!r}"
         ) from exc
     model = MLP(model_config)
+    if train_config is not None:  # float64 models come back as float64
+        model.to(dtype=getattr(torch, train_config.dtype))
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)

@@ -129,6 +129,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     log_every: int | None = None  # print a progress line every N epochs (None: 10 lines per run)
     standardize: bool = True  # scale features to zero mean, unit variance (fitted on train rows)
+    dtype: str = "float32"  # "float32", or "float64" for exact arithmetic (slower)
 
     FULL_BATCH_MAX = 4096  # ClassVar: data at most this large trains full batch by default
 
@@ -162,6 +163,7 @@ class TrainConfig:
         _collect(problems)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("dtype", self.dtype, ("float32", "float64"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""

@@ -65,9 +65,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def as_features(
-    X: Any, *, n_features: int | None = None, name: str = "X"
+    X: Any, *, n_features: int | None = None, name: str = "X", dtype: Any = np.float32
 ) -> tuple[np.ndarray, list[str] | None]:
-    """Validate features and return them as a C-contiguous ``(n, d)`` float32 array.
+    """Validate features and return them as a C-contiguous ``(n, d)`` array of ``dtype``.
 
     Accepts NumPy arrays, nested lists, torch tensors and pandas DataFrames (whose column names are
     returned as feature names). Rejects non-numeric, NaN and infinite values and, when
@@ -108,7 +108,7 @@ def as_features(
         raise DataError(
             f"{name} has {array.shape[1]} features, but the classifier was trained on {n_features}"
         )
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    array = np.ascontiguousarray(array, dtype=dtype)
     finite = np.isfinite(array)
     if not finite.all():
         row, column = map(int, np.argwhere(~finite)[0])

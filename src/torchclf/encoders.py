@@ -1,4 +1,4 @@
-"""Encoders: raw inputs in, the model's float32 feature matrix out, fitted on training rows only.
+"""Encoders: raw inputs in, the model's feature matrix out, fitted on training rows only.
 
 - :class:`ArrayEncoder` takes numeric arrays (NumPy, lists, tensors) and standardizes them.
 - :class:`TableEncoder` takes pandas frames of mixed columns: numeric columns are imputed with
@@ -33,7 +33,7 @@ MOSTLY_NUMBERS = 0.9  # a text column this share numbers is a numeric column wit
 
 
 class Encoder(ABC):
-    """Raw inputs -> ``(n, n_outputs)`` float32 features."""
+    """Raw inputs -> ``(n, n_outputs)`` features (float32, or float64 on request)."""
 
     kind: ClassVar[str]
 
@@ -66,22 +66,33 @@ class ArrayEncoder(Encoder):
 
     kind = "array"
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, names: list[str] | None) -> None:
-        self.mean = mean.astype(np.float32)  # (n_features,)
-        self.scale = scale.astype(np.float32)  # (n_features,), never 0
+    def __init__(
+        self, mean: np.ndarray, scale: np.ndarray, names: list[str] | None, dtype: Any = "float32"
+    ) -> None:
+        self.dtype = np.dtype(dtype)  # float32, or float64 for exact arithmetic
+        self.mean = mean.astype(self.dtype)  # (n_features,)
+        self.scale = scale.astype(self.dtype)  # (n_features,), never 0
         self.names = names
 
     @classmethod
     def fit(
-        cls, X: np.ndarray, *, standardize: bool = True, names: Sequence[str] | None = None
+        cls,
+        X: np.ndarray,
+        *,
+        standardize: bool = True,
+        names: Sequence[str] | None = None,
+        sample_weight: np.ndarray | None = None,
+        dtype: Any = "float32",
     ) -> ArrayEncoder:
-        """Learn the statistics of ``X`` ``(n, d)``, accumulated in float64 (or none at all)."""
+        """Learn the (weighted) statistics of ``X`` ``(n, d)`` in float64, or none at all."""
         names = list(names) if names is not None else None
         if not standardize:
-            return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names)
-        std = X.std(axis=0, dtype=np.float64)
+            return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names, dtype)
+        values = X.astype(np.float64)
+        mean = np.average(values, axis=0, weights=sample_weight)
+        std = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=sample_weight))
         std[std < 1e-12] = 1.0  # a constant column is only centred
-        return cls(X.mean(axis=0, dtype=np.float64), std, names)
+        return cls(mean, std, names, dtype)
 
     @property
     def input_names(self) -> list[str] | None:
@@ -98,12 +109,12 @@ class ArrayEncoder(Encoder):
     def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
         if self.names is not None and hasattr(X, "columns"):
             X = _select_columns(X, self.names, warn)
-        features, _ = as_features(X, n_features=self.n_inputs)
+        features, _ = as_features(X, n_features=self.n_inputs, dtype=self.dtype)
         return (features - self.mean) / self.scale
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         tensors = {"mean": torch.from_numpy(self.mean), "scale": torch.from_numpy(self.scale)}
-        return {"kind": self.kind, "names": self.names}, tensors
+        return {"kind": self.kind, "names": self.names, "dtype": str(self.dtype)}, tensors
 
 
 @dataclass
@@ -138,12 +149,20 @@ class TableEncoder(Encoder):
 
     kind = "table"
 
-    def __init__(self, columns: list[NumericColumn | CategoricalColumn]) -> None:
+    def __init__(
+        self, columns: list[NumericColumn | CategoricalColumn], dtype: Any = "float32"
+    ) -> None:
         self.columns = columns
+        self.dtype = np.dtype(dtype)
 
     @classmethod
     def fit(
-        cls, frame: Any, *, categorical: Sequence[str] = (), standardize: bool = True
+        cls,
+        frame: Any,
+        *,
+        categorical: Sequence[str] = (),
+        standardize: bool = True,
+        dtype: Any = "float32",
     ) -> TableEncoder:
         """Infer each column's kind and learn its statistics from the training rows ``frame``.
 
@@ -164,7 +183,7 @@ class TableEncoder(Encoder):
                 columns.append(_fit_categorical(str(name), series))
             else:
                 columns.append(_fit_numeric(str(name), _as_numbers(series, str(name)), standardize))
-        return cls(columns)
+        return cls(columns, dtype)
 
     @property
     def input_names(self) -> list[str]:
@@ -201,17 +220,17 @@ class TableEncoder(Encoder):
         for column in self.columns:
             series = frame[column.name]
             if isinstance(column, NumericColumn):
-                blocks.extend(_encode_numeric(column, series))
+                blocks.extend(_encode_numeric(column, series, self.dtype))
             else:
-                blocks.append(_encode_categorical(column, series, warn))
-        return np.ascontiguousarray(np.column_stack(blocks), dtype=np.float32)
+                blocks.append(_encode_categorical(column, series, warn, self.dtype))
+        return np.ascontiguousarray(np.column_stack(blocks), dtype=self.dtype)
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         described = [
             {"kind": "numeric" if isinstance(c, NumericColumn) else "categorical", **asdict(c)}
             for c in self.columns
         ]
-        return {"kind": self.kind, "columns": described}, {}
+        return {"kind": self.kind, "columns": described, "dtype": str(self.dtype)}, {}
 
 
 def encoder_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> Encoder:
@@ -219,7 +238,8 @@ def encoder_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> Enco
     try:
         if meta["kind"] == "array":
             names = meta.get("names")
-            return ArrayEncoder(tensors["mean"].numpy(), tensors["scale"].numpy(), names)
+            mean, scale = tensors["mean"].numpy(), tensors["scale"].numpy()
+            return ArrayEncoder(mean, scale, names, meta.get("dtype", str(mean.dtype)))
         if meta["kind"] == "table":
             columns: list[NumericColumn | CategoricalColumn] = []
             for values in meta["columns"]:
@@ -228,7 +248,7 @@ def encoder_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> Enco
                 columns.append(
                     NumericColumn(**values) if kind == "numeric" else CategoricalColumn(**values)
                 )
-            return TableEncoder(columns)
+            return TableEncoder(columns, meta.get("dtype", "float32"))
     except (KeyError, TypeError) as exc:
         raise ModelFileError(
             f"the model file's preprocessing state is incomplete: {exc!r}"
@@ -315,13 +335,13 @@ def _fit_numeric(name: str, numbers: Any, standardize: bool) -> NumericColumn:
     )
 
 
-def _encode_numeric(column: NumericColumn, series: Any) -> list[np.ndarray]:
+def _encode_numeric(column: NumericColumn, series: Any, dtype: np.dtype) -> list[np.ndarray]:
     numbers = _as_numbers(series, column.name, reason="was numeric in training")
     missing = numbers.isna().to_numpy()
-    filled = numbers.fillna(column.median).to_numpy(dtype=np.float32)
-    encoded = [(filled - np.float32(column.mean)) / np.float32(column.scale)]
+    filled = numbers.fillna(column.median).to_numpy(dtype=dtype)
+    encoded = [(filled - dtype.type(column.mean)) / dtype.type(column.scale)]
     if column.indicator:
-        encoded.append(missing.astype(np.float32))
+        encoded.append(missing.astype(dtype))
     return encoded
 
 
@@ -345,7 +365,9 @@ def _fit_categorical(name: str, series: Any) -> CategoricalColumn:
     return CategoricalColumn(name, kept)
 
 
-def _encode_categorical(column: CategoricalColumn, series: Any, warn: bool) -> np.ndarray:
+def _encode_categorical(
+    column: CategoricalColumn, series: Any, warn: bool, dtype: np.dtype
+) -> np.ndarray:
     strings = _category_strings(series)
     position = {category: i for i, category in enumerate(column.categories)}
     slots = np.array([position.get(s, len(column.categories)) for s in strings], dtype=np.int64)
@@ -358,7 +380,7 @@ def _encode_categorical(column: CategoricalColumn, series: Any, warn: bool) -> n
             TorchclfWarning,
             stacklevel=4,
         )
-    one_hot = np.zeros((len(strings), column.width), dtype=np.float32)
+    one_hot = np.zeros((len(strings), column.width), dtype=dtype)
     one_hot[np.arange(len(strings)), slots] = 1.0
     return one_hot
 

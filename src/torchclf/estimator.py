@@ -42,6 +42,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         class_weight: None, "balanced" or ``{label: weight}``.
         threshold: binary or multilabel decision threshold.
         device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        dtype: "float64" (scikit-learn's precision: weighted and repeated rows give the same
+            model to 1e-7) or "float32" (PyTorch's usual precision, faster on accelerators).
         random_state: seed of initialisation, splits and shuffling; None draws one from NumPy.
         verbose: print progress every tenth of the epochs.
     """
@@ -64,6 +66,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | dict[Any, float] | None = None,
         threshold: float = 0.5,
         device: str = "cpu",
+        dtype: str = "float64",
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
     ) -> None:
@@ -83,14 +86,20 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.threshold = threshold
         self.device = device
+        self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
 
-    def fit(self, X: Any, y: Any) -> NeuralNetClassifier:
-        """Train on features ``X`` ``(n, d)`` and targets ``y`` (labels, or an indicator matrix)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NeuralNetClassifier:
+        """Train on features ``X`` ``(n, d)`` and targets ``y`` (labels, or an indicator matrix).
+
+        ``sample_weight`` weighs each row's loss (and the feature scaling's statistics).
+        """
         from torchclf.fitting import fit
 
-        X, y = validate_data(self, X, y, multi_output=True, dtype=np.float32, y_numeric=False)
+        X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64, y_numeric=False)
+        if sample_weight is not None:  # torchclf.fit checks its length and values
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
         self._check_targets(y)
         multilabel = type_of_target(y) == "multilabel-indicator"
         hidden = self.hidden_layer_sizes
@@ -115,6 +124,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             min_delta=self.tol,
             class_weight=self.class_weight,
             threshold=self.threshold,
+            sample_weight=sample_weight,
+            dtype=self.dtype,
             seed=self._seed(),
             device=self.device,
             verbose=bool(self.verbose),
@@ -140,7 +151,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "classifier_")
-        return validate_data(self, X, reset=False, dtype=np.float32)
+        return validate_data(self, X, reset=False, dtype=np.float64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` (two columns for binary), or per-label ones."""

@@ -55,6 +55,8 @@ def fit(
     categorical: Sequence[str] = (),
     standardize: bool = True,
     eval_set: tuple[Any, Any] | None = None,
+    sample_weight: Any = None,
+    dtype: str = "float32",
     seed: int = 42,
     device: str = "auto",
     verbose: bool = False,
@@ -105,6 +107,11 @@ def fit(
         categorical: DataFrame columns to one-hot encode even though they hold numbers (text and
             boolean columns always are).
         standardize: scale features with mean and standard deviation of the training rows.
+        sample_weight: ``(n,)`` non-negative weights of the rows: the training loss is their
+            weighted mean and the standardization uses weighted statistics (a weight of 2 counts
+            a row twice). Validation and test losses stay unweighted.
+        dtype: "float32" (fast, the default) or "float64": features, weights and arithmetic in
+            double precision, e.g. for results that must match to 1e-7.
         eval_set: ``(X_test, y_test)`` evaluated after every epoch and recorded in the history as
             ``test_loss``/``test_accuracy``; never used to choose anything.
         seed: seeds initialisation, validation split, shuffling and dropout.
@@ -129,11 +136,12 @@ def fit(
     if is_frame:
         n_rows = len(X)
     else:
-        X, frame_names = as_features(X)
+        X, frame_names = as_features(X, dtype=np.float64 if dtype == "float64" else np.float32)
         n_rows = len(X)
         feature_names = _check_names(feature_names, X.shape[1]) or frame_names
     if len(targets) != n_rows:
         raise DataError(f"X has {n_rows} rows but y has {len(targets)}; they must match")
+    weights = _check_sample_weight(sample_weight, n_rows)
     train_config = TrainConfig(
         optimizer=optimizer,
         lr=lr,
@@ -153,6 +161,7 @@ def fit(
         device=device,
         log_every=log_every,
         standardize=standardize,
+        dtype=dtype,
     )
     if rule is not None:
         _check_threshold_rule(rule, fitted_task.name, validation_fraction)
@@ -176,16 +185,28 @@ def fit(
     encoder: Encoder
     if is_frame:
         encoder = TableEncoder.fit(
-            rows(train_rows), categorical=categorical, standardize=standardize
+            rows(train_rows), categorical=categorical, standardize=standardize, dtype=dtype
         )
     else:
-        encoder = ArrayEncoder.fit(rows(train_rows), standardize=standardize, names=feature_names)
+        encoder = ArrayEncoder.fit(
+            rows(train_rows),
+            standardize=standardize,
+            names=feature_names,
+            sample_weight=None if weights is None else weights[train_rows],
+            dtype=dtype,
+        )
 
     def prepare(X_rows: Any, y_rows: Tensor, warn: bool = True) -> Labelled:
         encoded = torch.from_numpy(encoder.transform(X_rows, warn=warn))
-        return Labelled(encoded.to(torch_device), y_rows.to(torch_device))
+        targets_on_device = y_rows.to(torch_device)
+        if targets_on_device.is_floating_point():  # BCE targets take the model's precision
+            targets_on_device = targets_on_device.to(getattr(torch, dtype))
+        return Labelled(encoded.to(torch_device), targets_on_device)
 
     train = prepare(rows(train_rows), targets[train_rows], warn=False)
+    if weights is not None:
+        row_weights = torch.from_numpy(weights[train_rows].astype(dtype))
+        train = train._replace(weight=row_weights.to(torch_device))
     validation = None
     if validation_rows is not None:
         validation = prepare(rows(validation_rows), targets[validation_rows])
@@ -204,10 +225,10 @@ def fit(
         dropout=dropout,
         batch_norm=batch_norm,
     )
-    model = build_model(model_config, seed).to(torch_device)
-    loss_fn = fitted_task.loss_fn(targets[train_rows], class_weight, label_smoothing).to(
-        torch_device
-    )
+    torch_dtype = getattr(torch, dtype)
+    model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
+    loss_fn = fitted_task.loss_fn(targets[train_rows], class_weight, label_smoothing)
+    loss_fn = loss_fn.to(device=torch_device, dtype=torch_dtype)
     callbacks = [c for c in (on_epoch,) if c is not None]
     if verbose or log is not None:
         callbacks.append(ProgressPrinter(epochs, log_every, log or print))
@@ -248,6 +269,20 @@ def auto_hidden(n_inputs: int, n_outputs: int) -> tuple[int, int]:
     """
     width = max(10, min(128, 2 * (n_inputs + n_outputs)))
     return (width, width)
+
+
+def _check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray | None:
+    """``(n,)`` float64 weights, or None; negative, non-finite or all-zero weights are an error."""
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if len(weights) != n_rows:
+        raise DataError(f"sample_weight has {len(weights)} values but X has {n_rows} rows")
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise DataError("sample_weight must hold finite, non-negative numbers")
+    if weights.sum() == 0:
+        raise DataError("sample_weight is zero for every row: nothing to learn from")
+    return weights
 
 
 def _check_names(names: Sequence[str] | None, n_columns: int) -> list[str] | None:

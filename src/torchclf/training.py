@@ -10,6 +10,7 @@ sums stay on the device in between.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -28,10 +29,11 @@ EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradient
 
 
 class Labelled(NamedTuple):
-    """Features ``(n, d)`` and encoded targets, on the training device."""
+    """Features ``(n, d)``, encoded targets and optional sample weights ``(n,)``, on the device."""
 
     X: Tensor
     y: Tensor
+    weight: Tensor | None = None
 
 
 @dataclass
@@ -137,7 +139,7 @@ def train_model(
         model: maps features to logits; already on the data's device.
         task: turns logits into correct-prediction counts for the accuracy columns.
         loss_fn: the task's loss, on the data's device.
-        train: training rows.
+        train: training rows (with sample weights, the loss is their weighted mean).
         config: optimizer, schedule, epochs, batch size, clipping, early stopping, seed.
         validation: rows for early stopping (and the plateau schedule); never trained on.
         test: rows only reported, never used for any decision.
@@ -160,6 +162,8 @@ def train_model(
         drop_last=drop_last,
         device=train.X.device,
     )
+    per_sample_loss = copy.copy(loss_fn)
+    per_sample_loss.reduction = "none"  # (batch, outputs) or (batch,): weighted below
     optimizer = make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     history = History()
@@ -175,7 +179,10 @@ def train_model(
         for rows in batches.epoch(epoch):
             X_batch, y_batch = train.X[rows], train.y[rows]
             logits = model(X_batch)
-            loss = loss_fn(logits, y_batch)
+            if train.weight is None:
+                loss = loss_fn(logits, y_batch)
+            else:
+                loss = _weighted_loss(per_sample_loss, logits, y_batch, train.weight[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -249,6 +256,14 @@ class ProgressPrinter:
         epoch = int(row["epoch"])
         if epoch == 1 or epoch % self.every == 0 or epoch == self.epochs:
             self.write(format_progress(row))
+
+
+def _weighted_loss(
+    per_sample_loss: nn.Module, logits: Tensor, targets: Tensor, weight: Tensor
+) -> Tensor:
+    """``sum(w_i * loss_i) / sum(w_i)``: a weight of 2 counts a row twice, 0 drops it."""
+    losses = per_sample_loss(logits, targets).reshape(len(targets), -1).mean(dim=1)  # (batch,)
+    return (losses * weight).sum() / weight.sum().clamp(min=1e-12)
 
 
 def format_progress(row: dict[str, float]) -> str:
