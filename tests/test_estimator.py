@@ -123,3 +123,36 @@ def test_feature_names_in_from_data_frames(iris):
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     clf = small().fit(frame, y)
     assert list(clf.feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_partial_fit_learns_from_chunks_with_all_classes_given_first(iris):
+    X, y = iris
+    order = np.random.default_rng(0).permutation(150)
+    X, y = X[order], y[order]
+    clf = small(learning_rate=0.05)
+    with pytest.raises(ValueError, match="classes must be passed on the first call to partial_fit"):
+        clf.partial_fit(X[:30], y[:30])
+    first_chunk = np.array(["setosa"] * 10)
+    clf.partial_fit(X[y == "setosa"][:10], first_chunk, classes=np.unique(y))
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    for _ in range(40):
+        for start in range(0, 150, 50):
+            clf.partial_fit(X[start : start + 50], y[start : start + 50])
+    assert clf.n_iter_ == 1 + 40 * 3
+    assert clf.score(X, y) > 0.9
+    with pytest.raises(
+        ValueError, match=r"y holds labels \['rose'\] that the classifier does not know"
+    ):
+        clf.partial_fit(X[:2], ["rose", "setosa"])
+
+
+def test_warm_start_continues_from_the_last_weights(iris):
+    X, y = iris
+    clf = small(warm_start=True, max_epochs=20)
+    clf.fit(X, y)
+    last_loss = clf.loss_curve_[-1]
+    clf.fit(X, y)
+    assert clf.n_iter_ == 40
+    assert abs(clf.loss_curve_[20] - last_loss) < 0.05 * last_loss  # picks up where it stopped
+    cold = small(max_epochs=20).fit(X, y)
+    assert cold.n_iter_ == 20 and cold.loss_curve_[0] > 2 * clf.loss_curve_[20]

@@ -46,6 +46,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             model to 1e-7) or "float32" (PyTorch's usual precision, faster on accelerators).
         random_state: seed of initialisation, splits and shuffling; None draws one from NumPy.
         verbose: print progress every tenth of the epochs.
+        warm_start: a new ``fit`` continues from the last weights (and optimizer state) for
+            ``max_epochs`` more epochs, instead of starting over.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         dtype: str = "float64",
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
+        warm_start: bool = False,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -89,17 +92,36 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NeuralNetClassifier:
         """Train on features ``X`` ``(n, d)`` and targets ``y`` (labels, or an indicator matrix).
 
         ``sample_weight`` weighs each row's loss (and the feature scaling's statistics).
         """
+        if self.warm_start and hasattr(self, "classifier_"):
+            return self._train_more(X, y, sample_weight, self.max_epochs)
+        return self._fit_new(X, y, sample_weight, epochs=self.max_epochs, classes=None)
+
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> NeuralNetClassifier:
+        """One epoch on a chunk of rows; ``classes`` (every label) is needed on the first call.
+
+        The first call also fits the feature scaling, on that chunk.
+        """
+        if hasattr(self, "classifier_"):
+            return self._train_more(X, y, sample_weight, 1)
+        if classes is None and np.ndim(y) == 1:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit_new(X, y, sample_weight, epochs=1, classes=classes)
+
+    def _fit_new(
+        self, X: Any, y: Any, sample_weight: Any, *, epochs: int, classes: Any
+    ) -> NeuralNetClassifier:
         from torchclf.fitting import fit
 
         X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64, y_numeric=False)
-        if sample_weight is not None:  # torchclf.fit checks its length and values
-            sample_weight = np.asarray(sample_weight, dtype=np.float64)
         self._check_targets(y)
         multilabel = type_of_target(y) == "multilabel-indicator"
         hidden = self.hidden_layer_sizes
@@ -109,6 +131,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             X,
             y,
             task="multilabel" if multilabel else "auto",
+            classes=None if multilabel else classes,
             hidden=hidden,
             activation=self.activation,
             dropout=self.dropout,
@@ -117,25 +140,46 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             lr=self.learning_rate,
             weight_decay=self.weight_decay,
             batch_size=self.batch_size,
-            epochs=self.max_epochs,
+            epochs=epochs,
             early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction if self.early_stopping else 0.0,
             patience=self.n_iter_no_change,
             min_delta=self.tol,
             class_weight=self.class_weight,
             threshold=self.threshold,
-            sample_weight=sample_weight,
+            sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
             dtype=self.dtype,
             seed=self._seed(),
             device=self.device,
             verbose=bool(self.verbose),
         )
+        self._optimizer = None  # the next partial_fit or warm start makes a fresh one
         self.classes_ = (
             np.arange(y.shape[1]) if multilabel else np.asarray(self.classifier_.classes)
         )
+        self._record_history()
+        return self
+
+    def _train_more(self, X: Any, y: Any, sample_weight: Any, epochs: int) -> NeuralNetClassifier:
+        from torchclf.fitting import train_more
+
+        X, y = validate_data(
+            self, X, y, reset=False, multi_output=True, dtype=np.float64, y_numeric=False
+        )
+        self._optimizer = train_more(
+            self.classifier_,
+            X,
+            y,
+            epochs=epochs,
+            sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
+            optimizer=self._optimizer,
+        )
+        self._record_history()
+        return self
+
+    def _record_history(self) -> None:
         self.n_iter_ = len(self.classifier_.history)
         self.loss_curve_ = self.classifier_.history.column("train_loss")
-        return self
 
     def _check_targets(self, y: np.ndarray) -> None:
         if y.ndim == 2 and y.shape[1] == 1:

@@ -7,6 +7,7 @@ and hands them to the training loop.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from torchclf.errors import ConfigError, DataError
 from torchclf.metrics import choose_threshold
 from torchclf.models import build_model
 from torchclf.tasks import Task, infer_task
-from torchclf.training import Labelled, ProgressPrinter, train_model
+from torchclf.training import Labelled, ProgressPrinter, make_optimizer, train_model
 
 
 def fit(
@@ -56,6 +57,7 @@ def fit(
     standardize: bool = True,
     eval_set: tuple[Any, Any] | None = None,
     sample_weight: Any = None,
+    classes: Sequence[Any] | None = None,
     dtype: str = "float32",
     seed: int = 42,
     device: str = "auto",
@@ -110,6 +112,8 @@ def fit(
         sample_weight: ``(n,)`` non-negative weights of the rows: the training loss is their
             weighted mean and the standardization uses weighted statistics (a weight of 2 counts
             a row twice). Validation and test losses stay unweighted.
+        classes: every class label, when ``y`` may not show them all (the first of several
+            chunks trained with :func:`train_more`); single-label tasks only.
         dtype: "float32" (fast, the default) or "float64": features, weights and arithmetic in
             double precision, e.g. for results that must match to 1e-7.
         eval_set: ``(X_test, y_test)`` evaluated after every epoch and recorded in the history as
@@ -126,7 +130,7 @@ def fit(
     """
     rule = threshold if isinstance(threshold, str) else None
     fitted_task = infer_task(
-        y,
+        y if classes is None else np.asarray(classes),
         task,
         threshold=0.5 if rule else threshold,
         label_names=label_names,  # type: ignore[arg-type]
@@ -262,6 +266,59 @@ def fit(
     )
 
 
+def train_more(
+    classifier: Classifier,
+    X: Any,
+    y: Any,
+    *,
+    epochs: int = 1,
+    sample_weight: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> torch.optim.Optimizer:
+    """Continue training ``classifier`` in place on more rows (warm start, chunked data).
+
+    The classifier keeps its task (classes), its encoder (feature scaling from its first fit)
+    and its training settings; the new rows' history rows are appended. Pass the returned
+    optimizer back in to keep Adam's moment estimates from one call to the next.
+
+    Raises:
+        DataError: for labels outside the classifier's classes or the wrong features.
+    """
+    config = classifier.train_config or TrainConfig()
+    config = dataclasses.replace(config, epochs=epochs, early_stopping=False, lr_schedule="none")
+    targets = classifier.task.encode(y)
+    weights = _check_sample_weight(sample_weight, len(targets))
+    device, dtype = classifier.device, next(classifier.model.parameters()).dtype
+    features = torch.from_numpy(classifier.encoder.transform(X)).to(device)
+    if len(features) != len(targets):
+        raise DataError(f"X has {len(features)} rows but y has {len(targets)}; they must match")
+    targets = targets.to(device)
+    if targets.is_floating_point():
+        targets = targets.to(dtype)
+    train = Labelled(features, targets)
+    if weights is not None:
+        train = train._replace(weight=torch.from_numpy(weights).to(device=device, dtype=dtype))
+    loss_fn = classifier.task.loss_fn(targets.cpu(), config.class_weight, config.label_smoothing)
+    loss_fn = loss_fn.to(device=device, dtype=dtype)
+    if optimizer is None:
+        optimizer = make_optimizer(config, classifier.model.parameters())
+    start = len(classifier.history) + 1
+    with torch.random.fork_rng(devices=_rng_devices(device)):
+        torch.manual_seed(config.seed + start)
+        history = train_model(
+            classifier.model,
+            classifier.task,
+            loss_fn,
+            train,
+            config,
+            optimizer=optimizer,
+            start_epoch=start,
+        )
+    classifier.history.rows.extend(history.rows)
+    classifier.training_summary = classifier.history.to_dict()
+    return optimizer
+
+
 def auto_hidden(n_inputs: int, n_outputs: int) -> tuple[int, int]:
     """Two hidden layers of width ``2 * (inputs + outputs)``, clamped to [10, 128].
 
@@ -331,4 +388,4 @@ def _rng_devices(device: torch.device) -> list[int]:
     return [device.index or 0] if device.type == "cuda" else []
 
 
-__all__ = ["auto_hidden", "fit"]
+__all__ = ["auto_hidden", "fit", "train_more"]

@@ -132,6 +132,8 @@ def train_model(
     validation: Labelled | None = None,
     test: Labelled | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    start_epoch: int = 1,
 ) -> History:
     """Train ``model`` in place and return its history.
 
@@ -144,6 +146,9 @@ def train_model(
         validation: rows for early stopping (and the plateau schedule); never trained on.
         test: rows only reported, never used for any decision.
         on_epoch: called with each epoch's history row once it is complete (progress display).
+        optimizer: continue with this optimizer (and its state) instead of a new one.
+        start_epoch: the first epoch's number, when continuing earlier training; it also
+            seeds that epoch's shuffling.
 
     Raises:
         TrainingError: when the training loss becomes NaN or infinite.
@@ -164,14 +169,14 @@ def train_model(
     )
     per_sample_loss = copy.copy(loss_fn)
     per_sample_loss.reduction = "none"  # (batch, outputs) or (batch,): weighted below
-    optimizer = make_optimizer(config, model.parameters())
+    optimizer = optimizer if optimizer is not None else make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     history = History()
     best_loss, best_state, epochs_without_improvement = math.inf, None, 0
     start_time = time.perf_counter()
     stop = False
 
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(start_epoch, start_epoch + config.epochs):
         model.train()
         loss_sum = torch.zeros((), device=train.X.device)
         correct = torch.zeros((), device=train.X.device)
