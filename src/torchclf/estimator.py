@@ -30,10 +30,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         dropout: dropout probability after each hidden layer.
         batch_norm: batch normalisation after each hidden linear layer.
         optimizer: "adam", "adamw", "sgd" or "rmsprop".
-        learning_rate: the optimizer's learning rate.
+        learning_rate: the optimizer's learning rate (scikit-learn's ``learning_rate_init``).
         weight_decay: L2 penalty.
         batch_size: rows per step; None trains full batch up to 4096 rows, else 256.
-        max_epochs: passes over the training rows.
+        max_epochs: passes over the training rows. Full-batch epochs take one step each, so
+            500 of them are about as many steps as MLPClassifier's 200 epochs of 200-row batches.
         early_stopping: hold out ``validation_fraction`` of the rows and stop when their loss has
             not improved by ``tol`` for ``n_iter_no_change`` epochs, keeping the best weights.
         validation_fraction: share of the rows held out when early stopping.
@@ -57,10 +58,10 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         dropout: float = 0.0,
         batch_norm: bool = False,
         optimizer: str = "adam",
-        learning_rate: float = 0.003,
+        learning_rate: float = 0.001,
         weight_decay: float = 0.0,
         batch_size: int | None = None,
-        max_epochs: int = 200,
+        max_epochs: int = 500,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
