@@ -1,4 +1,5 @@
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -156,3 +157,16 @@ def test_warm_start_continues_from_the_last_weights(iris):
     assert abs(clf.loss_curve_[20] - last_loss) < 0.05 * last_loss  # picks up where it stopped
     cold = small(max_epochs=20).fit(X, y)
     assert cold.n_iter_ == 20 and cold.loss_curve_[0] > 2 * clf.loss_curve_[20]
+
+
+def test_parameters_are_checked_in_fit_and_reported_together(iris):
+    X, y = iris
+    bad = NeuralNetClassifier(learning_rate=-1, max_epochs=0, optimizer="adm")
+    message = (
+        "The 'learning_rate' parameter must be a float in the range (0.0, inf). Got -1 instead.; "
+        "The 'max_epochs' parameter must be an int in the range [1, inf). Got 0 instead.; "
+        "The 'optimizer' parameter must be one of ['sgd', 'adam', 'adamw', 'rmsprop']. Got 'adm' instead."
+    )
+    with pytest.raises(torchclf.ConfigError, match=re.escape(message)):
+        bad.fit(X, y)
+    assert bad.get_params()["learning_rate"] == -1  # __init__ only stored it

@@ -37,7 +37,7 @@ def _collect(problems: list[str]) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def _check_number(
+def check_number(
     problems: list[str],
     name: str,
     value: object,
@@ -86,11 +86,11 @@ class ModelConfig:
             )
         object.__setattr__(self, "hidden", tuple(self.hidden))
         problems: list[str] = []
-        _check_number(problems, "in_features", self.in_features, low=1, integer=True)
-        _check_number(problems, "out_features", self.out_features, low=1, integer=True)
+        check_number(problems, "in_features", self.in_features, low=1, integer=True)
+        check_number(problems, "out_features", self.out_features, low=1, integer=True)
         for size in self.hidden:
-            _check_number(problems, "hidden", size, low=1, integer=True)
-        _check_number(problems, "dropout", self.dropout, low=0.0, high=1.0)
+            check_number(problems, "hidden", size, low=1, integer=True)
+        check_number(problems, "dropout", self.dropout, low=0.0, high=1.0)
         if self.dropout == 1.0:
             problems.append("The 'dropout' parameter must be below 1.0 (1.0 drops every unit).")
         _collect(problems)
@@ -135,21 +135,21 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        _check_number(problems, "lr", self.lr, low=0.0, low_open=True)
-        _check_number(problems, "momentum", self.momentum, low=0.0, high=1.0)
-        _check_number(problems, "weight_decay", self.weight_decay, low=0.0)
-        _check_number(problems, "epochs", self.epochs, low=1, integer=True)
+        check_number(problems, "lr", self.lr, low=0.0, low_open=True)
+        check_number(problems, "momentum", self.momentum, low=0.0, high=1.0)
+        check_number(problems, "weight_decay", self.weight_decay, low=0.0)
+        check_number(problems, "epochs", self.epochs, low=1, integer=True)
         if self.batch_size is not None:
-            _check_number(problems, "batch_size", self.batch_size, low=1, integer=True)
+            check_number(problems, "batch_size", self.batch_size, low=1, integer=True)
         if self.grad_clip is not None:
-            _check_number(problems, "grad_clip", self.grad_clip, low=0.0, low_open=True)
-        _check_number(problems, "validation_fraction", self.validation_fraction, low=0.0, high=0.9)
-        _check_number(problems, "patience", self.patience, low=1, integer=True)
-        _check_number(problems, "min_delta", self.min_delta, low=0.0)
-        _check_number(problems, "label_smoothing", self.label_smoothing, low=0.0, high=1.0)
-        _check_number(problems, "seed", self.seed, low=0, high=2**63 - 1, integer=True)
+            check_number(problems, "grad_clip", self.grad_clip, low=0.0, low_open=True)
+        check_number(problems, "validation_fraction", self.validation_fraction, low=0.0, high=0.9)
+        check_number(problems, "patience", self.patience, low=1, integer=True)
+        check_number(problems, "min_delta", self.min_delta, low=0.0)
+        check_number(problems, "label_smoothing", self.label_smoothing, low=0.0, high=1.0)
+        check_number(problems, "seed", self.seed, low=0, high=2**63 - 1, integer=True)
         if self.log_every is not None:
-            _check_number(problems, "log_every", self.log_every, low=1, integer=True)
+            check_number(problems, "log_every", self.log_every, low=1, integer=True)
         if self.early_stopping and self.validation_fraction == 0.0:
             problems.append(
                 "early_stopping=True needs a validation split: set validation_fraction "

@@ -16,6 +16,26 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from torchclf.config import ACTIVATIONS, OPTIMIZERS, check_number
+from torchclf.errors import ConfigError
+
+# The declarative parameter table: numeric ranges (see torchclf.config.check_number) and choices.
+_RANGES: dict[str, dict[str, Any]] = {
+    "dropout": {"low": 0.0, "high": 0.99},
+    "learning_rate": {"low": 0.0, "low_open": True},
+    "weight_decay": {"low": 0.0},
+    "max_epochs": {"low": 1, "integer": True},
+    "validation_fraction": {"low": 0.0, "high": 0.9, "low_open": True},
+    "n_iter_no_change": {"low": 1, "integer": True},
+    "tol": {"low": 0.0},
+    "threshold": {"low": 0.0, "high": 1.0, "low_open": True},
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "activation": ACTIVATIONS,
+    "optimizer": OPTIMIZERS,
+    "dtype": ("float32", "float64"),
+}
+
 
 class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     """A PyTorch MLP classifier with scikit-learn's interface.
@@ -117,11 +137,28 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("classes must be passed on the first call to partial_fit")
         return self._fit_new(X, y, sample_weight, epochs=1, classes=classes)
 
+    def _validate_params(self) -> None:
+        """Check every parameter against the table; report all problems in one error."""
+        problems: list[str] = []
+        for name, bounds in _RANGES.items():
+            check_number(problems, name, getattr(self, name), **bounds)
+        if self.batch_size is not None:
+            check_number(problems, "batch_size", self.batch_size, low=1, integer=True)
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                problems.append(
+                    f"The '{name}' parameter must be one of {list(choices)}. "
+                    f"Got {getattr(self, name)!r} instead."
+                )
+        if problems:
+            raise ConfigError("; ".join(problems))
+
     def _fit_new(
         self, X: Any, y: Any, sample_weight: Any, *, epochs: int, classes: Any
     ) -> NeuralNetClassifier:
         from torchclf.fitting import fit
 
+        self._validate_params()
         X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64, y_numeric=False)
         self._check_targets(y)
         multilabel = type_of_target(y) == "multilabel-indicator"
