@@ -170,3 +170,21 @@ def test_parameters_are_checked_in_fit_and_reported_together(iris):
     with pytest.raises(torchclf.ConfigError, match=re.escape(message)):
         bad.fit(X, y)
     assert bad.get_params()["learning_rate"] == -1  # __init__ only stored it
+
+
+def test_a_fitted_estimator_is_served_by_torchclf_predict(iris, tmp_path):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    X, y = iris
+    frame = pd.DataFrame(X, columns=["sepal_l", "sepal_w", "petal_l", "petal_w"])
+    clf = small().fit(frame, y)
+    clf.save(tmp_path / "iris.safetensors")
+    frame.assign(species=y).head(5).to_csv(tmp_path / "rows.csv", index=False)
+    result = CliRunner().invoke(
+        app, ["predict", str(tmp_path / "iris.safetensors"), "--data", str(tmp_path / "rows.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    served = pd.read_csv(__import__("io").StringIO(result.stdout))
+    assert served["prediction"].tolist() == clf.predict(frame.head(5)).tolist()

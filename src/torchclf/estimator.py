@@ -186,6 +186,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             class_weight=self.class_weight,
             threshold=self.threshold,
             sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
+            feature_names=getattr(self, "feature_names_in_", None),
             dtype=self.dtype,
             seed=self._seed(),
             device=self.device,
