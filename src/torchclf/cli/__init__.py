@@ -1,0 +1,90 @@
+"""The ``torchclf`` command line: a thin typer shell over the public API.
+
+Every command is one function that calls the library; no training or model logic lives here.
+Errors the user can fix (bad options, unknown datasets, missing or foreign model files, anything
+raised as a ``TorchclfError``) print one line and exit with code 2, never a traceback; warnings
+print one ``Warning:`` line each.
+
+Only typer and click are imported at start-up: torch and the rest of torchclf load inside the
+commands, so ``torchclf --help`` and argument errors return at once.
+
+- ``__init__``: the app and its one-line error handling.
+- ``commands``: the commands (train, evaluate, predict, info, datasets, activations).
+- ``inputs``: turning options into values: number lists, run folders, the rows to score.
+- ``output``: what the terminal shows: the epoch table, progress bar and metrics tables.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from torchclf.errors import TorchclfError, TorchclfWarning
+
+EXIT_USAGE = 2
+
+
+def _base_named(name: str) -> type[Exception]:
+    # typer >= 0.20 vendors click: find its ClickException / UsageError through a public class.
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_ClickException = _base_named("ClickException")
+_UsageError = _base_named("UsageError")
+
+
+class _OneLineErrors(TyperGroup):
+    """Run the app, turning user errors into one ``Error: ...`` line and exit code 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", TorchclfWarning)
+                warnings.showwarning = _show_warning
+                code = super().main(*args, standalone_mode=False, **kwargs)
+        except _ClickException as error:
+            message = error.format_message()  # type: ignore[attr-defined]
+            context = getattr(error, "ctx", None)
+            if isinstance(error, _UsageError) and context is not None:
+                message += f" (see '{context.command_path} --help')"
+            _fail(message)
+        except typer.Abort:
+            _fail("aborted")
+        except TorchclfError as error:
+            _fail(str(error))
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
+def _show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    typer.echo(f"Warning: {message}", err=True)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="Neural-network classification with PyTorch: train, evaluate, predict, inspect.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def main() -> None:
+    """Entry point of the ``torchclf`` command."""
+    app()
+
+
+from torchclf.cli import commands  # noqa: E402, F401  (registers the commands on ``app``)
+
+__all__ = ["app", "main"]

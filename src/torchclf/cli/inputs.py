@@ -1,0 +1,142 @@
+"""Turning command-line options into values: number lists, run folders, the rows to score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def parse_numbers(text: str, option: str, kind: type, example: str) -> tuple[Any, ...]:
+    """Comma-separated numbers of ``kind``; anything else is a BadParameter naming ``option``."""
+    try:
+        return tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated numbers such as {example}, got {text!r}", param_hint=option
+        ) from None
+
+
+def split_names(text: str | None) -> tuple[str, ...]:
+    """Comma-separated column names (none for None or empty text)."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def parse_threshold(text: str | None) -> float | str | list[float] | None:
+    """A number, one number per label, or a rule for train: "f1" or "recall:R"."""
+    if text is None or text.strip() in ("f1",) or text.strip().startswith("recall:"):
+        return text.strip() if text else None
+    values = parse_numbers(text, "'--threshold'", float, "0.5, 0.3,0.6, f1 or recall:0.9")
+    return values[0] if len(values) == 1 else list(values)
+
+
+def parse_hidden(text: str) -> tuple[int, ...] | str:
+    """``--hidden``: "auto", "none" (the linear model) or comma-separated layer sizes."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    if text.strip().lower() in ("none", "linear", ""):
+        return ()
+    sizes = parse_numbers(text, "'--hidden'", int, "10,10 (or 'none' for the linear model)")
+    if any(size < 1 for size in sizes):
+        raise typer.BadParameter(
+            f"layer sizes must be at least 1, got {text!r}", param_hint="'--hidden'"
+        )
+    return sizes
+
+
+def resolve_model_path(model: Path) -> Path:
+    """A model file, or a run folder holding ``model.safetensors``."""
+    return model / "model.safetensors" if model.is_dir() else model
+
+
+def run_folder(out: Path, name: str | None, data: str, overwrite: bool) -> Path:
+    """``out/name``, refusing a taken name unless overwriting; by default ``out/data[-N]``."""
+    if name is not None:
+        folder = out / name
+        if folder.exists() and not overwrite:
+            raise typer.BadParameter(
+                f"run folder '{folder}' already exists; choose another --name or pass --overwrite",
+                param_hint="'--name'",
+            )
+        return folder
+    folder, number = out / data, 1
+    while folder.exists():  # runs/circles, runs/circles-2, runs/circles-3, ...
+        number += 1
+        folder = out / f"{data}-{number}"
+    return folder
+
+
+def command_line(context: typer.Context) -> str:
+    """The effective command, every option spelled out, for the run report."""
+    parts = ["torchclf", context.info_name or ""]
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name)
+        if parameter.name is None or value is None or parameter.name == "help":
+            continue
+        flag = parameter.opts[0]
+        if getattr(parameter, "is_flag", False):
+            if value:
+                parts.append(flag)
+        else:
+            parts.extend([flag, str(value)])
+    return " ".join(parts)
+
+
+def rows_to_score(
+    classifier: Any, data: str | None, split: str | None, *, need_target: bool = True
+) -> tuple[str, Any, Any]:
+    """The rows to evaluate or predict: (description, X, y); y is None when not needed."""
+    from torchclf.sources import DataSource
+    from torchclf.tabular import is_table_path, read_table
+
+    trained_on = DataSource.from_dict(classifier.data_source) if classifier.data_source else None
+    if data is None:
+        if trained_on is None:
+            raise typer.BadParameter(
+                "this model does not record its training data; name the data with --data",
+                param_hint="'--data'",
+            )
+        data = trained_on.name
+    own_data = trained_on is not None and trained_on.name == data
+    split = split or ("test" if own_data else "all")
+    if split not in ("test", "all"):
+        raise typer.BadParameter(f"expected 'test' or 'all', got {split!r}", param_hint="'--split'")
+    if split == "test":
+        if not own_data:
+            trained = trained_on.name if trained_on else "unknown"
+            raise typer.BadParameter(
+                f"--split test needs the model's own training data ({trained!r}); for {data!r} "
+                "use --split all",
+                param_hint="'--split'",
+            )
+        rows = trained_on.split()  # type: ignore[union-attr]
+        return f"{data}, test split ({len(rows.X_test)} rows)", rows.X_test, rows.y_test
+    if is_table_path(data) and not own_data and not need_target:
+        frame = read_table(data)  # raw rows: the model picks its columns and reports the rest
+        return f"{data}, all {len(frame)} rows", frame, None
+    if own_data:
+        source = trained_on
+    elif is_table_path(data):
+        if trained_on is None or not trained_on.target:
+            raise typer.BadParameter(
+                "this model does not record its target column, so it cannot score a file",
+                param_hint="'--data'",
+            )
+        source = DataSource(name=data, target=trained_on.target)
+    else:
+        source = DataSource(name=data)
+    loaded = source.load()  # type: ignore[union-attr]
+    return f"{data}, all {len(loaded)} rows", loaded.X, loaded.y
+
+
+__all__ = [
+    "command_line",
+    "parse_hidden",
+    "parse_numbers",
+    "parse_threshold",
+    "resolve_model_path",
+    "rows_to_score",
+    "run_folder",
+    "split_names",
+]

@@ -1,0 +1,99 @@
+"""What the terminal shows: the epoch table with its progress bar, and metrics tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def make_console() -> Any:
+    """A rich console that never wraps long lines (they stay greppable)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def metrics_tables(console: Any, evaluation: Any, title: str) -> None:
+    """Print the overall metrics and the per-class table of an Evaluation."""
+    from rich.table import Table
+
+    overall = Table(title=title, title_justify="left")
+    overall.add_column("metric")
+    overall.add_column("value", justify="right")
+    for name, value in evaluation.scores.items():
+        overall.add_row(name, f"{value:.4f}")
+    console.print(overall)
+    per_class = Table(title="per class", title_justify="left")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in evaluation.per_class.items():
+        per_class.add_row(
+            name,
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            str(int(row["support"])),
+        )
+    console.print(per_class)
+
+
+class EpochTable:
+    """Progress bar plus a row of the tutorial's table every ``every`` epochs.
+
+    Nothing is printed before the first epoch ends, so a parameter that ``fit`` rejects leaves
+    only its one-line error on the screen.
+    """
+
+    def __init__(self, console: Any, epochs: int, every: int, heading: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.console, self.epochs, self.every, self.heading = console, epochs, every, heading
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("training", total=epochs)
+        self.started = False
+
+    def close(self) -> None:
+        """Remove the progress bar (stopping one that never started would print a blank line)."""
+        if self.started:
+            self.progress.stop()
+
+    def __call__(self, row: dict[str, float]) -> None:
+        epoch = int(row["epoch"])
+        splits = [s for s in ("train", "val", "test") if f"{s}_loss" in row]
+        if epoch == 1:
+            self.console.print(self.heading)
+            header = "".join(f"{s + ' loss':>12}{s + ' acc':>11}" for s in splits)
+            self.console.print(f"{'epoch':>6}{header}")
+            self.progress.start()
+            self.started = True
+        if epoch == 1 or epoch % self.every == 0 or epoch == self.epochs:
+            cells = "".join(
+                f"{row[f'{s}_loss']:>12.5f}{100 * row[f'{s}_accuracy']:>10.2f}%" for s in splits
+            )
+            self.console.print(f"{epoch:>6}{cells}")
+        self.progress.update(self.task, completed=epoch)
+
+
+def heading(data: str, summary: dict[str, Any]) -> str:
+    """The data in one or two lines, printed above the epoch table."""
+    dropped = summary.get("dropped (missing target)", 0)
+    lines = [
+        f"[bold]{data}[/]: {summary['rows']} rows"
+        + (f" ({dropped} without a target, dropped)" if dropped else "")
+        + f", {summary['features']} features; classes: {summary['class balance']}; "
+        f"train {summary['train rows']}, test {summary['test rows']}"
+    ]
+    if summary.get("id-like columns left out"):
+        lines.append(f"left out as id-like: {', '.join(summary['id-like columns left out'])}")
+    if summary["missing values"] != "none":
+        lines.append(f"missing values: {summary['missing values']}")
+    return "\n".join(lines)
+
+
+__all__ = ["EpochTable", "heading", "make_console", "metrics_tables"]
