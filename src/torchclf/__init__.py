@@ -48,7 +48,7 @@ _EXPORTS = {
     "History": "torchclf.training",
     "NeuralNetClassifier": "torchclf.estimator",
 }
-_SUBMODULES = ("activations", "datasets", "plots", "report")
+_SUBMODULES = ("activations", "datasets", "plots", "report", "sweep")
 
 __all__ = [
     "MLP",
@@ -78,6 +78,7 @@ __all__ = [
     "plots",
     "report",
     "resolve_device",
+    "sweep",
     "train_test_split",
 ]
 
@@ -98,7 +99,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what static type checkers and IDEs see
-    from torchclf import activations, datasets, plots, report
+    from torchclf import activations, datasets, plots, report, sweep
     from torchclf.classifier import Classifier, load
     from torchclf.config import ModelConfig, TrainConfig
     from torchclf.data import Split, resolve_device, train_test_split

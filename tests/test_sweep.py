@@ -1,0 +1,90 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import torchclf
+from torchclf import ConfigError, datasets
+from torchclf.sweep import Member, train_members
+
+# Different optimizers, learning rates, momentum, weight decay and epochs in one architecture
+# group, plus a second group and the linear model.
+MEMBERS = [
+    Member(hidden=(10, 10), optimizer="adam", lr=0.01, epochs=60, seed=1),
+    Member(hidden=(10, 10), optimizer="sgd", lr=0.1, momentum=0.9, epochs=40, seed=2),
+    Member(hidden=(10, 10), optimizer="adamw", lr=0.003, weight_decay=0.01, epochs=60, seed=3),
+    Member(
+        hidden=(16,),
+        activation="tanh",
+        optimizer="adam",
+        lr=0.02,
+        weight_decay=1e-3,
+        epochs=50,
+        seed=4,
+    ),
+    Member(hidden=(), optimizer="sgd", lr=0.1, epochs=20, seed=5),
+]
+
+
+@pytest.fixture(scope="module")
+def split():
+    data = datasets.load("blobs", n_samples=240, n_classes=3)
+    return torchclf.train_test_split(data.X, data.labels, test_size=0.25, seed=0)
+
+
+def _alone(split, member, dtype):
+    return torchclf.fit(
+        split.X_train,
+        split.y_train,
+        hidden=member.hidden,
+        activation=member.activation,
+        optimizer=member.optimizer,
+        lr=member.lr,
+        weight_decay=member.weight_decay,
+        momentum=member.momentum,
+        epochs=member.epochs,
+        seed=member.seed,
+        dtype=dtype,
+        eval_set=(split.X_test, split.y_test),
+    )
+
+
+def _weights(classifier):
+    return torch.cat([p.detach().reshape(-1) for p in classifier.model.parameters()])
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("float64", 1e-10), ("float32", 1e-4)])
+def test_each_member_equals_the_same_configuration_trained_alone(split, dtype, tolerance):
+    trained = train_members(
+        split.X_train, split.y_train, MEMBERS, eval_set=(split.X_test, split.y_test), dtype=dtype
+    )
+    for member, classifier in zip(MEMBERS, trained, strict=True):
+        alone = _alone(split, member, dtype)
+        torch.testing.assert_close(_weights(classifier), _weights(alone), rtol=0, atol=tolerance)
+        assert len(classifier.history) == member.epochs
+        assert classifier.history.column("test_accuracy") == alone.history.column("test_accuracy")
+        np.testing.assert_allclose(
+            classifier.history.column("train_loss"), alone.history.column("train_loss"), rtol=1e-5
+        )
+
+
+def test_members_are_ordinary_classifiers(split, tmp_path):
+    classifier = train_members(split.X_train, split.y_train, MEMBERS[:1])[0]
+    loaded = torchclf.load(classifier.save(tmp_path / "member.safetensors"))
+    assert np.array_equal(
+        loaded.predict_proba(split.X_test), classifier.predict_proba(split.X_test)
+    )
+    assert classifier.train_config.lr == 0.01 and classifier.model_config.hidden == (10, 10)
+
+
+def test_bad_members_are_refused(split):
+    with pytest.raises(ConfigError, match=re.escape("a sweep needs at least one member")):
+        train_members(split.X_train, split.y_train, [])
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "Invalid optimizer: expected one of ['adam', 'adamw', 'sgd'], got 'rmsprop'"
+        ),
+    ):
+        Member(optimizer="rmsprop")
