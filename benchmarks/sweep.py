@@ -104,9 +104,9 @@ def main() -> None:
             -classifiers[i].history.last["test_loss"],
         ),
     )
-    agree = sum(
-        abs(c.history.last["test_accuracy"] - p) < 1e-9
-        for c, p in zip(classifiers, plain, strict=True)
+    # float32 runs of 1000 epochs drift apart in the last bits, which can flip a point or two
+    gap = max(
+        abs(c.history.last["test_accuracy"] - p) for c, p in zip(classifiers, plain, strict=True)
     )
     print(
         f"{len(members)} configurations x {args.epochs} full-batch epochs on circles (one thread)"
@@ -118,7 +118,7 @@ def main() -> None:
     print(f"{'plain PyTorch loop':<28}{sequential:>9.2f}{total_flops / sequential / 1e9:>9.2f}")
     print(f"{'2048x2048 matmul':<28}{'':>9}{matmul_gflops():>9.2f}")
     print(f"speed-up: {sequential / vectorised:.2f}x")
-    print(f"final test accuracy equal in both: {agree} of {len(members)}")
+    print(f"largest difference in final test accuracy between the two: {gap:.4f}")
     m = members[best]
     print(
         f"best: hidden {m.hidden}, lr {m.lr}, seed {m.seed}: test accuracy "
