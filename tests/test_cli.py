@@ -328,7 +328,7 @@ def test_name_taken_is_refused_before_training(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", ["train", "evaluate", "predict", "info", "datasets", "activations"]
+    "command", ["train", "evaluate", "predict", "info", "datasets", "activations", "improve"]
 )
 def test_every_command_has_complete_help_with_examples(command):
     result = invoke(command, "--help")

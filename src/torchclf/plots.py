@@ -69,32 +69,45 @@ def plot_decision_boundary(
     Each panel colours a 101 x 101 grid over the range of all panels' points (padded by 0.1) by
     the predicted class, and draws the points on top in their true class' colour.
     """
-    if not can_plot_decision_boundary(classifier):
-        raise DataError(
-            f"a decision boundary needs a binary or multiclass classifier of 2 features; this one "
-            f"is {classifier.task.name} with {classifier.n_features} features"
-        )
+    return plot_decision_boundaries([(title, classifier, X, y) for title, X, y in panels])
+
+
+def plot_decision_boundaries(
+    panels: Sequence[tuple[str, Classifier, np.ndarray, Any]], columns: int = 4
+) -> Figure:
+    """Decision boundaries of several classifiers of the same classes, one panel each.
+
+    ``panels`` holds ``(title, classifier, X, y)``; at most ``columns`` panels share a row.
+    """
+    for _, classifier, _, _ in panels:
+        if not can_plot_decision_boundary(classifier):
+            raise DataError(
+                f"a decision boundary needs a binary or multiclass classifier of 2 features; "
+                f"this one is {classifier.task.name} with {classifier.n_features} features"
+            )
+    import matplotlib
     from matplotlib.colors import ListedColormap
 
-    all_points = np.concatenate([np.asarray(X, dtype=np.float64) for _, X, _ in panels])
+    reference = panels[0][1]
+    all_points = np.concatenate([np.asarray(X, dtype=np.float64) for _, _, X, _ in panels])
     low, high = all_points.min(axis=0) - PADDING, all_points.max(axis=0) + PADDING
     xx, yy = np.meshgrid(
         np.linspace(low[0], high[0], GRID_STEPS), np.linspace(low[1], high[1], GRID_STEPS)
     )
     grid = np.c_[xx.ravel(), yy.ravel()]
-    grid_codes = _codes(classifier, classifier.predict(grid)).reshape(xx.shape)
-    n_classes = len(classifier.classes)
-    import matplotlib
-
+    n_classes = len(reference.classes)
     palette = matplotlib.colormaps[POINT_COLORS].colors[:n_classes]
     colormap = ListedColormap(palette)
     levels = np.arange(n_classes + 1) - 0.5
 
-    figure = _figure(6 * len(panels), 5.2)
-    axes_row = np.atleast_1d(figure.subplots(1, len(panels)))
-    names = classifier.feature_names or ["feature 0", "feature 1"]
-    for axes, (title, X, y) in zip(axes_row, panels, strict=True):
+    n_columns = min(columns, len(panels))
+    n_rows = -(-len(panels) // n_columns)
+    figure = _figure(6 * n_columns, 5.2 * n_rows)
+    axes_grid = np.atleast_1d(figure.subplots(n_rows, n_columns)).ravel()
+    names = reference.feature_names or ["feature 0", "feature 1"]
+    for axes, (title, classifier, X, y) in zip(axes_grid, panels, strict=False):
         X = np.asarray(X, dtype=np.float64)
+        grid_codes = _codes(classifier, classifier.predict(grid)).reshape(xx.shape)
         axes.contourf(xx, yy, grid_codes, levels=levels, cmap=colormap, alpha=0.35)
         axes.scatter(
             X[:, 0],
@@ -110,11 +123,28 @@ def plot_decision_boundary(
         axes.set(title=title, xlabel=names[0], ylabel=names[1])
         axes.set_xlim(low[0], high[0])
         axes.set_ylim(low[1], high[1])
+    for axes in axes_grid[len(panels) :]:
+        axes.set_axis_off()
     handles = [
         matplotlib.patches.Patch(color=palette[i], label=str(name))
-        for i, name in enumerate(classifier.task.class_names)
+        for i, name in enumerate(reference.task.class_names)
     ]
     figure.legend(handles=handles, loc="outside right center")
+    return figure
+
+
+def plot_variants(changes: Sequence[str], test_accuracy: Sequence[float]) -> Figure:
+    """Test accuracy per variant of an ``improve`` run, the baseline first."""
+    figure = _figure(10, 0.45 * len(changes) + 1.5)
+    axes = figure.subplots()
+    positions = np.arange(len(changes))[::-1]
+    colors = ["grey"] + ["tab:blue"] * (len(changes) - 1)
+    axes.barh(positions, [100 * a for a in test_accuracy], color=colors)
+    axes.set_yticks(positions, list(changes))
+    axes.axvline(100 * test_accuracy[0], color="grey", lw=0.8, ls="--")
+    axes.set(xlabel="test accuracy (%)", title="Improving a model: one change at a time")
+    axes.set_xlim(0, 100)
+    axes.grid(axis="x", alpha=0.3)
     return figure
 
 
@@ -229,7 +259,9 @@ __all__ = [
     "can_plot_decision_boundary",
     "plot_activations",
     "plot_confusion_matrix",
+    "plot_decision_boundaries",
     "plot_decision_boundary",
     "plot_history",
     "plot_roc_pr",
+    "plot_variants",
 ]

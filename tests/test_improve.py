@@ -1,0 +1,83 @@
+import dataclasses
+
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import torchclf
+from torchclf import datasets
+from torchclf.cli import app
+from torchclf.improve import improve, single_changes, variants_table
+from torchclf.sweep import Member
+
+
+@pytest.fixture(scope="module")
+def circles_variants():
+    data = datasets.load("circles", n_samples=400)
+    split = torchclf.train_test_split(data.X, data.labels, test_size=0.25, seed=0)
+    baseline = Member(hidden=(10, 10), activation="identity", epochs=250)
+    return improve(split.X_train, split.y_train, baseline, eval_set=(split.X_test, split.y_test))
+
+
+def test_the_non_linearity_is_what_learns_circles(circles_variants):
+    by_change = {v.change: v for v in circles_variants}
+    assert 0.4 <= by_change["baseline"].test_accuracy <= 0.6
+    for change in ("more layers", "more hidden units", "more epochs", "higher learning rate"):
+        assert by_change[change].test_accuracy <= 0.65  # still a straight line
+    assert by_change["activation relu"].test_accuracy >= 0.99
+    rows = variants_table(circles_variants)
+    assert rows[0]["change"] == "baseline" and rows[0]["vs_baseline"] == 0
+    relu = next(r for r in rows if r["change"] == "activation relu")
+    assert relu["vs_baseline"] == pytest.approx(relu["test_accuracy"] - rows[0]["test_accuracy"])
+
+
+def test_every_technique_of_the_lesson_is_tried():
+    baseline = Member(hidden=(8,), activation="relu", optimizer="adam", lr=0.01, epochs=100)
+    changes = dict(single_changes(baseline))
+    assert changes["more layers"].hidden == (8, 8)
+    assert changes["more hidden units"].hidden == (32,)
+    assert changes["more epochs"].epochs == 200
+    assert changes["higher learning rate"].lr == pytest.approx(0.1)
+    assert changes["lower learning rate"].lr == pytest.approx(0.001)
+    assert {"activation tanh", "activation identity", "optimizer sgd"} <= set(changes)
+
+
+def test_combinations_merge_the_helpful_changes_without_conflicts():
+    data = datasets.load("moons", noise=0.2, n_samples=400)
+    split = torchclf.train_test_split(data.X, data.labels, test_size=0.25, seed=0)
+    baseline = Member(hidden=(4,), activation="relu", epochs=150)
+    variants = improve(
+        split.X_train, split.y_train, baseline, eval_set=(split.X_test, split.y_test)
+    )
+    singles = {v.change: v.member for v in variants if " + " not in v.change}
+    combos = [v for v in variants if " + " in v.change]
+    for combo in combos:
+        parts = combo.change.split(" + ")
+        expected = baseline
+        for part in parts:
+            changed = {
+                f.name: getattr(singles[part], f.name)
+                for f in dataclasses.fields(Member)
+                if getattr(singles[part], f.name) != getattr(baseline, f.name)
+            }
+            expected = dataclasses.replace(expected, **changed)
+        assert combo.member == expected
+        activations = [p for p in parts if p.startswith("activation")]
+        assert len(activations) <= 1  # two changes of one field are never combined
+
+
+def test_improve_command_writes_its_table_and_pictures(tmp_path):
+    result = CliRunner().invoke(
+        app, ["improve", "--epochs", "300", "--out", str(tmp_path)], prog_name="torchclf"
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "improve-circles"
+    table = pd.read_csv(folder / "improve.csv")
+    relu = table[table["change"] == "activation relu"].iloc[0]
+    base = table[table["change"] == "baseline"].iloc[0]
+    assert base["test_accuracy"] <= 0.6 and relu["test_accuracy"] >= 0.99
+    for picture in ("improve.png", "boundaries.png"):
+        with Image.open(folder / picture) as image:
+            assert image.size[0] >= 600
+    assert "10-10 relu" in result.stdout and f"results: {folder}" in result.stdout
