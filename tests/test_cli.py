@@ -328,7 +328,8 @@ def test_name_taken_is_refused_before_training(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", ["train", "evaluate", "predict", "info", "datasets", "activations", "improve"]
+    "command",
+    ["train", "evaluate", "predict", "info", "datasets", "activations", "improve", "sweep"],
 )
 def test_every_command_has_complete_help_with_examples(command):
     result = invoke(command, "--help")

@@ -81,3 +81,37 @@ def test_improve_command_writes_its_table_and_pictures(tmp_path):
         with Image.open(folder / picture) as image:
             assert image.size[0] >= 600
     assert "10-10 relu" in result.stdout and f"results: {folder}" in result.stdout
+
+
+def test_sweep_command_ranks_members_and_saves_the_best(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            "--data",
+            "moons",
+            "--hidden",
+            "4,16",
+            "--layers",
+            "0,1",
+            "--lr",
+            "0.01,0.1",
+            "--epochs",
+            "120",
+            "--out",
+            str(tmp_path),
+        ],
+        prog_name="torchclf",
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "sweep-moons"
+    table = pd.read_csv(folder / "sweep.csv")
+    assert len(table) == 6  # depth 0 is the same linear model whatever the width: 2 + 4 members
+    assert list(table["test_accuracy"]) == sorted(table["test_accuracy"], reverse=True)
+    histories = pd.read_csv(folder / "histories.csv")
+    assert len(histories) == 6 * 120 and set(histories["member"]) == set(range(6))
+    best = torchclf.load(folder)  # a run folder is accepted too
+    assert best.model_config.hidden != ()  # the linear model cannot win on moons
+    predicted = runner.invoke(app, ["predict", str(folder)])
+    assert predicted.exit_code == 0 and predicted.stdout.startswith("prediction,")

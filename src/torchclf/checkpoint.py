@@ -22,6 +22,7 @@ from torchclf.files import atomic_file
 FORMAT_NAME = "torchclf"
 FORMAT_VERSION = 1
 METADATA_KEY = "torchclf"
+MODEL_FILE = "model.safetensors"  # the model's name inside a run folder
 
 
 def write_model_file(
@@ -42,6 +43,8 @@ def write_model_file(
 def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read the tensors (on the CPU) and the metadata document of a torchclf model file.
 
+    ``path`` may also be a run folder holding ``model.safetensors``.
+
     Raises:
         ModelFileError: if the file is missing, not a safetensors file, truncated, not a torchclf
             model, or written in a newer format than this torchclf reads.
@@ -49,6 +52,8 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
+    if path.is_dir() and (path / MODEL_FILE).is_file():
+        path = path / MODEL_FILE  # a run folder
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist (or is not a file)")
     try:

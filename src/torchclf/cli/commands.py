@@ -493,3 +493,132 @@ def improve(
     console = make_console()
     console.print(table)
     console.print(f"results: {folder}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  torchclf sweep --data moons --hidden 8,32,64 --layers 1,2,3 --lr 0.01,0.1 "
+        "--activation relu,tanh\n\n"
+        "  torchclf sweep --data blobs --hidden 16 --layers 1 --seeds 0,1,2,3 --epochs 300"
+    )
+)
+def sweep(
+    data: DataOption = "circles",
+    hidden: Annotated[str, typer.Option(help="Layer widths to try, comma-separated.")] = "8,32",
+    layers: Annotated[str, typer.Option(help="Numbers of hidden layers to try.")] = "1,2",
+    activation: Annotated[str, typer.Option(help="Activations to try.")] = "relu",
+    lr: Annotated[str, typer.Option(help="Learning rates to try.")] = "0.003,0.03",
+    optimizer: Annotated[str, typer.Option(help="Optimizers to try: adam, adamw, sgd.")] = "adam",
+    weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0",
+    seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
+    epochs: Annotated[int, typer.Option(help="Full-batch epochs of every member.")] = 1000,
+    test_size: Annotated[float, typer.Option(help="Share of the rows held out for testing.")] = 0.2,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 42,
+    out: Annotated[Path, typer.Option(help="Folder that holds the results folder.")] = Path("runs"),
+    name: Annotated[
+        str | None, typer.Option(help="Results folder name (default: sweep-DATA, numbered).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace that folder.")] = False,
+) -> None:
+    """Train every combination of the given values at once and rank them by test accuracy.
+
+    Members sharing an architecture train stacked, in one batched forward and backward. Writes
+    sweep.csv (one row per member, sorted), histories.csv (every member's epochs) and the best
+    member's model.safetensors, which 'torchclf predict' serves.
+    """
+    import itertools
+
+    widths = [int(v) for v in parse_numbers(hidden, "'--hidden'", int, "8,32,64")]
+    depths = [int(v) for v in parse_numbers(layers, "'--layers'", int, "1,2,3")]
+    rates = parse_numbers(lr, "'--lr'", float, "0.01,0.1")
+    decays = parse_numbers(weight_decay, "'--weight-decay'", float, "0,0.001")
+    seed_values = [int(v) for v in parse_numbers(seeds, "'--seeds'", int, "0,1,2")]
+    if any(w < 1 for w in widths) or any(d < 0 for d in depths):
+        raise typer.BadParameter("widths must be at least 1 and depths at least 0")
+    folder = run_folder(out, name, f"sweep-{Path(data).stem}", overwrite)
+
+    import pandas as pd
+
+    from torchclf.files import atomic_directory
+    from torchclf.sources import DataSource
+    from torchclf.sweep import Member, train_members
+
+    members = [
+        Member(
+            hidden=(w,) * d, activation=a, optimizer=o, lr=r, weight_decay=wd, epochs=epochs, seed=s
+        )
+        for w, d, a, o, r, wd, s in itertools.product(
+            widths,
+            depths,
+            split_names(activation),
+            split_names(optimizer),
+            rates,
+            decays,
+            seed_values,
+        )
+    ]
+    members = list(dict.fromkeys(members))  # depth 0 makes every width the same linear model
+    source = DataSource(name=data, test_size=test_size, seed=split_seed)
+    split = source.split()
+    classifiers = train_members(
+        split.X_train, split.y_train, members, eval_set=(split.X_test, split.y_test)
+    )
+    rows = []
+    for index, (member, classifier) in enumerate(zip(members, classifiers, strict=True)):
+        last = classifier.history.last
+        rows.append(
+            {
+                "member": index,
+                "hidden": "-".join(map(str, member.hidden)) or "linear",
+                "activation": member.activation,
+                "optimizer": member.optimizer,
+                "lr": member.lr,
+                "weight_decay": member.weight_decay,
+                "seed": member.seed,
+                "train_accuracy": last["train_accuracy"],
+                "test_accuracy": last["test_accuracy"],
+                "test_loss": last["test_loss"],
+            }
+        )
+    rows.sort(key=lambda r: (-r["test_accuracy"], r["test_loss"]))
+    histories = pd.concat(
+        [pd.DataFrame(c.history.rows).assign(member=i) for i, c in enumerate(classifiers)]
+    )
+    best = classifiers[rows[0]["member"]]
+    best.data_source = source.to_dict()
+    with atomic_directory(folder, overwrite=overwrite) as staging:
+        pd.DataFrame(rows).to_csv(staging / "sweep.csv", index=False)
+        histories.to_csv(staging / "histories.csv", index=False)
+        best.save(staging / "model.safetensors")
+
+    from rich.table import Table
+
+    table = Table(title=f"{len(members)} members on {data}, best first (top 10)")
+    for column in (
+        "hidden",
+        "act",
+        "opt",
+        "lr",
+        "wd",
+        "seed",
+        "train acc",
+        "test acc",
+        "test loss",
+    ):
+        table.add_column(column, justify="left" if column in ("hidden", "act", "opt") else "right")
+    for r in rows[:10]:
+        table.add_row(
+            r["hidden"],
+            r["activation"],
+            r["optimizer"],
+            f"{r['lr']:g}",
+            f"{r['weight_decay']:g}",
+            str(r["seed"]),
+            f"{100 * r['train_accuracy']:.2f}%",
+            f"{100 * r['test_accuracy']:.2f}%",
+            f"{r['test_loss']:.4f}",
+        )
+    console = make_console()
+    console.print(table)
+    console.print(f"results and the best model: {folder}")
