@@ -88,3 +88,13 @@ def test_bad_members_are_refused(split):
         ),
     ):
         Member(optimizer="rmsprop")
+
+
+def test_chunks_give_the_same_members(split):
+    members = [
+        Member(hidden=(8,), lr=lr, epochs=30, seed=seed) for lr in (0.01, 0.1) for seed in (0, 1, 2)
+    ]
+    whole = train_members(split.X_train, split.y_train, members, dtype="float64")
+    chunked = train_members(split.X_train, split.y_train, members, dtype="float64", chunk_size=4)
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(_weights(a), _weights(b), rtol=0, atol=1e-12)

@@ -71,11 +71,19 @@ def train_members(
     standardize: bool = True,
     dtype: str = "float32",
     device: str = "cpu",
+    chunk_size: int = 64,
 ) -> list[Classifier]:
     """Train every member, a group of same-architecture members at a time.
 
+    A group larger than ``chunk_size`` members trains in chunks of that many, which bounds the
+    memory of the stacked activations ``(members, rows, width)``.
+
     Returns one classifier per member, in order; each ``classifier.history`` holds its epochs.
     """
+    if chunk_size < 1:
+        raise ConfigError(
+            f"The 'chunk_size' parameter must be at least 1. Got {chunk_size!r} instead."
+        )
     if not members:
         raise ConfigError("a sweep needs at least one member")
     torch_device, torch_dtype = resolve_device(device), getattr(torch, dtype)
@@ -94,7 +102,12 @@ def train_members(
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, member in enumerate(members):
         groups.setdefault((member.hidden, member.activation), []).append(index)
-    for indices in groups.values():
+    chunks = [
+        indices[start : start + chunk_size]
+        for indices in groups.values()
+        for start in range(0, len(indices), chunk_size)
+    ]
+    for indices in chunks:
         group = [members[i] for i in indices]
         trained = _train_group(group, task, encoder, train, test, torch_device, torch_dtype)
         for i, classifier in zip(indices, trained, strict=True):
