@@ -238,6 +238,15 @@ def train_test_split(
     )
 
 
+def take_rows(values: Any, rows: np.ndarray) -> Any:
+    """``values[rows]`` for arrays and tensors, DataFrames (by position) and lists."""
+    if hasattr(values, "iloc"):
+        return values.iloc[rows]
+    if isinstance(values, list):
+        return [values[i] for i in rows]
+    return values[rows]
+
+
 class IndexBatches:
     """The batches of one epoch: row indices to cut from the data tensors.
 
@@ -324,5 +333,6 @@ __all__ = [
     "default_batch_size",
     "resolve_device",
     "split_indices",
+    "take_rows",
     "train_test_split",
 ]

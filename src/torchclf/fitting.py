@@ -17,13 +17,19 @@ from torch import Tensor
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import as_features, resolve_device, split_indices
+from torchclf.data import as_features, resolve_device, split_indices, take_rows
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.metrics import choose_threshold
 from torchclf.models import build_model
 from torchclf.tasks import Task, infer_task
-from torchclf.training import Labelled, ProgressPrinter, make_optimizer, train_model
+from torchclf.training import (
+    Labelled,
+    ProgressPrinter,
+    make_optimizer,
+    to_labelled,
+    train_model,
+)
 
 
 def fit(
@@ -172,7 +178,7 @@ def fit(
     torch_device = resolve_device(device)
 
     def rows(index: np.ndarray) -> Any:
-        return X.iloc[index] if is_frame else X[index]
+        return take_rows(X, index)
 
     train_rows, validation_rows = np.arange(n_rows), None
     if validation_fraction > 0:
@@ -200,17 +206,19 @@ def fit(
             dtype=dtype,
         )
 
-    def prepare(X_rows: Any, y_rows: Tensor, warn: bool = True) -> Labelled:
-        encoded = torch.from_numpy(encoder.transform(X_rows, warn=warn))
-        targets_on_device = y_rows.to(torch_device)
-        if targets_on_device.is_floating_point():  # BCE targets take the model's precision
-            targets_on_device = targets_on_device.to(getattr(torch, dtype))
-        return Labelled(encoded.to(torch_device), targets_on_device)
+    torch_dtype = getattr(torch, dtype)
 
-    train = prepare(rows(train_rows), targets[train_rows], warn=False)
-    if weights is not None:
-        row_weights = torch.from_numpy(weights[train_rows].astype(dtype))
-        train = train._replace(weight=row_weights.to(torch_device))
+    def prepare(X_rows: Any, y_rows: Tensor, warn: bool = True) -> Labelled:
+        encoded = encoder.transform(X_rows, warn=warn)
+        return to_labelled(encoded, y_rows, torch_device, torch_dtype)
+
+    train = to_labelled(
+        encoder.transform(rows(train_rows), warn=False),
+        targets[train_rows],
+        torch_device,
+        torch_dtype,
+        None if weights is None else weights[train_rows],
+    )
     validation = None
     if validation_rows is not None:
         validation = prepare(rows(validation_rows), targets[validation_rows])
@@ -229,7 +237,6 @@ def fit(
         dropout=dropout,
         batch_norm=batch_norm,
     )
-    torch_dtype = getattr(torch, dtype)
     model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
     loss_fn = fitted_task.loss_fn(targets[train_rows], class_weight, label_smoothing)
     loss_fn = loss_fn.to(device=torch_device, dtype=torch_dtype)
@@ -289,16 +296,11 @@ def train_more(
     targets = classifier.task.encode(y)
     weights = _check_sample_weight(sample_weight, len(targets))
     device, dtype = classifier.device, next(classifier.model.parameters()).dtype
-    features = torch.from_numpy(classifier.encoder.transform(X)).to(device)
+    features = classifier.encoder.transform(X)
     if len(features) != len(targets):
         raise DataError(f"X has {len(features)} rows but y has {len(targets)}; they must match")
-    targets = targets.to(device)
-    if targets.is_floating_point():
-        targets = targets.to(dtype)
-    train = Labelled(features, targets)
-    if weights is not None:
-        train = train._replace(weight=torch.from_numpy(weights).to(device=device, dtype=dtype))
-    loss_fn = classifier.task.loss_fn(targets.cpu(), config.class_weight, config.label_smoothing)
+    train = to_labelled(features, targets, device, dtype, weights)
+    loss_fn = classifier.task.loss_fn(targets, config.class_weight, config.label_smoothing)
     loss_fn = loss_fn.to(device=device, dtype=dtype)
     if optimizer is None:
         optimizer = make_optimizer(config, classifier.model.parameters())

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from torchclf.data import Split, split_indices
+from torchclf.data import Split, split_indices, take_rows
 from torchclf.errors import ConfigError, DataError
 from torchclf.tabular import class_balance, is_table_path, missing_counts, prepare_table, read_table
 
@@ -117,7 +117,10 @@ class DataSource:
             # label combinations too rare to stratify multilabel targets: a plain random split
             train, test = split_indices(len(data), self.test_size, stratify=None, seed=self.seed)
         return Split(
-            _take(data.X, train), _take(data.X, test), _take(data.y, train), _take(data.y, test)
+            take_rows(data.X, train),
+            take_rows(data.X, test),
+            take_rows(data.y, train),
+            take_rows(data.y, test),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,14 +137,6 @@ class DataSource:
         if values.get("features") is not None:
             values["features"] = tuple(values["features"])
         return cls(**values)
-
-
-def _take(values: Any, rows: np.ndarray) -> Any:
-    if hasattr(values, "iloc"):
-        return values.iloc[rows]
-    if isinstance(values, list):
-        return [values[i] for i in rows]
-    return values[rows]
 
 
 __all__ = ["DataSource", "LoadedData"]

@@ -31,7 +31,7 @@ from torchclf.encoders import ArrayEncoder
 from torchclf.errors import ConfigError
 from torchclf.models import MLP, build_model
 from torchclf.tasks import Task, infer_task
-from torchclf.training import History
+from torchclf.training import History, Labelled, to_labelled
 
 SWEEP_OPTIMIZERS = ("adam", "adamw", "sgd")
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
@@ -91,10 +91,9 @@ def train_members(
     task = infer_task(y)
     encoder = ArrayEncoder.fit(features, standardize=standardize, names=names, dtype=dtype)
 
-    def tensors(rows_X: Any, rows_y: Any) -> tuple[Tensor, Tensor]:
-        encoded = torch.from_numpy(encoder.transform(rows_X)).to(torch_device)
-        targets = task.encode(rows_y).to(torch_device)
-        return encoded, targets.to(torch_dtype) if targets.is_floating_point() else targets
+    def tensors(rows_X: Any, rows_y: Any) -> Labelled:
+        encoded = encoder.transform(rows_X)
+        return to_labelled(encoded, task.encode(rows_y), torch_device, torch_dtype)
 
     train = tensors(features, y)
     test = tensors(*eval_set) if eval_set is not None else None
@@ -119,8 +118,8 @@ def _train_group(
     members: list[Member],
     task: Task,
     encoder: ArrayEncoder,
-    train: tuple[Tensor, Tensor],
-    test: tuple[Tensor, Tensor] | None,
+    train: Labelled,
+    test: Labelled | None,
     device: torch.device,
     dtype: torch.dtype,
 ) -> list[Classifier]:
@@ -141,7 +140,7 @@ def _train_group(
         params.append(torch.stack([ls[depth].weight.detach() for ls in linears]).requires_grad_())
         params.append(torch.stack([ls[depth].bias.detach() for ls in linears]).requires_grad_())
     activation = make_activation(first.activation)
-    loss_fn = task.loss_fn(train[1].cpu(), None, 0.0).to(device=device, dtype=dtype)
+    loss_fn = task.loss_fn(train.y.cpu(), None, 0.0).to(device=device, dtype=dtype)
     loss_fn.reduction = "none"
     hyper = _Hyper(members, device, dtype)
     moments = [torch.zeros_like(p) for p in params]  # adam: exp_avg / sgd: momentum buffer
@@ -157,19 +156,19 @@ def _train_group(
         return h  # (M, n, outputs)
 
     for epoch in range(1, max(m.epochs for m in members) + 1):
-        logits = forward(train[0])
-        losses = _member_losses(loss_fn, logits, train[1])  # (M,)
+        logits = forward(train.X)
+        losses = _member_losses(loss_fn, logits, train.y)  # (M,)
         grads = torch.autograd.grad(losses.sum(), params)
         with torch.no_grad():
             active = hyper.epochs >= epoch  # (M,)
             for p, g, m, v in zip(params, grads, moments, squares, strict=True):
                 hyper.step(p, g, m, v, epoch, active)
-            row_train = _scores(task, logits.detach(), train[1], losses.detach())
+            row_train = _scores(task, logits.detach(), train.y, losses.detach())
             row_test = None
             if test is not None:
-                test_logits = forward(test[0])
+                test_logits = forward(test.X)
                 row_test = _scores(
-                    task, test_logits, test[1], _member_losses(loss_fn, test_logits, test[1])
+                    task, test_logits, test.y, _member_losses(loss_fn, test_logits, test.y)
                 )
         for i in np.flatnonzero(active.cpu().numpy()):
             row = {

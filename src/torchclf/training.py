@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -34,6 +35,25 @@ class Labelled(NamedTuple):
     X: Tensor
     y: Tensor
     weight: Tensor | None = None
+
+
+def to_labelled(
+    features: np.ndarray,
+    targets: Tensor,
+    device: torch.device,
+    dtype: torch.dtype,
+    weight: np.ndarray | None = None,
+) -> Labelled:
+    """Encoded features ``(n, d)``, targets and optional weights as tensors on ``device``.
+
+    Float targets (BCE's 0/1) and weights take the model's precision ``dtype``; class indices stay
+    integers.
+    """
+    targets = targets.to(device)
+    if targets.is_floating_point():
+        targets = targets.to(dtype)
+    weights = None if weight is None else torch.from_numpy(weight).to(device=device, dtype=dtype)
+    return Labelled(torch.from_numpy(features).to(device), targets, weights)
 
 
 @dataclass
@@ -288,5 +308,6 @@ __all__ = [
     "ProgressPrinter",
     "evaluate_loss",
     "format_progress",
+    "to_labelled",
     "train_model",
 ]
