@@ -21,6 +21,11 @@ from torchclf.cli.inputs import (
 )
 from torchclf.cli.output import EpochTable, heading, make_console, metrics_tables
 
+TestSizeOption = Annotated[float, typer.Option(help="Share of the rows held out for testing.")]
+OutOption = Annotated[Path, typer.Option(help="Folder that holds the run and results folders.")]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing folder of the same name.")
+]
 DataOption = Annotated[
     str,
     typer.Option(
@@ -82,7 +87,7 @@ def train(
             help="Binary: a decision threshold, or f1 / recall:0.9 to choose it on validation rows."
         ),
     ] = None,
-    test_size: Annotated[float, typer.Option(help="Share of the rows held out for testing.")] = 0.2,
+    test_size: TestSizeOption = 0.2,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and shuffling.")
     ] = 42,
@@ -94,14 +99,12 @@ def train(
             help="Hold out 10% of the training rows; stop when their loss stalls.",
         ),
     ] = False,
-    out: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+    out: OutOption = Path("runs"),
     name: Annotated[
         str | None,
         typer.Option(help="Run folder name (default: the dataset's name, numbered if taken)."),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing run folder.")
-    ] = False,
+    overwrite: OverwriteOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the run folder.")
     ] = False,
@@ -428,12 +431,12 @@ def improve(
     lr: Annotated[float, typer.Option(help="The baseline's learning rate.")] = 0.003,
     epochs: Annotated[int, typer.Option(help="The baseline's full-batch epochs.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the split and of every variant's init.")] = 42,
-    test_size: Annotated[float, typer.Option(help="Share of the rows held out for testing.")] = 0.2,
-    out: Annotated[Path, typer.Option(help="Folder that holds the results folder.")] = Path("runs"),
+    test_size: TestSizeOption = 0.2,
+    out: OutOption = Path("runs"),
     name: Annotated[
         str | None, typer.Option(help="Results folder name (default: improve-DATA, numbered).")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace that folder.")] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Try the lesson's improvements one at a time, then the best together, and compare them.
 
@@ -513,13 +516,13 @@ def sweep(
     weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0",
     seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
     epochs: Annotated[int, typer.Option(help="Full-batch epochs of every member.")] = 1000,
-    test_size: Annotated[float, typer.Option(help="Share of the rows held out for testing.")] = 0.2,
+    test_size: TestSizeOption = 0.2,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 42,
-    out: Annotated[Path, typer.Option(help="Folder that holds the results folder.")] = Path("runs"),
+    out: OutOption = Path("runs"),
     name: Annotated[
         str | None, typer.Option(help="Results folder name (default: sweep-DATA, numbered).")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace that folder.")] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Train every combination of the given values at once and rank them by test accuracy.
 
