@@ -115,3 +115,26 @@ def test_sweep_command_ranks_members_and_saves_the_best(tmp_path):
     assert best.model_config.hidden != ()  # the linear model cannot win on moons
     predicted = runner.invoke(app, ["predict", str(folder)])
     assert predicted.exit_code == 0 and predicted.stdout.startswith("prediction,")
+
+
+def test_sweep_ranks_on_validation_rows_and_stops_members_early(tmp_path):
+    arguments = ["sweep", "--data", "spirals", "--hidden", "8,32", "--layers", "1"]
+    arguments += ["--lr", "0.003,0.3", "--epochs", "400", "--validation-size", "0.25"]
+    arguments += ["--early-stopping", "--patience", "10", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, arguments, prog_name="torchclf")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "sweep-spirals" / "sweep.csv")
+    assert list(table["val_accuracy"]) == sorted(table["val_accuracy"], reverse=True)
+    assert table["epochs"].min() < 400  # the lr 0.3 members overfit and stop on their own
+    assert table["epochs"].max() == 400
+
+
+def test_sweep_early_stopping_needs_validation_rows(tmp_path):
+    result = CliRunner().invoke(
+        app, ["sweep", "--early-stopping", "--out", str(tmp_path)], prog_name="torchclf"
+    )
+    assert result.exit_code == 2
+    assert (
+        "Invalid value for '--early-stopping': early stopping watches validation rows: "
+        "add --validation-size 0.2" in result.output
+    )

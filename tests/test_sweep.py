@@ -54,8 +54,14 @@ def _weights(classifier):
     return torch.cat([p.detach().reshape(-1) for p in classifier.model.parameters()])
 
 
-@pytest.mark.parametrize(("dtype", "tolerance"), [("float64", 1e-10), ("float32", 1e-4)])
-def test_each_member_equals_the_same_configuration_trained_alone(split, dtype, tolerance):
+# float32 round-off grows with the epochs (the hand-written backward sums in another order than
+# autograd), so float32 gets looser tolerances; float64 shows the arithmetic is the same.
+@pytest.mark.parametrize(
+    ("dtype", "tolerance", "loss_rtol"), [("float64", 1e-10, 1e-9), ("float32", 1e-4, 1e-4)]
+)
+def test_each_member_equals_the_same_configuration_trained_alone(
+    split, dtype, tolerance, loss_rtol
+):
     trained = train_members(
         split.X_train, split.y_train, MEMBERS, eval_set=(split.X_test, split.y_test), dtype=dtype
     )
@@ -65,7 +71,9 @@ def test_each_member_equals_the_same_configuration_trained_alone(split, dtype, t
         assert len(classifier.history) == member.epochs
         assert classifier.history.column("test_accuracy") == alone.history.column("test_accuracy")
         np.testing.assert_allclose(
-            classifier.history.column("train_loss"), alone.history.column("train_loss"), rtol=1e-5
+            classifier.history.column("train_loss"),
+            alone.history.column("train_loss"),
+            rtol=loss_rtol,
         )
 
 

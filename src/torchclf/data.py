@@ -192,6 +192,22 @@ def split_indices(
     return train, test
 
 
+def holdout_indices(
+    targets: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kept and held-out row indices (validation rows), stratified by encoded ``targets``.
+
+    ``targets`` are ``(n,)`` class codes or ``(n, K)`` 0/1 columns. When some class is too rare
+    to stratify, the split is plain random rather than an error: validation rows are a
+    convenience, not a promise of proportions.
+    """
+    strata = targets.reshape(len(targets), -1)
+    try:
+        return split_indices(len(targets), fraction, stratify=strata, seed=seed)
+    except DataError:
+        return split_indices(len(targets), fraction, stratify=None, seed=seed)
+
+
 def train_test_split(
     X: Any,
     y: Any,

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import as_features, resolve_device, split_indices, take_rows
+from torchclf.data import as_features, holdout_indices, resolve_device, take_rows
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.metrics import choose_threshold
@@ -182,15 +182,7 @@ def fit(
 
     train_rows, validation_rows = np.arange(n_rows), None
     if validation_fraction > 0:
-        strata = targets.numpy().reshape(n_rows, -1)
-        try:
-            train_rows, validation_rows = split_indices(
-                n_rows, validation_fraction, stratify=strata, seed=seed
-            )
-        except DataError:  # too few rows of some class to stratify: a plain random split
-            train_rows, validation_rows = split_indices(
-                n_rows, validation_fraction, stratify=None, seed=seed
-            )
+        train_rows, validation_rows = holdout_indices(targets.numpy(), validation_fraction, seed)
 
     encoder: Encoder
     if is_frame:

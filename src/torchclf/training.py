@@ -130,7 +130,7 @@ def evaluate_loss(
     """Mean loss and accuracy of ``model`` on ``data``, without autograd, in large batches."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=data.X.device)
+    loss_sum = torch.zeros((), dtype=data.X.dtype, device=data.X.device)  # the model's precision
     correct = torch.zeros((), device=data.X.device)
     n_rows = len(data.X)
     for start in range(0, n_rows, EVAL_BATCH_ROWS):
@@ -198,7 +198,7 @@ def train_model(
 
     for epoch in range(start_epoch, start_epoch + config.epochs):
         model.train()
-        loss_sum = torch.zeros((), device=train.X.device)
+        loss_sum = torch.zeros((), dtype=train.X.dtype, device=train.X.device)
         correct = torch.zeros((), device=train.X.device)
         rows_seen = 0
         for rows in batches.epoch(epoch):

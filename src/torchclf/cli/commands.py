@@ -517,6 +517,17 @@ def sweep(
     seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
     epochs: Annotated[int, typer.Option(help="Full-batch epochs of every member.")] = 1000,
     test_size: TestSizeOption = 0.2,
+    validation_size: Annotated[
+        float,
+        typer.Option(
+            help="Share of the training rows held out to rank members (and stop them early); "
+            "0 ranks on the test rows."
+        ),
+    ] = 0.0,
+    early_stopping: Annotated[
+        bool, typer.Option(help="Stop each member when its validation loss stops improving.")
+    ] = False,
+    patience: Annotated[int, typer.Option(help="Epochs without improvement to stop.")] = 20,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 42,
     out: OutOption = Path("runs"),
     name: Annotated[
@@ -524,9 +535,10 @@ def sweep(
     ] = None,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """Train every combination of the given values at once and rank them by test accuracy.
+    """Train every combination of the given values at once and rank them.
 
-    Members sharing an architecture train stacked, in one batched forward and backward. Writes
+    Members sharing an architecture train stacked, in one batched forward and backward. They are
+    ranked by validation accuracy when --validation-size is given, else by test accuracy. Writes
     sweep.csv (one row per member, sorted), histories.csv (every member's epochs) and the best
     member's model.safetensors, which 'torchclf predict' serves.
     """
@@ -539,6 +551,15 @@ def sweep(
     seed_values = [int(v) for v in parse_numbers(seeds, "'--seeds'", int, "0,1,2")]
     if any(w < 1 for w in widths) or any(d < 0 for d in depths):
         raise typer.BadParameter("widths must be at least 1 and depths at least 0")
+    if not 0.0 <= validation_size < 1.0:
+        raise typer.BadParameter(
+            f"expected a share in [0, 1), got {validation_size!r}", param_hint="'--validation-size'"
+        )
+    if early_stopping and validation_size == 0.0:
+        raise typer.BadParameter(
+            "early stopping watches validation rows: add --validation-size 0.2",
+            param_hint="'--early-stopping'",
+        )
     folder = run_folder(out, name, f"sweep-{Path(data).stem}", overwrite)
 
     import pandas as pd
@@ -564,12 +585,30 @@ def sweep(
     members = list(dict.fromkeys(members))  # depth 0 makes every width the same linear model
     source = DataSource(name=data, test_size=test_size, seed=split_seed)
     split = source.split()
+    X_train, y_train, validation = split.X_train, split.y_train, None
+    if validation_size > 0:
+        from torchclf.data import holdout_indices, take_rows
+        from torchclf.tasks import infer_task
+
+        encoded = infer_task(y_train).encode(y_train).numpy()
+        kept, held_out = holdout_indices(encoded, validation_size, split_seed)
+        validation = (take_rows(X_train, held_out), take_rows(y_train, held_out))
+        X_train, y_train = take_rows(X_train, kept), take_rows(y_train, kept)
     classifiers = train_members(
-        split.X_train, split.y_train, members, eval_set=(split.X_test, split.y_test)
+        X_train,
+        y_train,
+        members,
+        eval_set=(split.X_test, split.y_test),
+        validation=validation,
+        early_stopping=early_stopping,
+        patience=patience,
     )
+    rank_on = "val" if validation is not None else "test"
     rows = []
     for index, (member, classifier) in enumerate(zip(members, classifiers, strict=True)):
-        last = classifier.history.last
+        history = classifier.history
+        # the epoch whose weights the member kept: its best one when it stopped early
+        kept = history.rows[history.best_epoch - 1] if history.best_epoch else history.last
         rows.append(
             {
                 "member": index,
@@ -579,12 +618,11 @@ def sweep(
                 "lr": member.lr,
                 "weight_decay": member.weight_decay,
                 "seed": member.seed,
-                "train_accuracy": last["train_accuracy"],
-                "test_accuracy": last["test_accuracy"],
-                "test_loss": last["test_loss"],
+                "epochs": len(classifier.history),
+                **{k: v for k, v in kept.items() if k.endswith(("_accuracy", "_loss"))},
             }
         )
-    rows.sort(key=lambda r: (-r["test_accuracy"], r["test_loss"]))
+    rows.sort(key=lambda r: (-r[f"{rank_on}_accuracy"], r[f"{rank_on}_loss"]))
     histories = pd.concat(
         [pd.DataFrame(c.history.rows).assign(member=i) for i, c in enumerate(classifiers)]
     )
@@ -598,17 +636,9 @@ def sweep(
     from rich.table import Table
 
     table = Table(title=f"{len(members)} members on {data}, best first (top 10)")
-    for column in (
-        "hidden",
-        "act",
-        "opt",
-        "lr",
-        "wd",
-        "seed",
-        "train acc",
-        "test acc",
-        "test loss",
-    ):
+    accuracies = ["train", "val", "test"] if validation is not None else ["train", "test"]
+    columns = ["hidden", "act", "opt", "lr", "wd", "seed", "epochs"]
+    for column in columns + [f"{part} acc" for part in accuracies] + ["test loss"]:
         table.add_column(column, justify="left" if column in ("hidden", "act", "opt") else "right")
     for r in rows[:10]:
         table.add_row(
@@ -618,8 +648,8 @@ def sweep(
             f"{r['lr']:g}",
             f"{r['weight_decay']:g}",
             str(r["seed"]),
-            f"{100 * r['train_accuracy']:.2f}%",
-            f"{100 * r['test_accuracy']:.2f}%",
+            str(r["epochs"]),
+            *(f"{100 * r[f'{part}_accuracy']:.2f}%" for part in accuracies),
             f"{r['test_loss']:.4f}",
         )
     console = make_console()

@@ -1,0 +1,425 @@
+"""Many same-architecture MLPs trained as one, with a hand-written forward and backward.
+
+This is the engine behind :mod:`torchclf.sweep`. ``M`` members of one architecture keep their
+parameters in one flat matrix ``(M, P)``, laid out per member as ``nn.Linear``'s state dict
+(``layers.0.weight``, ``layers.0.bias``, ...), so one vectorised optimizer step updates them all
+and any member comes out as an ordinary :class:`~torchclf.models.MLP`.
+
+Why it is written by hand: these problems are tiny (a few thousand rows, widths up to ~100), so
+the time goes to per-operation overhead, not arithmetic (``../shared/PERF_NOTES.md``). So:
+
+- activations are feature-major, ``(M, width, rows)``: ``W @ A`` is several times faster than
+  ``A @ W.T`` for these thin shapes;
+- the gradients are written out (no autograd graph); ``tests/test_stacked.py`` checks them
+  against ``torch.autograd`` for every activation and task;
+- one forward pass per epoch covers the training rows and the evaluation rows together: the
+  evaluation columns of epoch ``e``'s forward are exactly the after-step metrics of epoch
+  ``e - 1``, so a separate evaluation pass is not needed;
+- metrics and early-stopping state stay on the device, read once at the end (and checked every
+  :data:`SYNC_EVERY` epochs to finish early when every member has stopped).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from torchclf.tasks import MulticlassTask, Task
+
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
+LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default, the one torchclf's models use
+SYNC_EVERY = 50  # epochs between checks whether every member has stopped
+STACKED_OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class StackedMLP:
+    """``M`` MLPs of one architecture as a flat parameter matrix ``(M, P)``.
+
+    ``weights[l]`` and ``biases[l]`` are views into ``flat``: ``(M, out, in)`` and ``(M, out, 1)``.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str, flat: Tensor) -> None:
+        self.sizes = tuple(sizes)  # (in_features, *hidden, out_features)
+        self.activation = activation
+        self.flat = flat
+        self.weights: list[Tensor] = []
+        self.biases: list[Tensor] = []
+        self.shapes: list[tuple[int, ...]] = []  # per member, in state-dict order
+        offset, members = 0, flat.shape[0]
+        for fan_in, fan_out in itertools.pairwise(self.sizes):
+            self.weights.append(
+                flat[:, offset : offset + fan_out * fan_in].view(members, fan_out, fan_in)
+            )
+            offset += fan_out * fan_in
+            self.biases.append(flat[:, offset : offset + fan_out].view(members, fan_out, 1))
+            offset += fan_out
+            self.shapes += [(fan_out, fan_in), (fan_out,)]
+        self._buffers: list[Tensor] | None = None
+        self._grad_buffers: dict[int, Tensor] = {}
+        if offset != flat.shape[1]:
+            raise ValueError(
+                f"sizes {self.sizes} need {offset} parameters, flat has {flat.shape[1]}"
+            )
+
+    @classmethod
+    def from_states(
+        cls,
+        sizes: Sequence[int],
+        activation: str,
+        states: Sequence[dict[str, Tensor]],
+        device: torch.device | None = None,
+    ) -> StackedMLP:
+        """Stack the state dicts of ``M`` :class:`~torchclf.models.MLP` (Linear layers only)."""
+        rows = [torch.cat([value.reshape(-1) for value in state.values()]) for state in states]
+        return cls(sizes, activation, torch.stack(rows).to(device))
+
+    def member_state(self, flat_row: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+        """One member's parameters ``(P,)`` as a state dict with the MLP's ``names``."""
+        sizes = [math.prod(shape) for shape in self.shapes]
+        values = torch.split(flat_row.detach().clone(), sizes)
+        return {
+            name: value.view(shape)
+            for name, value, shape in zip(names, values, self.shapes, strict=True)
+        }
+
+    def forward(self, X: Tensor) -> tuple[list[Tensor | None], list[Tensor]]:
+        """Pre-activations and activations of every layer for features ``X`` ``(in, N)``.
+
+        Returns ``(pre, post)``: ``pre[l]`` is layer ``l``'s output before its activation,
+        ``(M, width_l, N)``, kept only where the backward needs it (gelu); ``post[l]`` is the
+        input of layer ``l`` (``post[0]`` is ``X``). ``pre[-1]`` holds the logits
+        ``(M, outputs, N)``. The outputs live in buffers reused by the next call with as many
+        columns: writing into memory already touched is about twice as fast as a fresh tensor.
+        """
+        members = self.flat.shape[0]
+        if self._buffers is None or self._buffers[0].shape[2] != X.shape[1]:
+            self._buffers = [
+                torch.empty(members, width, X.shape[1], dtype=X.dtype, device=X.device)
+                for width in self.sizes[1:]
+            ]
+        pre: list[Tensor | None] = []
+        post = [X]
+        h = X.expand(members, *X.shape)  # (M, in, N), no copy
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            z = torch.baddbmm(bias, weight, h, out=self._buffers[layer])  # (M, out, N)
+            if layer == last:
+                pre.append(z)
+            elif self.activation in KEEPS_PRE_ACTIVATION:
+                pre.append(z)
+                h = F.gelu(z) if self.activation == "gelu" else z
+                post.append(h)
+            else:
+                pre.append(None)
+                h = _activate_(self.activation, z)
+                post.append(h)
+        return pre, post
+
+    def _grad_buffer(self, layer: int, rows: int) -> Tensor:
+        """A reused ``(M, sizes[layer], rows)`` buffer for ``d loss / d post[layer]``."""
+        buffer = self._grad_buffers.get(layer)
+        if buffer is None or buffer.shape[2] != rows:
+            members = self.flat.shape[0]
+            buffer = self.flat.new_empty(members, self.sizes[layer], rows)
+            self._grad_buffers[layer] = buffer
+        return buffer
+
+    def backward(self, pre: list[Tensor | None], post: list[Tensor], dlogits: Tensor) -> Tensor:
+        """Gradients ``(M, P)`` of the members' losses, given ``d loss / d logits``.
+
+        ``dlogits`` is ``(M, outputs, n)`` for the first ``n`` columns of the forward (the
+        training rows); the other columns (evaluation rows) take no part.
+        """
+        rows = dlogits.shape[2]
+        grads: list[Tensor] = []
+        dz = dlogits
+        for layer in reversed(range(len(self.weights))):
+            inputs = post[layer][..., :rows]  # (in, n) for the first layer, else (M, in, n)
+            grads.append(dz.sum(dim=2))  # bias: (M, out)
+            grads.append(torch.matmul(dz, inputs.transpose(-1, -2)))  # weight: (M, out, in)
+            if layer > 0:
+                dh = torch.bmm(  # (M, in, n)
+                    self.weights[layer].transpose(1, 2), dz, out=self._grad_buffer(layer, rows)
+                )
+                z = pre[layer - 1]
+                dz = _activation_backward(
+                    self.activation, dh, None if z is None else z[..., :rows], inputs
+                )
+        members = self.flat.shape[0]
+        return torch.cat([g.reshape(members, -1) for g in reversed(grads)], dim=1)
+
+
+KEEPS_PRE_ACTIVATION = ("gelu", "identity")  # their backward needs z (or h is z itself)
+_ATEN = torch.ops.aten  # the fused backward kernels autograd itself calls
+
+
+def _activate_(name: str, z: Tensor) -> Tensor:
+    """Apply the activation in place (relu, leaky_relu, sigmoid, tanh)."""
+    if name == "relu":
+        return z.relu_()
+    if name == "leaky_relu":
+        return F.leaky_relu_(z, LEAKY_SLOPE)
+    if name == "sigmoid":
+        return z.sigmoid_()
+    return z.tanh_()
+
+
+def _activation_backward(name: str, dh: Tensor, z: Tensor | None, h: Tensor) -> Tensor:
+    """``d loss / d z`` from ``d loss / d h`` where ``h = activation(z)`` (all ``(M, w, n)``).
+
+    Each is the kernel torch's autograd runs for that activation, so the numbers are the same.
+    """
+    # each writes into dh itself: memory already touched is faster than a fresh tensor
+    if name == "relu":
+        return _ATEN.threshold_backward.grad_input(dh, h, 0, grad_input=dh)
+    if name == "leaky_relu":
+        return _ATEN.leaky_relu_backward.grad_input(dh, h, LEAKY_SLOPE, True, grad_input=dh)
+    if name == "sigmoid":
+        return _ATEN.sigmoid_backward.grad_input(dh, h, grad_input=dh)
+    if name == "tanh":
+        return _ATEN.tanh_backward.grad_input(dh, h, grad_input=dh)
+    if name == "gelu":
+        return _ATEN.gelu_backward.grad_input(dh, z, grad_input=dh)
+    return dh  # identity
+
+
+class Targets:
+    """One split's encoded targets, feature-major, with the task's loss, gradient and accuracy.
+
+    Binary and multilabel tasks: ``(outputs, n)`` 0/1 floats and sigmoid BCE; multiclass: class
+    indices ``(n,)`` and softmax cross-entropy. Losses are each member's mean over the split, as
+    the task's ``reduction="mean"`` loss gives.
+    """
+
+    def __init__(self, task: Task, y: Tensor, dtype: torch.dtype) -> None:
+        self.rows = len(y)
+        self.multiclass = isinstance(task, MulticlassTask)
+        if self.multiclass:
+            self.codes = y  # (n,)
+            self.onehot = F.one_hot(y, task.n_outputs).T.to(dtype)  # (C, n)
+        else:
+            self.y = y.T.to(dtype)  # (K, n)
+            self.truth = self.y.bool()
+            thresholds = getattr(task, "thresholds", None)
+            if thresholds is None:
+                thresholds = [task.threshold]  # type: ignore[attr-defined]
+            self.thresholds = torch.tensor(thresholds, dtype=dtype, device=y.device)[:, None]
+
+    def loss_and_correct(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-member losses and correct counts ``(M,)``, and ``d mean loss / d logits``."""
+        if self.multiclass:
+            log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
+            losses = -(log_probs * self.onehot).sum(dim=1).mean(dim=1)
+            correct = (logits.argmax(dim=1) == self.codes).sum(dim=1)
+            return losses, correct, (log_probs.exp_() - self.onehot) / self.rows
+        target = self.y.expand_as(logits)
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        probs = torch.sigmoid(logits)  # (M, K, n)
+        correct = ((probs >= self.thresholds) == self.truth).all(dim=1).sum(dim=1)
+        return losses.mean(dim=(1, 2)), correct, (probs - target) / self.y.numel()
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One member's optimizer settings."""
+
+    optimizer: str = "adam"  # adam, adamw or sgd
+    lr: float = 0.003
+    weight_decay: float = 0.0  # L2 for adam and sgd, decoupled for adamw
+    momentum: float = 0.0  # sgd only
+    epochs: int = 1000
+
+
+class StackedOptimizer:
+    """Adam, AdamW and SGD (with momentum) for every member at once, each with its own settings.
+
+    The arithmetic is torch.optim's single-tensor implementation, step for step, on ``(M, P)``
+    with ``(M, 1)`` hyper-parameters. A member whose ``live`` flag is 0 gets a zero learning rate,
+    which leaves its parameters exactly as they are.
+    """
+
+    def __init__(self, hypers: Sequence[Hyper], like: Tensor) -> None:
+        def column(values: Sequence[float]) -> Tensor:
+            return torch.tensor(values, dtype=like.dtype, device=like.device)[:, None]
+
+        kinds = [h.optimizer for h in hypers]
+        self.lr = column([h.lr for h in hypers])
+        self.momentum = column([h.momentum for h in hypers])
+        adamw = [k == "adamw" for k in kinds]
+        self.adamw_decay = column([h.weight_decay * a for h, a in zip(hypers, adamw, strict=True)])
+        self.l2 = column([h.weight_decay * (not a) for h, a in zip(hypers, adamw, strict=True)])
+        self.is_sgd = column([k == "sgd" for k in kinds]).bool()
+        self.any_sgd, self.all_sgd = "sgd" in kinds, set(kinds) == {"sgd"}
+        self.any_l2 = bool(self.l2.any())
+        self.any_adamw_decay = bool(self.adamw_decay.any())
+        self.moment = torch.zeros_like(like)  # adam's exp_avg, sgd's momentum buffer
+        self.square = torch.zeros_like(like) if not self.all_sgd else None  # adam's exp_avg_sq
+
+    def step(self, params: Tensor, grads: Tensor, step: int, live: Tensor | None = None) -> None:
+        """Update ``params`` ``(M, P)`` in place; ``step`` counts from 1, ``live`` is ``(M, 1)``."""
+        lr = self.lr if live is None else self.lr * live
+        if self.any_l2:
+            grads = grads.add(params * self.l2)
+        if self.all_sgd:
+            self.moment.mul_(self.momentum).add_(grads)
+            params.sub_(lr * self.moment)
+            return
+        if self.any_adamw_decay:
+            params.mul_(1 - lr * self.adamw_decay)
+        sgd_moment = self.moment * self.momentum + grads if self.any_sgd else None
+        self.moment.lerp_(grads, 1 - BETA1)
+        self.square.mul_(BETA2).addcmul_(grads, grads, value=1 - BETA2)  # type: ignore[union-attr]
+        bias1, bias2 = 1 - BETA1**step, 1 - BETA2**step
+        denom = (self.square.sqrt() / math.sqrt(bias2)).add_(EPS)  # type: ignore[union-attr]
+        # torch computes param + (-step_size * exp_avg) / denom: the same order of operations
+        update = (self.moment * (lr / bias1)).div_(denom)
+        if sgd_moment is not None:
+            self.moment.copy_(torch.where(self.is_sgd, sgd_moment, self.moment))
+            update = torch.where(self.is_sgd, lr * sgd_moment, update)
+        params.sub_(update)
+
+
+@dataclass
+class Split:
+    """Rows evaluated every epoch: feature-major features ``(in, n)`` and their targets."""
+
+    name: str  # "val" or "test"
+    X: Tensor
+    targets: Targets
+
+
+@dataclass
+class StackedResult:
+    """What training left: final parameters and per-epoch metrics for each member."""
+
+    flat: Tensor  # (M, P): each member's kept weights (the best epoch's, with early stopping)
+    columns: dict[str, list[list[float]]]  # name -> per member, one value per epoch it trained
+    best_epoch: list[int | None]
+    stopped_early: list[bool]
+
+
+def train_stacked(
+    net: StackedMLP,
+    hypers: Sequence[Hyper],
+    X_train: Tensor,
+    train_targets: Targets,
+    splits: Sequence[Split] = (),
+    *,
+    early_stopping: bool = False,
+    patience: int = 20,
+    min_delta: float = 0.0,
+) -> StackedResult:
+    """Train every member of ``net`` full batch for its own number of epochs.
+
+    ``X_train`` is ``(in, n)``. After every epoch each member is evaluated on ``splits``; with
+    ``early_stopping`` a member stops when the first split's loss ("val") has not improved by
+    ``min_delta`` for ``patience`` epochs and keeps its best epoch's weights, as
+    :func:`torchclf.training.train_model` does.
+    """
+    flat, device = net.flat, net.flat.device
+    members, n_train = flat.shape[0], X_train.shape[1]
+    optimizer = StackedOptimizer(hypers, flat)
+    epochs = torch.tensor([h.epochs for h in hypers], device=device)
+    max_epochs = max(h.epochs for h in hypers)
+    X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
+    bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
+    records: dict[str, list[Tensor]] = {"train_loss": [], "train_accuracy": []}
+    rows = {"train_accuracy": n_train}
+    for split in splits:
+        records[f"{split.name}_loss"], records[f"{split.name}_accuracy"] = [], []
+        rows[f"{split.name}_accuracy"] = split.targets.rows
+    live = torch.ones(members, dtype=torch.bool, device=device)
+    uneven = len({h.epochs for h in hypers}) > 1
+    stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
+
+    def evaluate(logits: Tensor, epoch: int) -> None:
+        """Record the splits' metrics for params after ``epoch`` steps; decide early stopping."""
+        nonlocal live
+        for split, start, stop in zip(splits, bounds, bounds[1:], strict=False):
+            losses, correct, _ = split.targets.loss_and_correct(logits[..., start:stop])
+            records[f"{split.name}_loss"].append(losses)
+            records[f"{split.name}_accuracy"].append(correct)
+            if stopping is not None and split is splits[0]:
+                live = stopping.update(losses, live, epoch)
+        live = live & (epochs > epoch)
+
+    epoch = 0
+    with torch.no_grad():
+        for epoch in range(1, max_epochs + 1):
+            pre, post = net.forward(X_all)
+            logits = pre[-1]  # (M, outputs, N); columns past n_train are the splits' rows
+            if epoch > 1 and splits:
+                evaluate(logits, epoch - 1)
+            losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
+            records["train_loss"].append(losses)
+            records["train_accuracy"].append(correct)
+            grads = net.backward(pre, post, dlogits)
+            mask = live[:, None].to(flat.dtype) if (uneven or stopping) else None
+            optimizer.step(flat, grads, epoch, mask)
+            if not splits:
+                live = live & (epochs > epoch)
+            if epoch % SYNC_EVERY == 0 and not bool(live.any()):
+                break
+        if splits:
+            evaluate(net.forward(X_all)[0][-1], epoch)
+
+    last = torch.minimum(epochs, torch.tensor(epoch, device=device))
+    if stopping is not None:
+        last = torch.where(stopping.stop_epoch > 0, stopping.stop_epoch, last)
+    trained = last.tolist()
+    columns = {}
+    for name, values in records.items():
+        table = torch.stack(values, dim=1).tolist()  # (M, epochs run)
+        if name.endswith("_accuracy"):  # correct counts, divided in double precision as fit does
+            table = [[count / rows[name] for count in row] for row in table]
+        columns[name] = [row[:n] for row, n in zip(table, trained, strict=True)]
+    best_epoch: list[int | None] = [None] * members
+    stopped = [False] * members
+    if stopping is not None:
+        improved = stopping.best_epoch > 0
+        flat = torch.where(improved[:, None], stopping.best_flat, flat)
+        best_epoch = [e if e > 0 else None for e in stopping.best_epoch.tolist()]
+        stopped = (stopping.stop_epoch > 0).tolist()
+    return StackedResult(flat, columns, best_epoch, stopped)
+
+
+class _EarlyStopping:
+    """Per-member early stopping on the device: best loss, its epoch and weights, patience."""
+
+    def __init__(self, flat: Tensor, patience: int, min_delta: float) -> None:
+        members, device = flat.shape[0], flat.device
+        self.flat, self.patience, self.min_delta = flat, patience, min_delta
+        self.best_loss = torch.full((members,), math.inf, dtype=flat.dtype, device=device)
+        self.best_epoch = torch.zeros(members, dtype=torch.long, device=device)
+        self.stop_epoch = torch.zeros(members, dtype=torch.long, device=device)
+        self.waited = torch.zeros(members, dtype=torch.long, device=device)
+        self.best_flat = flat.clone()
+
+    def update(self, losses: Tensor, live: Tensor, epoch: int) -> Tensor:
+        """Fold in the losses ``(M,)`` after ``epoch``; return who trains on."""
+        improved = live & (losses < self.best_loss - self.min_delta)
+        self.best_loss = torch.where(improved, losses, self.best_loss)
+        self.best_epoch = torch.where(improved, epoch, self.best_epoch)
+        self.best_flat = torch.where(improved[:, None], self.flat, self.best_flat)
+        self.waited = torch.where(improved, 0, self.waited + live.long())
+        stops = live & (self.waited >= self.patience)
+        self.stop_epoch = torch.where(stops, epoch, self.stop_epoch)
+        return live & ~stops
+
+
+__all__ = [
+    "STACKED_OPTIMIZERS",
+    "Hyper",
+    "Split",
+    "StackedMLP",
+    "StackedOptimizer",
+    "StackedResult",
+    "Targets",
+    "train_stacked",
+]

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+import torchclf
+from torchclf.config import ModelConfig
+from torchclf.data import split_indices
+from torchclf.models import build_model
+from torchclf.stacked import Hyper, StackedMLP, StackedOptimizer, Targets
+from torchclf.sweep import Member, train_members
+from torchclf.tasks import infer_task
+
+RNG = np.random.default_rng(0)
+TARGETS = {
+    "binary": RNG.integers(0, 2, 30),
+    "multiclass": RNG.integers(0, 3, 30),
+    "multilabel": RNG.integers(0, 2, (30, 4)),
+}
+
+
+@pytest.mark.parametrize("task_name", list(TARGETS))
+@pytest.mark.parametrize(
+    "activation", ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "identity"]
+)
+def test_hand_written_gradients_equal_autograd(task_name, activation):
+    y = TARGETS[task_name]
+    task = infer_task(y)
+    targets = task.encode(y)
+    targets = targets.double() if targets.is_floating_point() else targets
+    config = ModelConfig(
+        in_features=3, out_features=task.n_outputs, hidden=(5, 4), activation=activation
+    )
+    models = [build_model(config, seed).double() for seed in range(3)]
+    X = torch.randn(30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    # both signs at the kinks: relu's and leaky_relu's derivative at exactly 0 must match too
+    X[0] = 0.0
+    net = StackedMLP.from_states(
+        (3, 5, 4, task.n_outputs), activation, [m.state_dict() for m in models]
+    )
+    pre, post = net.forward(X.T.contiguous())
+    losses, correct, dlogits = Targets(task, targets, torch.float64).loss_and_correct(pre[-1])
+    grads = net.backward(pre, post, dlogits)
+
+    loss_fn = task.loss_fn(targets, None, 0.0).double()
+    for i, model in enumerate(models):
+        logits = model(X)
+        loss = loss_fn(logits, targets)
+        expected = torch.autograd.grad(loss, list(model.parameters()))
+        torch.testing.assert_close(grads[i], torch.cat([g.reshape(-1) for g in expected]))
+        torch.testing.assert_close(losses[i], loss.detach())
+        assert int(correct[i]) == int(task.n_correct(logits.detach(), targets))
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "options"),
+    [
+        ("adam", {"lr": 0.01}),
+        ("adam", {"lr": 0.02, "weight_decay": 0.1}),
+        ("adamw", {"lr": 0.01, "weight_decay": 0.05}),
+        ("sgd", {"lr": 0.1}),
+        ("sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}),
+    ],
+)
+def test_the_stacked_optimizer_steps_as_torch_optim(optimizer, options):
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(1, 12, dtype=torch.float64, generator=generator)
+    grads = [torch.randn(1, 12, dtype=torch.float64, generator=generator) for _ in range(5)]
+    # a second member with other settings shares the stack: it must not disturb the first
+    hypers = [Hyper(optimizer, **options), Hyper("adam", lr=0.5, weight_decay=0.3)]
+    stacked = torch.cat([start, start])
+    stepper = StackedOptimizer(hypers, stacked)
+    reference = start[0].clone().requires_grad_()
+    torch_optimizer = {
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "sgd": torch.optim.SGD,
+    }[optimizer]([reference], **options)
+    for step, grad in enumerate(grads, start=1):
+        stepper.step(stacked, torch.cat([grad, grad]), step)
+        reference.grad = grad[0].clone()
+        torch_optimizer.step()
+    torch.testing.assert_close(stacked[0], reference.detach(), rtol=0, atol=1e-15)
+    assert not torch.allclose(stacked[1], stacked[0])
+
+
+def test_members_stop_early_as_fit_does():
+    data = torchclf.datasets.load("moons", n_samples=300, noise=0.3)
+    fraction, patience = 0.25, 5
+    members = [Member(hidden=(16,), lr=lr, epochs=300, seed=7) for lr in (0.05, 0.003)]
+    train_rows, val_rows = split_indices(
+        len(data.y), fraction, stratify=data.y.reshape(-1, 1), seed=7
+    )
+    trained = train_members(
+        data.X[train_rows],
+        data.y[train_rows],
+        members,
+        validation=(data.X[val_rows], data.y[val_rows]),
+        early_stopping=True,
+        patience=patience,
+        dtype="float64",
+    )
+    stopped_at = []
+    for member, classifier in zip(members, trained, strict=True):
+        alone = torchclf.fit(
+            data.X,
+            data.y,
+            hidden=member.hidden,
+            lr=member.lr,
+            epochs=member.epochs,
+            seed=member.seed,
+            early_stopping=True,
+            validation_fraction=fraction,
+            patience=patience,
+            dtype="float64",
+        )
+        assert len(classifier.history) == len(alone.history)
+        assert classifier.history.best_epoch == alone.history.best_epoch
+        assert classifier.history.stopped_early == alone.history.stopped_early
+        np.testing.assert_allclose(
+            classifier.history.column("val_loss"), alone.history.column("val_loss"), rtol=1e-9
+        )
+        torch.testing.assert_close(
+            classifier.predict_proba(data.X), alone.predict_proba(data.X), rtol=0, atol=1e-9
+        )
+        stopped_at.append(len(classifier.history))
+    # the fast learner stops long before the slow one: each member stops on its own
+    assert stopped_at[0] < stopped_at[1]
+    assert trained[0].history.stopped_early
