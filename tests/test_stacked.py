@@ -37,9 +37,11 @@ def test_hand_written_gradients_equal_autograd(task_name, activation):
     net = StackedMLP.from_states(
         (3, 5, 4, task.n_outputs), activation, [m.state_dict() for m in models]
     )
-    pre, post = net.forward(X.T.contiguous())
-    losses, correct, dlogits = Targets(task, targets, torch.float64).loss_and_correct(pre[-1])
-    grads = net.backward(pre, post, dlogits)
+    forward = net.forward(X.T.contiguous())
+    losses, correct, dlogits = Targets(task, targets, torch.float64).loss_and_correct(
+        forward.logits
+    )
+    grads = net.backward(forward, dlogits)
 
     loss_fn = task.loss_fn(targets, None, 0.0).double()
     for i, model in enumerate(models):
@@ -49,6 +51,38 @@ def test_hand_written_gradients_equal_autograd(task_name, activation):
         torch.testing.assert_close(grads[i], torch.cat([g.reshape(-1) for g in expected]))
         torch.testing.assert_close(losses[i], loss.detach())
         assert int(correct[i]) == int(task.n_correct(logits.detach(), targets))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+def test_dropout_gradients_equal_autograd_with_the_same_masks(activation):
+    y = TARGETS["multiclass"]
+    task = infer_task(y)
+    targets = task.encode(y)
+    config = ModelConfig(in_features=3, out_features=3, hidden=(6, 5), activation=activation)
+    models = [build_model(config, seed).double() for seed in range(3)]
+    X = torch.randn(30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    net = StackedMLP.from_states((3, 6, 5, 3), activation, [m.state_dict() for m in models])
+    net.use_dropout([0.0, 0.3, 0.6], seed=0)
+    # 30 training rows, then 10 evaluation rows that dropout must leave alone
+    features = torch.cat([X, X[:10]]).T.contiguous()
+    forward = net.forward(features, train_rows=30)
+    evaluated = forward.logits[..., 30:].clone()
+    _, _, dlogits = Targets(task, targets, torch.float64).loss_and_correct(forward.logits[..., :30])
+    grads = net.backward(forward, dlogits)
+    # the next forward reuses the buffers, so it comes after the backward
+    torch.testing.assert_close(evaluated, net.forward(features).logits[..., 30:])
+
+    activate = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
+    assert bool((forward.masks[0][0] == 1).all())  # rate 0: nothing dropped
+    for i, model in enumerate(models):
+        params = [p.detach().clone().requires_grad_() for p in model.parameters()]
+        h = X
+        for layer in range(2):
+            h = activate[activation](h @ params[2 * layer].T + params[2 * layer + 1])
+            h = h * forward.masks[layer][i].T  # (30, width)
+        loss = torch.nn.functional.cross_entropy(h @ params[4].T + params[5], targets)
+        expected = torch.autograd.grad(loss, params)
+        torch.testing.assert_close(grads[i], torch.cat([g.reshape(-1) for g in expected]))
 
 
 @pytest.mark.parametrize(

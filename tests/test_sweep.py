@@ -106,3 +106,25 @@ def test_chunks_give_the_same_members(split):
     chunked = train_members(split.X_train, split.y_train, members, dtype="float64", chunk_size=4)
     for a, b in zip(whole, chunked, strict=True):
         torch.testing.assert_close(_weights(a), _weights(b), rtol=0, atol=1e-12)
+
+
+def test_dropout_members_share_a_group_and_are_reproducible(split):
+    members = [
+        Member(hidden=(12,), lr=0.01, epochs=40, seed=1),
+        Member(hidden=(12,), lr=0.01, epochs=40, seed=1, dropout=0.3),
+        Member(hidden=(12,), lr=0.01, epochs=40, seed=1, dropout=0.6),
+    ]
+    first = train_members(split.X_train, split.y_train, members, dtype="float64")
+    again = train_members(split.X_train, split.y_train, members, dtype="float64")
+    alone = _alone(split, members[0], "float64")
+    # rate 0 keeps every unit: the member trains exactly as fit without dropout
+    torch.testing.assert_close(_weights(first[0]), _weights(alone), rtol=0, atol=1e-10)
+    for a, b in zip(first, again, strict=True):
+        assert torch.equal(_weights(a), _weights(b))
+    assert not torch.allclose(_weights(first[1]), _weights(first[0]))
+    assert not torch.allclose(_weights(first[1]), _weights(first[2]))
+    assert first[2].model_config.dropout == 0.6
+    # dropout is training-only: the member predicts deterministically
+    assert np.array_equal(
+        first[2].predict_proba(split.X_test), first[2].predict_proba(split.X_test)
+    )

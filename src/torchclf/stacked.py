@@ -62,6 +62,8 @@ class StackedMLP:
             self.shapes += [(fan_out, fan_in), (fan_out,)]
         self._buffers: list[Tensor] | None = None
         self._grad_buffers: dict[int, Tensor] = {}
+        self.keep: Tensor | None = None  # dropout: each member's keep probability, (M, 1, 1)
+        self.generator: torch.Generator | None = None
         if offset != flat.shape[1]:
             raise ValueError(
                 f"sizes {self.sizes} need {offset} parameters, flat has {flat.shape[1]}"
@@ -88,14 +90,22 @@ class StackedMLP:
             for name, value, shape in zip(names, values, self.shapes, strict=True)
         }
 
-    def forward(self, X: Tensor) -> tuple[list[Tensor | None], list[Tensor]]:
-        """Pre-activations and activations of every layer for features ``X`` ``(in, N)``.
+    def use_dropout(self, rates: Sequence[float], seed: int) -> None:
+        """Drop each member's hidden activations with its own rate (0 for none) while training.
 
-        Returns ``(pre, post)``: ``pre[l]`` is layer ``l``'s output before its activation,
-        ``(M, width_l, N)``, kept only where the backward needs it (gelu); ``post[l]`` is the
-        input of layer ``l`` (``post[0]`` is ``X``). ``pre[-1]`` holds the logits
-        ``(M, outputs, N)``. The outputs live in buffers reused by the next call with as many
-        columns: writing into memory already touched is about twice as fast as a fresh tensor.
+        The masks come from one generator seeded with ``seed``, so a sweep is reproducible.
+        """
+        keep = torch.tensor([1.0 - rate for rate in rates], dtype=self.flat.dtype)
+        self.keep = keep.to(self.flat.device)[:, None, None]  # (M, 1, 1)
+        self.generator = torch.Generator(self.flat.device).manual_seed(seed)
+
+    def forward(self, X: Tensor, train_rows: int = 0) -> Pass:
+        """Every layer's output for features ``X`` ``(in, N)``; the logits are ``(M, out, N)``.
+
+        With dropout, the activations of the first ``train_rows`` columns (the training rows)
+        are dropped; the other columns are evaluated as in ``eval()`` mode. The outputs live in
+        buffers reused by the next call with as many columns (writing into memory already touched
+        is about twice as fast as a fresh tensor), so a :class:`Pass` is valid until then.
         """
         members = self.flat.shape[0]
         if self._buffers is None or self._buffers[0].shape[2] != X.shape[1]:
@@ -103,26 +113,34 @@ class StackedMLP:
                 torch.empty(members, width, X.shape[1], dtype=X.dtype, device=X.device)
                 for width in self.sizes[1:]
             ]
-        pre: list[Tensor | None] = []
-        post = [X]
+        result = Pass(pre=[], activations=[], inputs=[X], masks=[])
         h = X.expand(members, *X.shape)  # (M, in, N), no copy
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             z = torch.baddbmm(bias, weight, h, out=self._buffers[layer])  # (M, out, N)
             if layer == last:
-                pre.append(z)
-            elif self.activation in KEEPS_PRE_ACTIVATION:
-                pre.append(z)
+                result.pre.append(z)
+                break
+            if self.activation in KEEPS_PRE_ACTIVATION:
+                result.pre.append(z)
                 h = F.gelu(z) if self.activation == "gelu" else z
-                post.append(h)
             else:
-                pre.append(None)
+                result.pre.append(None)
                 h = _activate_(self.activation, z)
-                post.append(h)
-        return pre, post
+            result.activations.append(h)
+            mask = None
+            if self.keep is not None and train_rows > 0:
+                shape = (members, h.shape[1], train_rows)
+                draws = torch.rand(shape, generator=self.generator, dtype=h.dtype, device=h.device)
+                mask = (draws < self.keep).to(h.dtype).div_(self.keep)  # 0 or 1 / keep
+                h = h.clone()
+                h[..., :train_rows].mul_(mask)
+            result.masks.append(mask)
+            result.inputs.append(h)
+        return result
 
     def _grad_buffer(self, layer: int, rows: int) -> Tensor:
-        """A reused ``(M, sizes[layer], rows)`` buffer for ``d loss / d post[layer]``."""
+        """A reused ``(M, sizes[layer], rows)`` buffer for ``d loss / d inputs[layer]``."""
         buffer = self._grad_buffers.get(layer)
         if buffer is None or buffer.shape[2] != rows:
             members = self.flat.shape[0]
@@ -130,7 +148,7 @@ class StackedMLP:
             self._grad_buffers[layer] = buffer
         return buffer
 
-    def backward(self, pre: list[Tensor | None], post: list[Tensor], dlogits: Tensor) -> Tensor:
+    def backward(self, forward: Pass, dlogits: Tensor) -> Tensor:
         """Gradients ``(M, P)`` of the members' losses, given ``d loss / d logits``.
 
         ``dlogits`` is ``(M, outputs, n)`` for the first ``n`` columns of the forward (the
@@ -140,19 +158,43 @@ class StackedMLP:
         grads: list[Tensor] = []
         dz = dlogits
         for layer in reversed(range(len(self.weights))):
-            inputs = post[layer][..., :rows]  # (in, n) for the first layer, else (M, in, n)
+            inputs = forward.inputs[layer][
+                ..., :rows
+            ]  # (in, n) for the first layer, else (M, in, n)
             grads.append(dz.sum(dim=2))  # bias: (M, out)
             grads.append(torch.matmul(dz, inputs.transpose(-1, -2)))  # weight: (M, out, in)
-            if layer > 0:
-                dh = torch.bmm(  # (M, in, n)
-                    self.weights[layer].transpose(1, 2), dz, out=self._grad_buffer(layer, rows)
-                )
-                z = pre[layer - 1]
-                dz = _activation_backward(
-                    self.activation, dh, None if z is None else z[..., :rows], inputs
-                )
+            if layer == 0:
+                break
+            dh = torch.bmm(  # (M, in, n)
+                self.weights[layer].transpose(1, 2), dz, out=self._grad_buffer(layer, rows)
+            )
+            mask = forward.masks[layer - 1]
+            if mask is not None:
+                dh.mul_(mask)
+            z = forward.pre[layer - 1]
+            dz = _activation_backward(
+                self.activation,
+                dh,
+                None if z is None else z[..., :rows],
+                forward.activations[layer - 1][..., :rows],
+            )
         members = self.flat.shape[0]
         return torch.cat([g.reshape(members, -1) for g in reversed(grads)], dim=1)
+
+
+@dataclass
+class Pass:
+    """What a forward pass keeps for the backward, per layer."""
+
+    pre: list[Tensor | None]  # pre-activations where the backward needs them; logits last
+    activations: list[Tensor]  # hidden layers' activations, before dropout, (M, width, N)
+    inputs: list[Tensor]  # each layer's input: X (in, N), then the (dropped) activations
+    masks: list[Tensor | None]  # dropout masks scaled by 1 / keep, (M, width, train_rows)
+
+    @property
+    def logits(self) -> Tensor:
+        """``(M, outputs, N)``."""
+        return self.pre[-1]  # type: ignore[return-value]
 
 
 KEEPS_PRE_ACTIVATION = ("gelu", "identity")  # their backward needs z (or h is z itself)
@@ -352,14 +394,14 @@ def train_stacked(
     epoch = 0
     with torch.no_grad():
         for epoch in range(1, max_epochs + 1):
-            pre, post = net.forward(X_all)
-            logits = pre[-1]  # (M, outputs, N); columns past n_train are the splits' rows
+            forward = net.forward(X_all, train_rows=n_train)
+            logits = forward.logits  # (M, outputs, N); columns past n_train are the splits' rows
             if epoch > 1 and splits:
                 evaluate(logits, epoch - 1)
             losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
             records["train_loss"].append(losses)
             records["train_accuracy"].append(correct)
-            grads = net.backward(pre, post, dlogits)
+            grads = net.backward(forward, dlogits)
             mask = live[:, None].to(flat.dtype) if (uneven or stopping) else None
             optimizer.step(flat, grads, epoch, mask)
             if not splits:
@@ -367,7 +409,7 @@ def train_stacked(
             if epoch % SYNC_EVERY == 0 and not bool(live.any()):
                 break
         if splits:
-            evaluate(net.forward(X_all)[0][-1], epoch)
+            evaluate(net.forward(X_all).logits, epoch)
 
     last = torch.minimum(epochs, torch.tensor(epoch, device=device))
     if stopping is not None:

@@ -13,6 +13,7 @@ Sweeps train full batch (the small-data case they are for), without dropout or b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +42,20 @@ class Member:
     lr: float = 0.003  # learning rate
     weight_decay: float = 0.0  # L2 (adam, sgd) or decoupled (adamw) weight decay
     momentum: float = 0.0  # sgd momentum
+    dropout: float = 0.0  # share of hidden activations dropped while training
     epochs: int = 1000  # full-batch epochs
     seed: int = 42  # initialisation
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(self.hidden))
         check_choice("optimizer", self.optimizer, STACKED_OPTIMIZERS)
+        ModelConfig(
+            in_features=1,
+            out_features=1,
+            hidden=self.hidden,
+            activation=self.activation,
+            dropout=self.dropout,
+        )  # validates the architecture
         TrainConfig(
             lr=self.lr,
             weight_decay=self.weight_decay,
@@ -161,16 +170,22 @@ def _train_group(
         activation=first.activation,
     )
     sizes = (config.in_features, *config.hidden, config.out_features)
-    # each member's own initial weights, exactly those fit would start from
+    # each member's own initial weights, exactly those fit would start from (dropout has none)
     states = [build_model(config, m.seed).to(dtype=dtype).state_dict() for m in members]
     net = StackedMLP.from_states(sizes, first.activation, states, device)
+    if any(m.dropout > 0 for m in members):
+        # one mask stream per chunk, seeded by its members: the same sweep drops the same units
+        seed = int(np.random.SeedSequence([m.seed for m in members]).generate_state(1)[0])
+        net.use_dropout([m.dropout for m in members], seed)
     hypers = [Hyper(m.optimizer, m.lr, m.weight_decay, m.momentum, m.epochs) for m in members]
     result = train_stacked(net, hypers, train.X, train.targets, splits, **stopping)
 
     classifiers = []
     for i, member in enumerate(members):
-        model = MLP(config).to(device=device, dtype=dtype)
-        model.load_state_dict(net.member_state(result.flat[i], list(states[i])))
+        member_config = dataclasses.replace(config, dropout=member.dropout)
+        model = MLP(member_config).to(device=device, dtype=dtype)
+        names = list(model.state_dict())  # Dropout layers shift the indices
+        model.load_state_dict(net.member_state(result.flat[i], names))
         history = History(best_epoch=result.best_epoch[i], stopped_early=result.stopped_early[i])
         columns = {name: values[i] for name, values in result.columns.items()}
         for epoch in range(len(columns["train_loss"])):

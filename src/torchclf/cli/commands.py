@@ -514,6 +514,7 @@ def sweep(
     lr: Annotated[str, typer.Option(help="Learning rates to try.")] = "0.003,0.03",
     optimizer: Annotated[str, typer.Option(help="Optimizers to try: adam, adamw, sgd.")] = "adam",
     weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0",
+    dropout: Annotated[str, typer.Option(help="Dropout rates to try.")] = "0",
     seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
     epochs: Annotated[int, typer.Option(help="Full-batch epochs of every member.")] = 1000,
     test_size: TestSizeOption = 0.2,
@@ -548,6 +549,7 @@ def sweep(
     depths = [int(v) for v in parse_numbers(layers, "'--layers'", int, "1,2,3")]
     rates = parse_numbers(lr, "'--lr'", float, "0.01,0.1")
     decays = parse_numbers(weight_decay, "'--weight-decay'", float, "0,0.001")
+    dropouts = parse_numbers(dropout, "'--dropout'", float, "0,0.2")
     seed_values = [int(v) for v in parse_numbers(seeds, "'--seeds'", int, "0,1,2")]
     if any(w < 1 for w in widths) or any(d < 0 for d in depths):
         raise typer.BadParameter("widths must be at least 1 and depths at least 0")
@@ -570,15 +572,23 @@ def sweep(
 
     members = [
         Member(
-            hidden=(w,) * d, activation=a, optimizer=o, lr=r, weight_decay=wd, epochs=epochs, seed=s
+            hidden=(w,) * d,
+            activation=a,
+            optimizer=o,
+            lr=r,
+            weight_decay=wd,
+            dropout=p if d else 0.0,  # the linear model has no hidden units to drop
+            epochs=epochs,
+            seed=s,
         )
-        for w, d, a, o, r, wd, s in itertools.product(
+        for w, d, a, o, r, wd, p, s in itertools.product(
             widths,
             depths,
             split_names(activation),
             split_names(optimizer),
             rates,
             decays,
+            dropouts,
             seed_values,
         )
     ]
@@ -617,6 +627,7 @@ def sweep(
                 "optimizer": member.optimizer,
                 "lr": member.lr,
                 "weight_decay": member.weight_decay,
+                "dropout": member.dropout,
                 "seed": member.seed,
                 "epochs": len(classifier.history),
                 **{k: v for k, v in kept.items() if k.endswith(("_accuracy", "_loss"))},
@@ -637,7 +648,7 @@ def sweep(
 
     table = Table(title=f"{len(members)} members on {data}, best first (top 10)")
     accuracies = ["train", "val", "test"] if validation is not None else ["train", "test"]
-    columns = ["hidden", "act", "opt", "lr", "wd", "seed", "epochs"]
+    columns = ["hidden", "act", "opt", "lr", "wd", "drop", "seed", "epochs"]
     for column in columns + [f"{part} acc" for part in accuracies] + ["test loss"]:
         table.add_column(column, justify="left" if column in ("hidden", "act", "opt") else "right")
     for r in rows[:10]:
@@ -647,6 +658,7 @@ def sweep(
             r["optimizer"],
             f"{r['lr']:g}",
             f"{r['weight_decay']:g}",
+            f"{r['dropout']:g}",
             str(r["seed"]),
             str(r["epochs"]),
             *(f"{100 * r[f'{part}_accuracy']:.2f}%" for part in accuracies),
