@@ -8,7 +8,7 @@ with ``vmap(grad(functional_call))``, the other way the issue asked to measure. 
 the speed-ups, the best configuration and the achieved GFLOP/s beside a large matrix product's
 on the same machine, from one run.
 
-Run: OMP_NUM_THREADS=1 python benchmarks/sweep.py [--epochs N]
+Run: OMP_NUM_THREADS=1 python benchmarks/sweep.py [--epochs N] [--device cuda]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ WIDTHS, DEPTHS, LRS, SEEDS = (8, 16, 32, 64), (1, 2), (0.003, 0.01, 0.03, 0.1), 
 
 def plain_loop(X, y, X_test, y_test, member: Member) -> float:
     """The tutorial's loop for one configuration; returns the final test accuracy."""
-    model = _sequential(member, X.shape[1])
+    model = _sequential(member, X.shape[1]).to(X.device)
     loss_fn = nn.BCEWithLogitsLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=member.lr)
     for _ in range(member.epochs):
@@ -60,10 +60,12 @@ def vmap_sweep(X, y, X_test, y_test, members: list[Member]) -> list[float]:
     for index, member in enumerate(members):
         groups.setdefault(member.hidden, []).append(index)
     for indices in groups.values():
-        models = [_sequential(members[i], X.shape[1]) for i in indices]
+        models = [_sequential(members[i], X.shape[1]).to(X.device) for i in indices]
         stacked, buffers = stack_module_state(models)
         names = list(stacked)
+        # stack_module_state's tensors require grad: the flat copy is plain data
         flat = torch.cat([stacked[name].reshape(len(indices), -1) for name in names], dim=1)
+        flat = flat.detach()
         params, offset = {}, 0  # views into flat, so the optimizer's in-place step updates them
         for name in names:
             size = stacked[name][0].numel()
@@ -115,13 +117,14 @@ def flops_per_epoch(member: Member, n_train: int, n_test: int, n_in: int) -> flo
     return 2 * weights * (3 * n_train + n_test)
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
     """A large float32 matrix product's speed on this machine, for scale."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    (a @ b).sum().item()
     start = time.perf_counter()
     for _ in range(repeats):
-        a @ b
+        c = a @ b
+    c.sum().item()  # waits for the device
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
@@ -129,7 +132,9 @@ def main() -> None:
     """Run both, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(1)
     members = [
         Member(hidden=(width,) * depth, lr=lr, seed=seed, epochs=args.epochs)
@@ -140,16 +145,21 @@ def main() -> None:
     torchclf.fit(split.X_train, split.y_train, epochs=1)  # the optimizer's one-off imports
 
     start = time.perf_counter()
-    classifiers = train_members(
-        split.X_train, split.y_train, members, eval_set=(split.X_test, split.y_test)
+    classifiers = train_members(  # returns after reading the metrics: the device is done
+        split.X_train,
+        split.y_train,
+        members,
+        eval_set=(split.X_test, split.y_test),
+        device=args.device,
     )
     vectorised = time.perf_counter() - start
 
     # The same standardized tensors for the plain loop, so both do the same work.
     encode = classifiers[0].encoder.transform
-    X, X_test = torch.from_numpy(encode(split.X_train)), torch.from_numpy(encode(split.X_test))
-    y = torch.from_numpy(split.y_train).float()[:, None]
-    y_test = torch.from_numpy(split.y_test).float()[:, None]
+    X = torch.from_numpy(encode(split.X_train)).to(device)
+    X_test = torch.from_numpy(encode(split.X_test)).to(device)
+    y = torch.from_numpy(split.y_train).float()[:, None].to(device)
+    y_test = torch.from_numpy(split.y_test).float()[:, None].to(device)
     start = time.perf_counter()
     plain = [plain_loop(X, y, X_test, y_test, member) for member in members]
     sequential = time.perf_counter() - start
@@ -171,7 +181,8 @@ def main() -> None:
     # float32 runs of 1000 epochs drift apart in the last bits, which can flip a point or two
     gap = max_gap([c.history.last["test_accuracy"] for c in classifiers], plain)
     print(
-        f"{len(members)} configurations x {args.epochs} full-batch epochs on circles (one thread)"
+        f"{len(members)} configurations x {args.epochs} full-batch epochs on circles "
+        f"({args.device}, one CPU thread)"
     )
     print(f"{'':<28}{'seconds':>9}{'GFLOP/s':>9}{'speed-up':>10}{'accuracy gap':>14}")
     contenders = [
@@ -184,7 +195,7 @@ def main() -> None:
             f"{label:<28}{seconds:>9.2f}{total_flops / seconds / 1e9:>9.2f}"
             f"{sequential / seconds:>9.2f}x{accuracy_gap:>14.4f}"
         )
-    print(f"{'2048x2048 matmul':<28}{'':>9}{matmul_gflops():>9.2f}")
+    print(f"{'2048x2048 matmul':<28}{'':>9}{matmul_gflops(device):>9.2f}")
     print("speed-up: against the plain loop; accuracy gap: largest final test accuracy difference")
     m = members[best]
     print(

@@ -18,6 +18,8 @@ ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "identity")
 ACTIVATION_IMPLS = ("torch", "scratch")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
+# auto: the hand-written full-batch engine (torchclf.stacked) where it applies, else autograd
+ENGINES = ("auto", "autograd", "stacked")
 
 
 def check_choice(parameter: str, value: object, choices: Iterable[str]) -> None:
@@ -130,6 +132,7 @@ class TrainConfig:
     log_every: int | None = None  # print a progress line every N epochs (None: 10 lines per run)
     standardize: bool = True  # scale features to zero mean, unit variance (fitted on train rows)
     dtype: str = "float32"  # "float32", or "float64" for exact arithmetic (slower)
+    engine: str = "auto"  # one of ENGINES
 
     FULL_BATCH_MAX = 4096  # ClassVar: data at most this large trains full batch by default
 
@@ -164,6 +167,7 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_choice("engine", self.engine, ENGINES)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""

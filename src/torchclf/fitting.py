@@ -65,6 +65,7 @@ def fit(
     sample_weight: Any = None,
     classes: Sequence[Any] | None = None,
     dtype: str = "float32",
+    engine: str = "auto",
     seed: int = 42,
     device: str = "auto",
     verbose: bool = False,
@@ -122,6 +123,11 @@ def fit(
             chunks trained with :func:`train_more`); single-label tasks only.
         dtype: "float32" (fast, the default) or "float64": features, weights and arithmetic in
             double precision, e.g. for results that must match to 1e-7.
+        engine: "auto" trains with torchclf's hand-written full-batch engine
+            (:mod:`torchclf.stacked`, several times faster on small data) whenever the
+            configuration allows it, else with the autograd loop; "autograd" always uses the
+            loop; "stacked" insists on the engine and says why when it cannot. Both give the same
+            model (float round-off aside).
         eval_set: ``(X_test, y_test)`` evaluated after every epoch and recorded in the history as
             ``test_loss``/``test_accuracy``; never used to choose anything.
         seed: seeds initialisation, validation split, shuffling and dropout.
@@ -172,6 +178,7 @@ def fit(
         log_every=log_every,
         standardize=standardize,
         dtype=dtype,
+        engine=engine,
     )
     if rule is not None:
         _check_threshold_rule(rule, fitted_task.name, validation_fraction)

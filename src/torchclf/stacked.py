@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -356,6 +356,7 @@ def train_stacked(
     early_stopping: bool = False,
     patience: int = 20,
     min_delta: float = 0.0,
+    on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None = None,
 ) -> StackedResult:
     """Train every member of ``net`` full batch for its own number of epochs.
 
@@ -363,6 +364,11 @@ def train_stacked(
     ``early_stopping`` a member stops when the first split's loss ("val") has not improved by
     ``min_delta`` for ``patience`` epochs and keeps its best epoch's weights, as
     :func:`torchclf.training.train_model` does.
+
+    The metrics stay on the device and are read every :data:`SYNC_EVERY` epochs; ``on_flush``
+    then gets every column read so far (name -> per member, one value per epoch; the evaluation
+    columns lag the training ones by an epoch) and each member's last epoch (its own number of
+    epochs, or the one it stopped early at), so a caller can show progress or stop on NaN.
     """
     flat, device = net.flat, net.flat.device
     members, n_train = flat.shape[0], X_train.shape[1]
@@ -371,22 +377,24 @@ def train_stacked(
     max_epochs = max(h.epochs for h in hypers)
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
-    records: dict[str, list[Tensor]] = {"train_loss": [], "train_accuracy": []}
-    rows = {"train_accuracy": n_train}
-    for split in splits:
-        records[f"{split.name}_loss"], records[f"{split.name}_accuracy"] = [], []
-        rows[f"{split.name}_accuracy"] = split.targets.rows
+    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
     live = torch.ones(members, dtype=torch.bool, device=device)
     uneven = len({h.epochs for h in hypers}) > 1
     stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
+
+    def last_epochs() -> list[int]:
+        """Each member's last epoch: its own number, or the one it stopped early at."""
+        last = epochs
+        if stopping is not None:
+            last = torch.where(stopping.stop_epoch > 0, stopping.stop_epoch, last)
+        return last.tolist()
 
     def evaluate(logits: Tensor, epoch: int) -> None:
         """Record the splits' metrics for params after ``epoch`` steps; decide early stopping."""
         nonlocal live
         for split, start, stop in zip(splits, bounds, bounds[1:], strict=False):
             losses, correct, _ = split.targets.loss_and_correct(logits[..., start:stop])
-            records[f"{split.name}_loss"].append(losses)
-            records[f"{split.name}_accuracy"].append(correct)
+            records.add(split.name, losses, correct)
             if stopping is not None and split is splits[0]:
                 live = stopping.update(losses, live, epoch)
         live = live & (epochs > epoch)
@@ -399,28 +407,25 @@ def train_stacked(
             if epoch > 1 and splits:
                 evaluate(logits, epoch - 1)
             losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
-            records["train_loss"].append(losses)
-            records["train_accuracy"].append(correct)
+            records.add("train", losses, correct)
             grads = net.backward(forward, dlogits)
             mask = live[:, None].to(flat.dtype) if (uneven or stopping) else None
             optimizer.step(flat, grads, epoch, mask)
             if not splits:
                 live = live & (epochs > epoch)
-            if epoch % SYNC_EVERY == 0 and not bool(live.any()):
-                break
+            if epoch % SYNC_EVERY == 0:
+                records.flush(on_flush, last_epochs)
+                if not bool(live.any()):
+                    break
         if splits:
             evaluate(net.forward(X_all).logits, epoch)
+        records.flush(on_flush, last_epochs)
 
-    last = torch.minimum(epochs, torch.tensor(epoch, device=device))
-    if stopping is not None:
-        last = torch.where(stopping.stop_epoch > 0, stopping.stop_epoch, last)
-    trained = last.tolist()
-    columns = {}
-    for name, values in records.items():
-        table = torch.stack(values, dim=1).tolist()  # (M, epochs run)
-        if name.endswith("_accuracy"):  # correct counts, divided in double precision as fit does
-            table = [[count / rows[name] for count in row] for row in table]
-        columns[name] = [row[:n] for row, n in zip(table, trained, strict=True)]
+    trained = last_epochs()
+    columns = {
+        name: [values[:n] for values, n in zip(per_member, trained, strict=True)]
+        for name, per_member in records.columns.items()
+    }
     best_epoch: list[int | None] = [None] * members
     stopped = [False] * members
     if stopping is not None:
@@ -429,6 +434,41 @@ def train_stacked(
         best_epoch = [e if e > 0 else None for e in stopping.best_epoch.tolist()]
         stopped = (stopping.stop_epoch > 0).tolist()
     return StackedResult(flat, columns, best_epoch, stopped)
+
+
+class _Records:
+    """Per-epoch losses and correct counts, kept on the device until a flush reads them."""
+
+    def __init__(self, members: int, rows: dict[str, int]) -> None:
+        self.rows = rows  # split name -> its number of rows
+        self.pending: dict[str, list[Tensor]] = {}
+        self.columns: dict[str, list[list[float]]] = {}
+        for split in rows:
+            for column in (f"{split}_loss", f"{split}_accuracy"):
+                self.pending[column] = []
+                self.columns[column] = [[] for _ in range(members)]
+
+    def add(self, split: str, losses: Tensor, correct: Tensor) -> None:
+        self.pending[f"{split}_loss"].append(losses)
+        self.pending[f"{split}_accuracy"].append(correct)
+
+    def flush(
+        self,
+        on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
+        last_epochs: Callable[[], list[int]],
+    ) -> None:
+        for name, pending in self.pending.items():
+            if not pending:
+                continue
+            table = torch.stack(pending, dim=1).tolist()  # (M, epochs since the last flush)
+            pending.clear()
+            if name.endswith("_accuracy"):  # counts, divided in double precision as fit does
+                rows = self.rows[name.removesuffix("_accuracy")]
+                table = [[count / rows for count in values] for values in table]
+            for column, values in zip(self.columns[name], table, strict=True):
+                column.extend(values)
+        if on_flush is not None:
+            on_flush(self.columns, last_epochs())
 
 
 class _EarlyStopping:

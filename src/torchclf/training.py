@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.config import TrainConfig
+from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import IndexBatches, default_batch_size
-from torchclf.errors import TrainingError
+from torchclf.errors import ConfigError, TrainingError
+from torchclf.stacked import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, Targets, train_stacked
 from torchclf.tasks import Task
 
 EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradients
@@ -175,6 +176,15 @@ def train_model(
     """
     n_rows = len(train.X)
     batch_size = default_batch_size(n_rows, config.batch_size, TrainConfig.FULL_BATCH_MAX)
+    if config.engine != "autograd" and optimizer is None and start_epoch == 1:
+        refusal = stacked_refusal(model, loss_fn, train, config, batch_size)
+        if refusal is None:
+            return _train_stacked(model, task, train, config, validation, test, on_epoch)
+        if config.engine == "stacked":
+            raise ConfigError(
+                f"engine='stacked' cannot train this run: {refusal}. Use engine='auto' (or "
+                "'autograd')"
+            )
     # A last batch of one row would make BatchNorm fail in training mode: drop it.
     drop_last = n_rows % batch_size == 1 and any(
         isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
@@ -223,12 +233,7 @@ def train_model(
             "train_loss": float(loss_sum) / rows_seen,
             "train_accuracy": float(correct) / rows_seen,
         }
-        if not math.isfinite(row["train_loss"]):
-            raise TrainingError(
-                f"the training loss became {row['train_loss']} at epoch {epoch} with lr={lr:g}: "
-                f"training diverged. Lower the learning rate (for example lr={lr / 10:g}) or set "
-                "grad_clip"
-            )
+        _check_finite(row, lr)
         for prefix, split in (("val", validation), ("test", test)):
             if split is not None:
                 row[f"{prefix}_loss"], row[f"{prefix}_accuracy"] = evaluate_loss(
@@ -261,6 +266,95 @@ def train_model(
     if best_state is not None:
         model.load_state_dict(best_state)  # early stopping keeps the best validation epoch
     return history
+
+
+def stacked_refusal(
+    model: nn.Module, loss_fn: nn.Module, train: Labelled, config: TrainConfig, batch_size: int
+) -> str | None:
+    """Why the hand-written engine (:mod:`torchclf.stacked`) cannot train this run, or None.
+
+    It covers the common case exactly: a torchclf MLP with torch's activations, full batch,
+    adam/adamw/sgd with a constant learning rate and unweighted losses. Dropout is left to the
+    autograd loop, whose masks come from torch's global generator.
+    """
+    model_config = getattr(model, "config", None)
+    reasons = {
+        "the model is not a torchclf MLP": not isinstance(model_config, ModelConfig),
+        "batch norm": bool(model_config and model_config.batch_norm),
+        "dropout": bool(model_config and model_config.dropout > 0),
+        "from-scratch activations": bool(model_config and model_config.activation_impl != "torch"),
+        f"the {config.optimizer} optimizer": config.optimizer not in STACKED_OPTIMIZERS,
+        "a learning-rate schedule": config.lr_schedule != "none",
+        "gradient clipping": config.grad_clip is not None,
+        "mini-batches": batch_size < len(train.X),
+        "sample weights": train.weight is not None,
+        "class weights": getattr(loss_fn, "weight", None) is not None
+        or getattr(loss_fn, "pos_weight", None) is not None,
+        "label smoothing": getattr(loss_fn, "label_smoothing", 0.0) > 0,
+    }
+    return next((reason for reason, applies in reasons.items() if applies), None)
+
+
+def _train_stacked(
+    model: nn.Module,
+    task: Task,
+    train: Labelled,
+    config: TrainConfig,
+    validation: Labelled | None,
+    test: Labelled | None,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+) -> History:
+    """:func:`train_model` on the hand-written engine: the same epochs, rows and weights."""
+    model_config: ModelConfig = model.config  # type: ignore[assignment]
+    dtype = train.X.dtype
+    sizes = (model_config.in_features, *model_config.hidden, model_config.out_features)
+    names = list(model.state_dict())
+    net = StackedMLP.from_states(sizes, model_config.activation, [model.state_dict()])
+    hyper = Hyper(config.optimizer, config.lr, config.weight_decay, config.momentum, config.epochs)
+    splits = [
+        Split(name, rows.X.T.contiguous(), Targets(task, rows.y, dtype))
+        for name, rows in (("val", validation), ("test", test))
+        if rows is not None
+    ]
+    history = History()
+    start_time = time.perf_counter()
+
+    def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
+        """Complete the rows read so far; stop on a diverged loss as the autograd loop does."""
+        done = min(last_epochs[0], *(len(values[0]) for values in columns.values()))
+        for index in range(len(history.rows), done):
+            row = {"epoch": float(index + 1)}
+            row.update({name: values[0][index] for name, values in columns.items()})
+            _check_finite(row, config.lr)
+            row["lr"] = config.lr
+            row["time"] = time.perf_counter() - start_time  # when the row was read
+            history.rows.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+
+    result = train_stacked(
+        net,
+        [hyper],
+        train.X.T.contiguous(),
+        Targets(task, train.y, dtype),
+        splits,
+        early_stopping=config.early_stopping,
+        patience=config.patience,
+        min_delta=config.min_delta,
+        on_flush=on_flush,
+    )
+    history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
+    model.load_state_dict(net.member_state(result.flat[0], names))
+    return history
+
+
+def _check_finite(row: dict[str, float], lr: float) -> None:
+    if not math.isfinite(row["train_loss"]):
+        raise TrainingError(
+            f"the training loss became {row['train_loss']} at epoch {int(row['epoch'])} with "
+            f"lr={lr:g}: training diverged. Lower the learning rate (for example lr={lr / 10:g}) "
+            "or set grad_clip"
+        )
 
 
 class ProgressPrinter:

@@ -1,0 +1,122 @@
+"""The hand-written full-batch engine against the autograd loop: the same model."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import torchclf
+from torchclf import ConfigError, TrainingError, datasets
+
+
+def _weights(classifier):
+    return torch.cat([p.detach().reshape(-1) for p in classifier.model.parameters()])
+
+
+def _data(task):
+    if task == "binary":
+        data = datasets.load("moons", n_samples=160, noise=0.25)
+    elif task == "multiclass":
+        data = datasets.load("blobs", n_samples=160, n_classes=3)
+    else:
+        data = datasets.load("multilabel", n_samples=160)
+    return torchclf.train_test_split(data.X, data.labels, test_size=0.25, seed=0)
+
+
+CASES = [
+    ("binary", {"optimizer": "adam", "lr": 0.01, "hidden": (8, 8)}),
+    ("binary", {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}),
+    ("multiclass", {"optimizer": "adamw", "lr": 0.02, "weight_decay": 0.05, "activation": "tanh"}),
+    ("multiclass", {"optimizer": "adam", "hidden": (), "lr": 0.05}),
+    ("multilabel", {"optimizer": "adam", "lr": 0.01, "activation": "gelu"}),
+    (
+        "binary",
+        {"lr": 0.05, "early_stopping": True, "validation_fraction": 0.25, "patience": 5},
+    ),
+]
+
+
+@pytest.mark.parametrize(("task", "options"), CASES)
+def test_the_stacked_engine_trains_the_same_model_as_autograd(task, options):
+    split = _data(task)
+    common = dict(epochs=60, dtype="float64", eval_set=(split.X_test, split.y_test), **options)
+    fast = torchclf.fit(split.X_train, split.y_train, engine="stacked", **common)
+    plain = torchclf.fit(split.X_train, split.y_train, engine="autograd", **common)
+    torch.testing.assert_close(_weights(fast), _weights(plain), rtol=0, atol=1e-10)
+    assert len(fast.history) == len(plain.history)
+    assert fast.history.best_epoch == plain.history.best_epoch
+    assert fast.history.stopped_early == plain.history.stopped_early
+    for column in plain.history.rows[0]:
+        if column == "time":
+            continue
+        if column.endswith("accuracy") or column in ("epoch", "lr"):
+            assert fast.history.column(column) == plain.history.column(column), column
+        else:
+            np.testing.assert_allclose(
+                fast.history.column(column), plain.history.column(column), rtol=1e-9
+            )
+
+
+def test_early_stopping_really_stops_on_the_stacked_engine():
+    split = _data("binary")
+    fast = torchclf.fit(
+        split.X_train,
+        split.y_train,
+        lr=0.2,
+        epochs=500,
+        early_stopping=True,
+        validation_fraction=0.25,
+        patience=5,
+        engine="stacked",
+    )
+    assert fast.history.stopped_early and len(fast.history) < 500
+    assert len(fast.history) == fast.history.best_epoch + 5
+
+
+def test_auto_uses_the_stacked_engine_only_where_it_applies():
+    split = _data("binary")
+    for options in ({"batch_norm": True}, {"dropout": 0.2}, {"lr_schedule": "cosine"}):
+        auto = torchclf.fit(split.X_train, split.y_train, epochs=5, engine="auto", **options)
+        plain = torchclf.fit(split.X_train, split.y_train, epochs=5, engine="autograd", **options)
+        assert torch.equal(_weights(auto), _weights(plain))
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"batch_norm": True}, "batch norm"),
+        ({"batch_size": 16}, "mini-batches"),
+        ({"optimizer": "rmsprop"}, "the rmsprop optimizer"),
+        ({"class_weight": "balanced"}, "class weights"),
+    ],
+)
+def test_insisting_on_the_stacked_engine_says_why_it_cannot(options, reason):
+    split = _data("binary")
+    message = f"engine='stacked' cannot train this run: {reason}. Use engine='auto' (or 'autograd')"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        torchclf.fit(split.X_train, split.y_train, epochs=2, engine="stacked", **options)
+
+
+def test_progress_and_divergence_on_the_stacked_engine(capsys):
+    split = _data("binary")
+    rows = []
+    torchclf.fit(split.X_train, split.y_train, epochs=120, engine="stacked", on_epoch=rows.append)
+    assert [row["epoch"] for row in rows] == [float(e) for e in range(1, 121)]
+    X = np.random.default_rng(0).normal(size=(100, 3)) * 100
+    y = (X[:, 0] > 0).astype(int)
+    message = (
+        "the training loss became nan at epoch 4 with lr=1e+06: training diverged. Lower the "
+        "learning rate (for example lr=100000) or set grad_clip"
+    )
+    with pytest.raises(TrainingError, match=re.escape(message)):
+        torchclf.fit(
+            X,
+            y,
+            optimizer="sgd",
+            lr=1e6,
+            standardize=False,
+            epochs=50,
+            hidden=(8,),
+            engine="stacked",
+        )
