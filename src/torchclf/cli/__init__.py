@@ -75,7 +75,7 @@ app = typer.Typer(
     help="Neural-network classification with PyTorch: train, evaluate, predict, inspect.",
     add_completion=False,
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -19,7 +19,7 @@ from torchclf.cli.inputs import (
     run_folder,
     split_names,
 )
-from torchclf.cli.output import EpochTable, heading, make_console, metrics_tables
+from torchclf.cli.output import EpochTable, examples, heading, make_console, metrics_tables
 
 TestSizeOption = Annotated[float, typer.Option(help="Share of the rows held out for testing.")]
 OutOption = Annotated[Path, typer.Option(help="Folder that holds the run and results folders.")]
@@ -35,12 +35,11 @@ DataOption = Annotated[
 
 
 @app.command(
-    epilog=(
-        "Examples:\n\n"
-        "  torchclf train    # the tutorial's ReLU model on circles\n\n"
-        "  torchclf train --data moons --hidden 32,32 --epochs 500\n\n"
-        "  torchclf train --data blobs --hidden none --name linear-blobs\n\n"
-        "  torchclf train --data digits --hidden 64,64 --early-stopping --quiet"
+    epilog=examples(
+        "torchclf train    # the tutorial's ReLU model on circles",
+        "torchclf train --data moons --hidden 32,32 --epochs 500",
+        "torchclf train --data blobs --hidden none --name linear-blobs",
+        "torchclf train --data digits --hidden 64,64 --early-stopping --quiet",
     )
 )
 def train(
@@ -217,11 +216,10 @@ SplitOption = Annotated[
 
 
 @app.command(
-    epilog=(
-        "Examples:\n\n"
-        "  torchclf evaluate runs/circles                    # its own test split again\n\n"
-        "  torchclf evaluate runs/circles --split all --out eval-all\n\n"
-        "  torchclf evaluate model.safetensors --data moons"
+    epilog=examples(
+        "torchclf evaluate runs/circles                    # its own test split again",
+        "torchclf evaluate runs/circles --split all --out eval-all",
+        "torchclf evaluate model.safetensors --data moons",
     )
 )
 def evaluate(
@@ -260,11 +258,10 @@ def evaluate(
 
 
 @app.command(
-    epilog=(
-        "Examples:\n\n"
-        "  torchclf predict runs/circles                     # the test rows, as CSV on stdout\n\n"
-        "  torchclf predict runs/circles --split all --output preds.parquet\n\n"
-        "  torchclf predict runs/circles --threshold 0.8 --output strict.csv"
+    epilog=examples(
+        "torchclf predict runs/circles                     # the test rows, as CSV on stdout",
+        "torchclf predict runs/circles --split all --output preds.parquet",
+        "torchclf predict runs/circles --threshold 0.8 --output strict.csv",
     )
 )
 def predict(
@@ -302,7 +299,7 @@ def predict(
         make_console().print(f"{len(frame)} predictions: {output}")
 
 
-@app.command(epilog="Example:\n\n  torchclf info runs/circles")
+@app.command(epilog=examples("torchclf info runs/circles"))
 def info(model: ModelArgument) -> None:
     """Show what a model file holds: task, classes, features, architecture, training."""
     from rich.table import Table
@@ -359,7 +356,7 @@ def info(model: ModelArgument) -> None:
     make_console().print(table)
 
 
-@app.command(epilog="Example:\n\n  torchclf datasets")
+@app.command(epilog=examples("torchclf datasets"))
 def datasets() -> None:
     """List the built-in datasets with their shapes and tasks."""
     from rich.table import Table
@@ -384,7 +381,7 @@ def datasets() -> None:
     make_console().print(table)
 
 
-@app.command(epilog="Examples:\n\n  torchclf activations\n\n  torchclf activations --out pictures")
+@app.command(epilog=examples("torchclf activations", "torchclf activations --out pictures"))
 def activations(
     out: Annotated[Path, typer.Option(help="Folder for activations.png.")] = Path("runs"),
 ) -> None:
@@ -411,10 +408,9 @@ def activations(
 
 
 @app.command(
-    epilog=(
-        "Examples:\n\n"
-        "  torchclf improve    # circles, from the lesson's linear 2-10-10-1 model\n\n"
-        "  torchclf improve --data moons --hidden 4 --activation relu --epochs 300"
+    epilog=examples(
+        "torchclf improve    # circles, from the lesson's linear 2-10-10-1 model",
+        "torchclf improve --data moons --hidden 4 --activation relu --epochs 300",
     )
 )
 def improve(
@@ -499,11 +495,10 @@ def improve(
 
 
 @app.command(
-    epilog=(
-        "Examples:\n\n"
-        "  torchclf sweep --data moons --hidden 8,32,64 --layers 1,2,3 --lr 0.01,0.1 "
-        "--activation relu,tanh\n\n"
-        "  torchclf sweep --data blobs --hidden 16 --layers 1 --seeds 0,1,2,3 --epochs 300"
+    epilog=examples(
+        "torchclf sweep --data moons --hidden 8,32,64 --layers 1,2,3 --lr 0.01,0.1 "
+        "--activation relu,tanh",
+        "torchclf sweep --data blobs --hidden 16 --layers 1 --seeds 0,1,2,3 --epochs 300",
     )
 )
 def sweep(

@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def examples(*commands: str) -> str:
+    """A command's help epilog: its example command lines, kept as written.
+
+    The help is click's plain formatter (fast: no rich import), which rewraps paragraphs except
+    those that start with a backspace line.
+    """
+    return "Examples:\n\n\b\n" + "\n".join(f"  {command}" for command in commands)
+
+
 def make_console() -> Any:
     """A rich console that never wraps long lines (they stay greppable)."""
     from rich.console import Console
