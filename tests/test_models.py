@@ -1,5 +1,7 @@
 import re
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -91,3 +93,29 @@ def test_config_round_trips_through_dict():
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match=r"Unknown ModelConfig keys \['width'\]"):
         ModelConfig.from_dict({**config.to_dict(), "width": 3})
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"activation": "relu"},
+        {"activation": "gelu", "dropout": 0.3},
+        {"activation": "tanh", "batch_norm": True},
+        {"hidden": ()},
+    ],
+)
+def test_batched_prediction_equals_the_module_forward(options):
+    from torchclf.models import predict_logits
+
+    config = ModelConfig(in_features=5, out_features=3, **{"hidden": (16, 8), **options})
+    model = build_model(config, seed=0)
+    if config.batch_norm:  # running statistics other than the initial ones
+        model.train()
+        model(torch.randn(64, 5) * 3 + 1)
+    features = np.random.default_rng(0).normal(size=(103, 5)).astype(np.float32)
+    logits = predict_logits(model, features, torch.device("cpu"), batch_rows=16)  # 6 full + 7
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(features))
+    torch.testing.assert_close(logits, expected)
+    assert not model.training

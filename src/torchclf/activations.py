@@ -162,6 +162,28 @@ _MODULES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
 }
 
 
+LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default, the one torchclf's models use
+
+
+def activate_(name: str, z: Tensor) -> Tensor:
+    """Apply activation ``name`` with torch's kernels, in place where torch has an in-place form.
+
+    For the fast paths (stacked training, prediction) whose buffers are their own: in-place ops
+    save a pass over memory. gelu returns a new tensor; identity returns ``z``.
+    """
+    if name == "relu":
+        return z.relu_()
+    if name == "leaky_relu":
+        return torch.nn.functional.leaky_relu_(z, LEAKY_SLOPE)
+    if name == "sigmoid":
+        return z.sigmoid_()
+    if name == "tanh":
+        return z.tanh_()
+    if name == "gelu":
+        return torch.nn.functional.gelu(z)
+    return z
+
+
 def make_activation(name: str, impl: str = "torch") -> nn.Module:
     """A fresh activation module by name; ``impl`` is "torch" (torch.nn) or "scratch" (ours).
 
@@ -173,11 +195,13 @@ def make_activation(name: str, impl: str = "torch") -> nn.Module:
 
 __all__ = [
     "GELU",
+    "LEAKY_SLOPE",
     "LeakyReLU",
     "ReLU",
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "activate_",
     "gelu",
     "identity",
     "leaky_relu",

@@ -21,11 +21,11 @@ from torchclf.data import resolve_device
 from torchclf.encoders import Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
 from torchclf.metrics import Evaluation
-from torchclf.models import MLP, count_parameters
+from torchclf.models import MLP, count_parameters, predict_logits
 from torchclf.tasks import Task, task_from_dict
 from torchclf.training import History
 
-PREDICT_BATCH_ROWS = 4096  # rows per forward pass at prediction time: activations stay in cache
+PREDICT_BATCH_ROWS = 2048  # rows per forward pass at prediction time: activations stay in cache
 
 
 class Classifier:
@@ -129,12 +129,13 @@ class Classifier:
 
     def _logits(self, X: Any) -> Tensor:
         features = self.encoder.transform(X)  # (n, model inputs) float32, validated
-        self.model.eval()
-        device = self.device
+        if isinstance(self.model, MLP) and self.model.config.activation_impl == "torch":
+            return predict_logits(self.model, features, self.device, PREDICT_BATCH_ROWS)
+        self.model.eval()  # from-scratch activations: the module's own forward
         outputs = []
         for start in range(0, len(features), PREDICT_BATCH_ROWS):
-            batch = torch.from_numpy(features[start : start + PREDICT_BATCH_ROWS]).to(device)
-            outputs.append(self.model(batch))
+            batch = torch.from_numpy(features[start : start + PREDICT_BATCH_ROWS])
+            outputs.append(self.model(batch.to(self.device)))
         return torch.cat(outputs)
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -7,10 +7,11 @@ so ``torch.func.functional_call`` / ``vmap`` can run stacked copies of it.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.activations import make_activation
+from torchclf.activations import activate_, make_activation
 from torchclf.config import ModelConfig
 
 
@@ -55,9 +56,40 @@ def build_model(config: ModelConfig, seed: int) -> MLP:
         return MLP(config)
 
 
+@torch.inference_mode()
+def predict_logits(
+    model: MLP, features: np.ndarray, device: torch.device, batch_rows: int
+) -> Tensor:
+    """Logits ``(n, out_features)`` for encoded ``features``, ``batch_rows`` rows at a time.
+
+    Batches small enough for their activations to stay in cache; each layer of the usual MLP
+    (no batch norm) is one ``addmm`` into a reused buffer with the activation applied in place,
+    and every batch's logits go straight into one output tensor. Batch norm runs the module's own
+    forward instead. No autograd, no per-batch synchronisation.
+    """
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    logits = torch.empty(len(features), model.config.out_features, dtype=dtype, device=device)
+    linears = [m for m in model.layers if isinstance(m, nn.Linear)]
+    buffers = [torch.empty(batch_rows, m.out_features, dtype=dtype, device=device) for m in linears]
+    for start in range(0, len(features), batch_rows):
+        batch = torch.from_numpy(features[start : start + batch_rows]).to(device)
+        rows = len(batch)
+        if model.config.batch_norm:
+            logits[start : start + rows] = model(batch)
+            continue
+        h = batch
+        for layer, linear in enumerate(linears[:-1]):
+            h = torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows])
+            h = activate_(model.config.activation, h)
+        last = linears[-1]
+        torch.addmm(last.bias, h, last.weight.T, out=logits[start : start + rows])
+    return logits
+
+
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable scalars in ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MLP", "build_model", "count_parameters"]
+__all__ = ["MLP", "build_model", "count_parameters", "predict_logits"]

@@ -30,10 +30,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from torchclf.activations import LEAKY_SLOPE, activate_
 from torchclf.tasks import MulticlassTask, Task
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
-LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default, the one torchclf's models use
 SYNC_EVERY = 50  # epochs between checks whether every member has stopped
 STACKED_OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -121,12 +121,8 @@ class StackedMLP:
             if layer == last:
                 result.pre.append(z)
                 break
-            if self.activation in KEEPS_PRE_ACTIVATION:
-                result.pre.append(z)
-                h = F.gelu(z) if self.activation == "gelu" else z
-            else:
-                result.pre.append(None)
-                h = _activate_(self.activation, z)
+            result.pre.append(z if self.activation in KEEPS_PRE_ACTIVATION else None)
+            h = activate_(self.activation, z)  # in place, except gelu
             result.activations.append(h)
             mask = None
             if self.keep is not None and train_rows > 0:
@@ -199,17 +195,6 @@ class Pass:
 
 KEEPS_PRE_ACTIVATION = ("gelu", "identity")  # their backward needs z (or h is z itself)
 _ATEN = torch.ops.aten  # the fused backward kernels autograd itself calls
-
-
-def _activate_(name: str, z: Tensor) -> Tensor:
-    """Apply the activation in place (relu, leaky_relu, sigmoid, tanh)."""
-    if name == "relu":
-        return z.relu_()
-    if name == "leaky_relu":
-        return F.leaky_relu_(z, LEAKY_SLOPE)
-    if name == "sigmoid":
-        return z.sigmoid_()
-    return z.tanh_()
 
 
 def _activation_backward(name: str, dh: Tensor, z: Tensor | None, h: Tensor) -> Tensor:
