@@ -34,6 +34,14 @@ CASES = [
         "binary",
         {"lr": 0.05, "early_stopping": True, "validation_fraction": 0.25, "patience": 5},
     ),
+    # mini-batches: one step per batch, the same shuffled batches as the autograd loop
+    ("binary", {"batch_size": 32, "optimizer": "adam", "lr": 0.01}),
+    ("multiclass", {"batch_size": 50, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9}),
+    ("multilabel", {"batch_size": 16, "optimizer": "adamw", "weight_decay": 0.01}),
+    (
+        "multiclass",
+        {"batch_size": 24, "early_stopping": True, "validation_fraction": 0.25, "patience": 3},
+    ),
 ]
 
 
@@ -86,7 +94,7 @@ def test_auto_uses_the_stacked_engine_only_where_it_applies():
     ("options", "reason"),
     [
         ({"batch_norm": True}, "batch norm"),
-        ({"batch_size": 16}, "mini-batches"),
+        ({"lr_schedule": "step"}, "a learning-rate schedule"),
         ({"optimizer": "rmsprop"}, "the rmsprop optimizer"),
         ({"class_weight": "balanced"}, "class weights"),
     ],

@@ -21,9 +21,10 @@ the time goes to per-operation overhead, not arithmetic (``../shared/PERF_NOTES.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -60,8 +61,10 @@ class StackedMLP:
             self.biases.append(flat[:, offset : offset + fan_out].view(members, fan_out, 1))
             offset += fan_out
             self.shapes += [(fan_out, fan_in), (fan_out,)]
-        self._buffers: list[Tensor] | None = None
-        self._grad_buffers: dict[int, Tensor] = {}
+        self._buffers: dict[int, list[Tensor]] = {}  # columns -> one output per layer
+        self._grad_buffers: dict[tuple[int, int], Tensor] = {}
+        self._grads: Tensor | None = None
+        self._grad_views: StackedMLP | None = None
         self.keep: Tensor | None = None  # dropout: each member's keep probability, (M, 1, 1)
         self.generator: torch.Generator | None = None
         if offset != flat.shape[1]:
@@ -108,16 +111,15 @@ class StackedMLP:
         is about twice as fast as a fresh tensor), so a :class:`Pass` is valid until then.
         """
         members = self.flat.shape[0]
-        if self._buffers is None or self._buffers[0].shape[2] != X.shape[1]:
-            self._buffers = [
-                torch.empty(members, width, X.shape[1], dtype=X.dtype, device=X.device)
-                for width in self.sizes[1:]
-            ]
+        buffers = self._buffers.get(X.shape[1])
+        if buffers is None:  # one set per column count: mini-batches, a last batch, evaluation
+            buffers = [X.new_empty(members, width, X.shape[1]) for width in self.sizes[1:]]
+            self._buffers[X.shape[1]] = buffers
         result = Pass(pre=[], activations=[], inputs=[X], masks=[])
         h = X.expand(members, *X.shape)  # (M, in, N), no copy
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            z = torch.baddbmm(bias, weight, h, out=self._buffers[layer])  # (M, out, N)
+            z = torch.baddbmm(bias, weight, h, out=buffers[layer])  # (M, out, N)
             if layer == last:
                 result.pre.append(z)
                 break
@@ -137,28 +139,33 @@ class StackedMLP:
 
     def _grad_buffer(self, layer: int, rows: int) -> Tensor:
         """A reused ``(M, sizes[layer], rows)`` buffer for ``d loss / d inputs[layer]``."""
-        buffer = self._grad_buffers.get(layer)
-        if buffer is None or buffer.shape[2] != rows:
-            members = self.flat.shape[0]
-            buffer = self.flat.new_empty(members, self.sizes[layer], rows)
-            self._grad_buffers[layer] = buffer
+        buffer = self._grad_buffers.get((layer, rows))
+        if buffer is None:
+            buffer = self.flat.new_empty(self.flat.shape[0], self.sizes[layer], rows)
+            self._grad_buffers[layer, rows] = buffer
         return buffer
 
     def backward(self, forward: Pass, dlogits: Tensor) -> Tensor:
         """Gradients ``(M, P)`` of the members' losses, given ``d loss / d logits``.
 
+        The result is a buffer that the next call overwrites.
+
         ``dlogits`` is ``(M, outputs, n)`` for the first ``n`` columns of the forward (the
         training rows); the other columns (evaluation rows) take no part.
         """
         rows = dlogits.shape[2]
-        grads: list[Tensor] = []
+        if self._grads is None:  # (M, P), laid out as flat; written in place by every backward
+            self._grads = torch.empty_like(self.flat)
+            self._grad_views = StackedMLP(self.sizes, self.activation, self._grads)
+        views = self._grad_views
         dz = dlogits
         for layer in reversed(range(len(self.weights))):
-            inputs = forward.inputs[layer][
-                ..., :rows
-            ]  # (in, n) for the first layer, else (M, in, n)
-            grads.append(dz.sum(dim=2))  # bias: (M, out)
-            grads.append(torch.matmul(dz, inputs.transpose(-1, -2)))  # weight: (M, out, in)
+            # (in, n) for the first layer, else (M, in, n)
+            inputs = forward.inputs[layer][..., :rows]
+            torch.sum(dz, dim=2, keepdim=True, out=views.biases[layer])  # (M, out, 1)
+            if inputs.dim() == 2:  # the features, shared by every member
+                inputs = inputs.expand(len(dz), *inputs.shape)
+            torch.bmm(dz, inputs.transpose(1, 2), out=views.weights[layer])  # (M, out, in)
             if layer == 0:
                 break
             dh = torch.bmm(  # (M, in, n)
@@ -174,8 +181,7 @@ class StackedMLP:
                 None if z is None else z[..., :rows],
                 forward.activations[layer - 1][..., :rows],
             )
-        members = self.flat.shape[0]
-        return torch.cat([g.reshape(members, -1) for g in reversed(grads)], dim=1)
+        return self._grads
 
 
 @dataclass
@@ -238,6 +244,18 @@ class Targets:
                 thresholds = [task.threshold]  # type: ignore[attr-defined]
             self.thresholds = torch.tensor(thresholds, dtype=dtype, device=y.device)[:, None]
 
+    def subset(self, columns: Tensor | slice) -> Targets:
+        """The targets of some rows: an index tensor gathers them, a slice views them."""
+        part = object.__new__(Targets)
+        part.multiclass = self.multiclass
+        if self.multiclass:
+            part.codes, part.onehot = self.codes[columns], self.onehot[:, columns]
+            part.rows = len(part.codes)
+        else:
+            part.y, part.truth = self.y[:, columns], self.truth[:, columns]
+            part.thresholds, part.rows = self.thresholds, part.y.shape[1]
+        return part
+
     def loss_and_correct(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per-member losses and correct counts ``(M,)``, and ``d mean loss / d logits``."""
         if self.multiclass:
@@ -285,11 +303,19 @@ class StackedOptimizer:
         self.any_sgd, self.all_sgd = "sgd" in kinds, set(kinds) == {"sgd"}
         self.any_l2 = bool(self.l2.any())
         self.any_adamw_decay = bool(self.adamw_decay.any())
+        settings = {dataclasses.replace(h, epochs=1) for h in hypers}
+        self.shared = next(iter(settings)) if len(settings) == 1 else None
         self.moment = torch.zeros_like(like)  # adam's exp_avg, sgd's momentum buffer
         self.square = torch.zeros_like(like) if not self.all_sgd else None  # adam's exp_avg_sq
 
     def step(self, params: Tensor, grads: Tensor, step: int, live: Tensor | None = None) -> None:
-        """Update ``params`` ``(M, P)`` in place; ``step`` counts from 1, ``live`` is ``(M, 1)``."""
+        """Update ``params`` ``(M, P)`` in place; ``step`` counts from 1, ``live`` is ``(M, 1)``.
+
+        ``grads`` may be overwritten (weight decay is added to it in place).
+        """
+        if self.shared is not None and live is None:
+            self._shared_step(params, grads, step)
+            return
         lr = self.lr if live is None else self.lr * live
         if self.any_l2:
             grads = grads.add(params * self.l2)
@@ -310,6 +336,31 @@ class StackedOptimizer:
             self.moment.copy_(torch.where(self.is_sgd, sgd_moment, self.moment))
             update = torch.where(self.is_sgd, lr * sgd_moment, update)
         params.sub_(update)
+
+    def _shared_step(self, params: Tensor, grads: Tensor, step: int) -> None:
+        """The step when every member has the same settings: scalars and fused in-place ops.
+
+        One member then steps exactly as ``torch.optim``'s single-tensor implementation would.
+        """
+        hyper = self.shared
+        assert hyper is not None
+        lr, decay = hyper.lr, hyper.weight_decay
+        if decay and hyper.optimizer != "adamw":
+            grads.add_(params, alpha=decay)
+        if hyper.optimizer == "sgd":
+            if hyper.momentum:
+                grads = self.moment.mul_(hyper.momentum).add_(grads)
+            params.add_(grads, alpha=-lr)
+            return
+        if decay and hyper.optimizer == "adamw":
+            params.mul_(1 - lr * decay)
+        self.moment.lerp_(grads, 1 - BETA1)
+        square = self.square
+        assert square is not None
+        square.mul_(BETA2).addcmul_(grads, grads, value=1 - BETA2)
+        bias1, bias2 = 1 - BETA1**step, 1 - BETA2**step
+        denom = square.sqrt().div_(math.sqrt(bias2)).add_(EPS)
+        params.addcdiv_(self.moment, denom, value=-lr / bias1)
 
 
 @dataclass
@@ -342,8 +393,13 @@ def train_stacked(
     patience: int = 20,
     min_delta: float = 0.0,
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None = None,
+    batches: Callable[[int], Iterable[Tensor | slice]] | None = None,
 ) -> StackedResult:
-    """Train every member of ``net`` full batch for its own number of epochs.
+    """Train every member of ``net`` for its own number of epochs.
+
+    Full batch by default; ``batches(epoch)`` instead gives each epoch's mini-batches as row
+    indices (:meth:`torchclf.data.IndexBatches.epoch`), one optimizer step each, as the autograd
+    loop takes them.
 
     ``X_train`` is ``(in, n)``. After every epoch each member is evaluated on ``splits``; with
     ``early_stopping`` a member stops when the first split's loss ("val") has not improved by
@@ -359,20 +415,20 @@ def train_stacked(
     members, n_train = flat.shape[0], X_train.shape[1]
     optimizer = StackedOptimizer(hypers, flat)
     epochs = torch.tensor([h.epochs for h in hypers], device=device)
+    stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
     max_epochs = max(h.epochs for h in hypers)
+    if batches is not None:
+        return _train_in_batches(
+            net, optimizer, epochs, X_train, train_targets, splits, batches, stopping, on_flush
+        )
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
     records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
     live = torch.ones(members, dtype=torch.bool, device=device)
     uneven = len({h.epochs for h in hypers}) > 1
-    stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
 
     def last_epochs() -> list[int]:
-        """Each member's last epoch: its own number, or the one it stopped early at."""
-        last = epochs
-        if stopping is not None:
-            last = torch.where(stopping.stop_epoch > 0, stopping.stop_epoch, last)
-        return last.tolist()
+        return _last_epochs(epochs, stopping)
 
     def evaluate(logits: Tensor, epoch: int) -> None:
         """Record the splits' metrics for params after ``epoch`` steps; decide early stopping."""
@@ -406,7 +462,88 @@ def train_stacked(
             evaluate(net.forward(X_all).logits, epoch)
         records.flush(on_flush, last_epochs)
 
-    trained = last_epochs()
+    return _result(flat, records, last_epochs(), stopping)
+
+
+def _train_in_batches(
+    net: StackedMLP,
+    optimizer: StackedOptimizer,
+    epochs: Tensor,
+    X_train: Tensor,
+    train_targets: Targets,
+    splits: Sequence[Split],
+    batches: Callable[[int], Iterable[Tensor | slice]],
+    stopping: _EarlyStopping | None,
+    on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
+) -> StackedResult:
+    """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
+
+    Each epoch gathers its rows once, in batch order, so that every batch is a slice.
+    """
+    flat = net.flat
+    members, n_train = flat.shape[0], X_train.shape[1]
+    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
+    live = torch.ones(members, dtype=torch.bool, device=flat.device)
+    masked = stopping is not None or len(set(epochs.tolist())) > 1
+    step, epoch = 0, 0
+
+    def last_epochs() -> list[int]:
+        return _last_epochs(epochs, stopping)
+
+    with torch.no_grad():
+        for epoch in range(1, int(epochs.max()) + 1):
+            chosen = [
+                rows
+                if isinstance(rows, Tensor)
+                else torch.arange(rows.start, rows.stop, device=X_train.device)
+                for rows in batches(epoch)
+            ]
+            order = torch.cat(chosen).to(X_train.device)
+            X_epoch = X_train.index_select(1, order)  # (in, n), batch after batch
+            targets_epoch = train_targets.subset(order)
+            loss_sum = flat.new_zeros(members)
+            correct_sum = torch.zeros(members, dtype=torch.long, device=flat.device)
+            mask = live[:, None].to(flat.dtype) if masked else None
+            start = 0
+            for rows in chosen:
+                columns = slice(start, start + len(rows))
+                start += len(rows)
+                forward = net.forward(X_epoch[:, columns], train_rows=len(rows))
+                losses, correct, dlogits = targets_epoch.subset(columns).loss_and_correct(
+                    forward.logits
+                )
+                loss_sum += losses * len(rows)
+                correct_sum += correct
+                step += 1  # the optimizer counts steps, not epochs, as torch.optim does
+                optimizer.step(flat, net.backward(forward, dlogits), step, mask)
+            records.add("train", loss_sum / start, correct_sum)
+            for index, split in enumerate(splits):
+                losses, correct, _ = split.targets.loss_and_correct(net.forward(split.X).logits)
+                records.add(split.name, losses, correct)
+                if stopping is not None and index == 0:
+                    live = stopping.update(losses, live, epoch)
+            live = live & (epochs > epoch)
+            if epoch % SYNC_EVERY == 0:
+                records.flush(on_flush, last_epochs)
+                if not bool(live.any()):
+                    break
+        records.flush(on_flush, last_epochs)
+    return _result(flat, records, last_epochs(), stopping)
+
+
+def _last_epochs(epochs: Tensor, stopping: _EarlyStopping | None) -> list[int]:
+    """Each member's last epoch: its own number, or the one it stopped early at."""
+    last = epochs
+    if stopping is not None:
+        last = torch.where(stopping.stop_epoch > 0, stopping.stop_epoch, last)
+    return last.tolist()
+
+
+def _result(
+    flat: Tensor, records: _Records, trained: list[int], stopping: _EarlyStopping | None
+) -> StackedResult:
+    """Each member's columns up to its last epoch, and its kept (best, when stopping) weights."""
+    members = flat.shape[0]
     columns = {
         name: [values[:n] for values, n in zip(per_member, trained, strict=True)]
         for name, per_member in records.columns.items()

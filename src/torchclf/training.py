@@ -179,7 +179,15 @@ def train_model(
     if config.engine != "autograd" and optimizer is None and start_epoch == 1:
         refusal = stacked_refusal(model, loss_fn, train, config, batch_size)
         if refusal is None:
-            return _train_stacked(model, task, train, config, validation, test, on_epoch)
+            full_batch = batch_size >= n_rows
+            batches = (
+                None
+                if full_batch
+                else IndexBatches(
+                    n_rows, batch_size, shuffle=True, seed=config.seed, device=train.X.device
+                ).epoch
+            )
+            return _train_stacked(model, task, train, config, validation, test, on_epoch, batches)
         if config.engine == "stacked":
             raise ConfigError(
                 f"engine='stacked' cannot train this run: {refusal}. Use engine='auto' (or "
@@ -273,9 +281,9 @@ def stacked_refusal(
 ) -> str | None:
     """Why the hand-written engine (:mod:`torchclf.stacked`) cannot train this run, or None.
 
-    It covers the common case exactly: a torchclf MLP with torch's activations, full batch,
-    adam/adamw/sgd with a constant learning rate and unweighted losses. Dropout is left to the
-    autograd loop, whose masks come from torch's global generator.
+    It covers the common case exactly: a torchclf MLP with torch's activations, full or
+    mini-batches, adam/adamw/sgd with a constant learning rate and unweighted losses. Dropout is
+    left to the autograd loop, whose masks come from torch's global generator.
     """
     model_config = getattr(model, "config", None)
     reasons = {
@@ -286,7 +294,6 @@ def stacked_refusal(
         f"the {config.optimizer} optimizer": config.optimizer not in STACKED_OPTIMIZERS,
         "a learning-rate schedule": config.lr_schedule != "none",
         "gradient clipping": config.grad_clip is not None,
-        "mini-batches": batch_size < len(train.X),
         "sample weights": train.weight is not None,
         "class weights": getattr(loss_fn, "weight", None) is not None
         or getattr(loss_fn, "pos_weight", None) is not None,
@@ -303,6 +310,7 @@ def _train_stacked(
     validation: Labelled | None,
     test: Labelled | None,
     on_epoch: Callable[[dict[str, float]], None] | None,
+    batches: Callable[[int], Iterator[slice | Tensor]] | None,
 ) -> History:
     """:func:`train_model` on the hand-written engine: the same epochs, rows and weights."""
     model_config: ModelConfig = model.config  # type: ignore[assignment]
@@ -342,6 +350,7 @@ def _train_stacked(
         patience=config.patience,
         min_delta=config.min_delta,
         on_flush=on_flush,
+        batches=batches,
     )
     history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
     model.load_state_dict(net.member_state(result.flat[0], names))
