@@ -256,18 +256,28 @@ class Targets:
             part.thresholds, part.rows = self.thresholds, part.y.shape[1]
         return part
 
-    def loss_and_correct(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-member losses and correct counts ``(M,)``, and ``d mean loss / d logits``."""
+    def loss_and_correct(
+        self, logits: Tensor, *, gradient: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per-member losses and correct counts ``(M,)``, and ``d mean loss / d logits``.
+
+        With ``gradient=False`` (evaluation rows) the gradient is not computed and is None.
+        """
         if self.multiclass:
             log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
             losses = -(log_probs * self.onehot).sum(dim=1).mean(dim=1)
             correct = (logits.argmax(dim=1) == self.codes).sum(dim=1)
-            return losses, correct, (log_probs.exp_() - self.onehot) / self.rows
+            if not gradient:
+                return losses, correct, None
+            return losses, correct, log_probs.exp_().sub_(self.onehot).div_(self.rows)
         target = self.y.expand_as(logits)
         losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         probs = torch.sigmoid(logits)  # (M, K, n)
-        correct = ((probs >= self.thresholds) == self.truth).all(dim=1).sum(dim=1)
-        return losses.mean(dim=(1, 2)), correct, (probs - target) / self.y.numel()
+        right = (probs >= self.thresholds) == self.truth  # (M, K, n)
+        correct = (right if len(self.y) == 1 else right.all(dim=1, keepdim=True)).sum(dim=(1, 2))
+        if not gradient:
+            return losses.mean(dim=(1, 2)), correct, None
+        return losses.mean(dim=(1, 2)), correct, probs.sub_(target).div_(self.y.numel())
 
 
 @dataclass(frozen=True)
@@ -434,7 +444,9 @@ def train_stacked(
         """Record the splits' metrics for params after ``epoch`` steps; decide early stopping."""
         nonlocal live
         for split, start, stop in zip(splits, bounds, bounds[1:], strict=False):
-            losses, correct, _ = split.targets.loss_and_correct(logits[..., start:stop])
+            losses, correct, _ = split.targets.loss_and_correct(
+                logits[..., start:stop], gradient=False
+            )
             records.add(split.name, losses, correct)
             if stopping is not None and split is splits[0]:
                 live = stopping.update(losses, live, epoch)
@@ -518,7 +530,9 @@ def _train_in_batches(
                 optimizer.step(flat, net.backward(forward, dlogits), step, mask)
             records.add("train", loss_sum / start, correct_sum)
             for index, split in enumerate(splits):
-                losses, correct, _ = split.targets.loss_and_correct(net.forward(split.X).logits)
+                losses, correct, _ = split.targets.loss_and_correct(
+                    net.forward(split.X).logits, gradient=False
+                )
                 records.add(split.name, losses, correct)
                 if stopping is not None and index == 0:
                     live = stopping.update(losses, live, epoch)
