@@ -34,6 +34,7 @@ _EXPORTS = {
     "Classifier": "torchclf.classifier",
     "load": "torchclf.classifier",
     "fit": "torchclf.fitting",
+    "fit_parquet": "torchclf.streaming",
     "ModelConfig": "torchclf.config",
     "TrainConfig": "torchclf.config",
     "Split": "torchclf.data",
@@ -73,6 +74,7 @@ __all__ = [
     "build_model",
     "datasets",
     "fit",
+    "fit_parquet",
     "infer_task",
     "load",
     "plots",
@@ -114,5 +116,6 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf.fitting import fit
     from torchclf.metrics import Evaluation
     from torchclf.models import MLP, build_model
+    from torchclf.streaming import fit_parquet
     from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
     from torchclf.training import History

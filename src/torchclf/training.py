@@ -241,7 +241,7 @@ def train_model(
             "train_loss": float(loss_sum) / rows_seen,
             "train_accuracy": float(correct) / rows_seen,
         }
-        _check_finite(row, lr)
+        check_finite_loss(row, lr)
         for prefix, split in (("val", validation), ("test", test)):
             if split is not None:
                 row[f"{prefix}_loss"], row[f"{prefix}_accuracy"] = evaluate_loss(
@@ -333,7 +333,7 @@ def _train_stacked(
         for index in range(len(history.rows), done):
             row = {"epoch": float(index + 1)}
             row.update({name: values[0][index] for name, values in columns.items()})
-            _check_finite(row, config.lr)
+            check_finite_loss(row, config.lr)
             row["lr"] = config.lr
             row["time"] = time.perf_counter() - start_time  # when the row was read
             history.rows.append(row)
@@ -357,7 +357,8 @@ def _train_stacked(
     return history
 
 
-def _check_finite(row: dict[str, float], lr: float) -> None:
+def check_finite_loss(row: dict[str, float], lr: float) -> None:
+    """Raise :class:`TrainingError` when an epoch's training loss is NaN or infinite."""
     if not math.isfinite(row["train_loss"]):
         raise TrainingError(
             f"the training loss became {row['train_loss']} at epoch {int(row['epoch'])} with "
@@ -409,6 +410,7 @@ __all__ = [
     "History",
     "Labelled",
     "ProgressPrinter",
+    "check_finite_loss",
     "evaluate_loss",
     "format_progress",
     "to_labelled",

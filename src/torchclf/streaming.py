@@ -1,0 +1,391 @@
+"""Training on Parquet data larger than memory: ``fit_parquet``.
+
+The data never sits in memory whole. One streaming pass over the row groups learns what the
+in-memory path learns from the training rows (each feature's mean and standard deviation, in
+float64 with Chan's parallel merge, and the classes). Every epoch then reads the row groups in a
+shuffled order on a background thread, standardizes them, and feeds a shuffle buffer of
+``shuffle_buffer_rows`` rows from which mini-batches are drawn in random order: row-group order
+shuffling plus a shuffle buffer, the usual approximation of a full shuffle when a full one does
+not fit. The batches train the hand-written engine (:mod:`torchclf.stacked`), one step each.
+
+Peak memory is bounded by the settings, not by the file: about ``shuffle_buffer_rows`` rows plus
+``READ_AHEAD + 1`` row groups of features, as float32, on top of the model and torch itself.
+
+Scope: numeric feature columns without missing values and one label column (binary or
+multiclass). Anything else is a clear :class:`~torchclf.errors.DataError`; such tables train in
+memory with :func:`torchclf.fit`.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchclf.classifier import Classifier
+from torchclf.config import ModelConfig, TrainConfig, check_choice
+from torchclf.data import resolve_device
+from torchclf.encoders import ArrayEncoder
+from torchclf.errors import ConfigError, DataError
+from torchclf.fitting import auto_hidden
+from torchclf.models import build_model
+from torchclf.stacked import STACKED_OPTIMIZERS, Hyper, StackedMLP, StackedOptimizer, Targets
+from torchclf.tasks import Task, infer_task
+from torchclf.training import History, ProgressPrinter, check_finite_loss
+
+READ_AHEAD = 2  # row groups decoded ahead of the training loop
+MAX_CLASSES = 1000  # more distinct target values than this is not a classification target
+STATISTICS_CHUNK_ROWS = 65_536  # rows converted to float64 at once by the statistics pass
+
+
+@dataclass(frozen=True)
+class ParquetSource:
+    """A Parquet file, or a folder of them, read by row groups."""
+
+    files: tuple[Path, ...]
+    target: str
+    features: tuple[str, ...]
+    groups: tuple[tuple[int, int, int], ...]  # (file index, row group, rows)
+
+    @classmethod
+    def open(
+        cls, path: str | Path, target: str, features: Sequence[str] | None = None
+    ) -> ParquetSource:
+        """Check the schema: the target exists, the features are numeric columns."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if path.is_dir():
+            files = tuple(sorted(path.glob("*.parquet")))
+            if not files:
+                raise DataError(f"'{path}' holds no .parquet files")
+        elif path.is_file():
+            files = (path,)
+        else:
+            raise DataError(f"'{path}' does not exist: give a Parquet file or a folder of them")
+        schemas, groups = [], []
+        for index, file in enumerate(files):
+            try:
+                metadata = pq.ParquetFile(file).metadata
+            except (OSError, pa.ArrowInvalid) as error:
+                raise DataError(f"'{file}' is not a readable Parquet file: {error}") from None
+            schemas.append(metadata.schema.to_arrow_schema())
+            groups += [
+                (index, g, metadata.row_group(g).num_rows) for g in range(metadata.num_row_groups)
+            ]
+        schema = schemas[0]
+        for file, other in zip(files[1:], schemas[1:], strict=True):
+            if not other.equals(schema):
+                raise DataError(f"'{file}' has other columns than '{files[0]}': {other.names}")
+        if target not in schema.names:
+            raise DataError(f"target column '{target}' is not in '{path}'; columns: {schema.names}")
+        chosen = (
+            list(features) if features is not None else [n for n in schema.names if n != target]
+        )
+        for name in chosen:
+            if name not in schema.names:
+                raise DataError(
+                    f"feature column '{name}' is not in '{path}'; columns: {schema.names}"
+                )
+            kind = schema.field(name).type
+            if not (
+                pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            ):
+                raise DataError(
+                    f"column '{name}' is {kind}: streaming training takes numeric columns only; "
+                    "encode it first, or train in memory with torchclf.fit"
+                )
+        if not chosen:
+            raise DataError(f"'{path}' has no feature columns besides the target '{target}'")
+        return cls(files, target, tuple(chosen), tuple(groups))
+
+    @property
+    def n_rows(self) -> int:
+        return sum(rows for _, _, rows in self.groups)
+
+    def read(self, group: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """One row group: features ``(rows, d)`` float32 and target values ``(rows,)``."""
+        import pyarrow.parquet as pq
+
+        file, index, _ = group
+        table = pq.ParquetFile(self.files[file]).read_row_group(
+            index, columns=[*self.features, self.target]
+        )
+        X = np.column_stack(
+            [table.column(name).to_numpy(zero_copy_only=False) for name in self.features]
+        ).astype(np.float32, copy=False)
+        y = table.column(self.target).to_numpy(zero_copy_only=False)
+        return X, y
+
+
+@dataclass
+class Statistics:
+    """What one streaming pass learns: row count, per-feature mean and std, the classes."""
+
+    rows: int
+    mean: np.ndarray
+    std: np.ndarray
+    classes: np.ndarray
+    dropped: int  # rows without a target
+
+
+def scan(source: ParquetSource) -> Statistics:
+    """One pass over every row group: Chan's parallel merge of means and squared deviations."""
+    count, mean = 0, np.zeros(len(source.features))
+    squares = np.zeros(len(source.features))
+    classes: set[Any] = set()
+    dropped = 0
+    for group in source.groups:
+        X, y = source.read(group)
+        keep = ~_missing(y)
+        dropped += int((~keep).sum())
+        X, y = X[keep], y[keep]
+        missing = np.isnan(X).sum(axis=0)
+        if missing.any():
+            column = source.features[int(np.argmax(missing))]
+            raise DataError(
+                f"column '{column}' has missing values (row group {group[1]} of "
+                f"'{source.files[group[0]].name}'): streaming training needs complete numeric "
+                "columns; impute them first, or train in memory with torchclf.fit"
+            )
+        if len(y) == 0:
+            continue
+        classes.update(np.unique(y).tolist())
+        if len(classes) > MAX_CLASSES:
+            raise DataError(
+                f"target column '{source.target}' has more than {MAX_CLASSES} distinct values: "
+                "it does not look like class labels"
+            )
+        for start in range(0, len(X), STATISTICS_CHUNK_ROWS):  # float64 a slice at a time
+            part = X[start : start + STATISTICS_CHUNK_ROWS].astype(np.float64)
+            n = len(part)
+            part_mean = part.mean(axis=0)
+            part_squares = ((part - part_mean) ** 2).sum(axis=0)
+            delta = part_mean - mean
+            total = count + n
+            mean = mean + delta * n / total
+            squares = squares + part_squares + delta**2 * count * n / total
+            count = total
+    if count == 0:
+        raise DataError(f"no rows with a target in '{source.files[0]}'")
+    std = np.sqrt(squares / count)
+    std[std < 1e-12] = 1.0  # a constant column is only centred
+    return Statistics(count, mean, std, np.array(sorted(classes)), dropped)
+
+
+def shuffled_blocks(
+    source: ParquetSource,
+    encoder: ArrayEncoder,
+    task: Task,
+    *,
+    batch_size: int,
+    shuffle_buffer_rows: int,
+    seed: int,
+    epoch: int,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """One epoch of shuffled rows in blocks: encoded features ``(m, d)`` and encoded targets.
+
+    Every block but the last is a whole number of ``batch_size`` batches, so the batches that
+    follow from cutting the blocks in order are those of one shuffled stream.
+
+    A background thread reads and encodes the row groups in a seeded, shuffled order. This side
+    adds each group to a buffer; once the buffer holds more than ``shuffle_buffer_rows`` rows it
+    is shuffled and everything beyond that many rows leaves as batches, so the rows kept back
+    mix with the next group (a shuffle buffer, vectorised). The last fill empties the buffer.
+    Blocks, not batches, cross from numpy to torch: each becomes one feature-major tensor whose
+    batches are views.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(source.groups))
+    ready: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
+    cancelled = threading.Event()
+
+    def reader() -> None:
+        try:
+            for index in order:
+                if cancelled.is_set():
+                    return
+                X, y = source.read(source.groups[index])
+                keep = ~_missing(y)
+                ready.put((encoder.transform(X[keep], warn=False), task.encode(y[keep])))
+            ready.put(None)
+        except BaseException as error:  # handed to the training side, raised there
+            ready.put(error)
+
+    thread = threading.Thread(target=reader, name="torchclf-parquet-reader", daemon=True)
+    thread.start()
+    features: list[np.ndarray] = []
+    targets: list[torch.Tensor] = []
+    buffered = 0
+    try:
+        while True:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            done = item is None
+            if not done:
+                features.append(item[0])
+                targets.append(item[1])
+                buffered += len(item[0])
+            surplus = buffered if done else buffered - shuffle_buffer_rows
+            leaving = surplus if done else surplus - surplus % batch_size
+            if leaving > 0:
+                X_buffer, y_buffer = np.concatenate(features), torch.cat(targets)
+                mix = rng.permutation(buffered)
+                X_buffer, y_buffer = X_buffer[mix], y_buffer[torch.from_numpy(mix)]
+                yield X_buffer[:leaving], y_buffer[:leaving]
+                features, targets = [X_buffer[leaving:]], [y_buffer[leaving:]]
+                buffered -= leaving
+            if done:
+                return
+    finally:
+        cancelled.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.01)
+
+
+def fit_parquet(
+    path: str | Path,
+    target: str,
+    *,
+    features: Sequence[str] | None = None,
+    hidden: Sequence[int] | str = "auto",
+    activation: str = "relu",
+    optimizer: str = "adam",
+    lr: float = 0.003,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    epochs: int = 1,
+    batch_size: int = 256,
+    shuffle_buffer_rows: int = 262_144,
+    dtype: str = "float32",
+    seed: int = 42,
+    device: str = "auto",
+    verbose: bool = False,
+) -> Classifier:
+    """Train a classifier on a Parquet file (or a folder of them) without loading it.
+
+    Args:
+        path: a ``.parquet`` file or a folder of them with the same columns.
+        target: the label column; rows without a label are skipped (and counted).
+        features: the feature columns (default: every other column); numeric, complete.
+        hidden: hidden layer sizes, or "auto" as in :func:`torchclf.fit`.
+        activation: the hidden layers' activation.
+        optimizer: "adam", "adamw" or "sgd".
+        lr: learning rate.
+        weight_decay: L2 (decoupled for adamw).
+        momentum: sgd momentum.
+        epochs: passes over the data.
+        batch_size: rows per optimizer step.
+        shuffle_buffer_rows: rows held for shuffling; with the row groups read ahead, this
+            bounds the memory the data takes.
+        dtype: "float32" or "float64".
+        seed: initialisation and shuffling.
+        device: "auto", "cpu", "cuda" or "mps".
+        verbose: print one progress line per epoch.
+
+    Returns:
+        An ordinary :class:`~torchclf.Classifier`: its encoder takes DataFrames with the feature
+        columns, or arrays in their order.
+    """
+    config = TrainConfig(
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+    )
+    check_choice("optimizer", optimizer, STACKED_OPTIMIZERS)
+    if shuffle_buffer_rows < batch_size:
+        raise ConfigError(
+            f"The 'shuffle_buffer_rows' parameter must hold at least one batch ({batch_size} "
+            f"rows). Got {shuffle_buffer_rows!r} instead."
+        )
+    source = ParquetSource.open(path, target, features)
+    statistics = scan(source)
+    task = infer_task(statistics.classes)
+    encoder = ArrayEncoder(statistics.mean, statistics.std, list(source.features), dtype)
+    if isinstance(hidden, str) and hidden == "auto":
+        hidden = auto_hidden(len(source.features), task.n_outputs)
+    model_config = ModelConfig(
+        in_features=len(source.features),
+        out_features=task.n_outputs,
+        hidden=hidden,  # type: ignore[arg-type]
+        activation=activation,
+    )
+    torch_device, torch_dtype = resolve_device(device), getattr(torch, dtype)
+    model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
+    names = list(model.state_dict())
+    sizes = (model_config.in_features, *model_config.hidden, model_config.out_features)
+    net = StackedMLP.from_states(sizes, activation, [model.state_dict()])
+    stepper = StackedOptimizer([Hyper(optimizer, lr, weight_decay, momentum, epochs)], net.flat)
+    history = History()
+    printer = ProgressPrinter(epochs, write=print) if verbose else None
+    start_time, step = time.perf_counter(), 0
+    with torch.no_grad():
+        for epoch in range(1, epochs + 1):
+            loss_sum = torch.zeros((), dtype=torch_dtype, device=torch_device)
+            correct = torch.zeros((), dtype=torch.long, device=torch_device)
+            blocks = shuffled_blocks(
+                source,
+                encoder,
+                task,
+                batch_size=batch_size,
+                shuffle_buffer_rows=shuffle_buffer_rows,
+                seed=seed,
+                epoch=epoch,
+            )
+            for X_block, y_block in blocks:
+                X = torch.from_numpy(X_block).to(torch_device).T.contiguous()  # (d, m)
+                targets = Targets(task, y_block.to(torch_device), torch_dtype)
+                for start in range(0, len(X_block), batch_size):
+                    columns = slice(start, start + batch_size)
+                    forward = net.forward(X[:, columns], train_rows=X[:, columns].shape[1])
+                    losses, right, dlogits = targets.subset(columns).loss_and_correct(
+                        forward.logits
+                    )
+                    loss_sum += losses[0] * forward.logits.shape[2]
+                    correct += right[0]
+                    step += 1
+                    stepper.step(net.flat, net.backward(forward, dlogits), step)
+            row = {
+                "epoch": float(epoch),
+                "train_loss": float(loss_sum) / statistics.rows,
+                "train_accuracy": float(correct) / statistics.rows,
+                "lr": lr,
+                "time": time.perf_counter() - start_time,
+            }
+            check_finite_loss(row, lr)
+            history.rows.append(row)
+            if printer is not None:
+                printer(row)
+    model.load_state_dict(net.member_state(net.flat[0], names))
+    return Classifier(model, task, encoder, train_config=config, history=history)
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Which target values are missing (None or NaN), ``(n,)`` bool."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values])
+    return np.zeros(len(values), dtype=bool)
+
+
+__all__ = ["ParquetSource", "Statistics", "fit_parquet", "scan", "shuffled_blocks"]

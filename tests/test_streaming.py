@@ -1,0 +1,130 @@
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import torchclf
+from torchclf import ConfigError, DataError
+from torchclf.encoders import ArrayEncoder
+from torchclf.streaming import ParquetSource, scan, shuffled_blocks
+from torchclf.tasks import infer_task
+
+
+def _frame(rows=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 4)) * [1.0, 2.0, 0.5, 3.0] + [0.0, 1.0, -2.0, 5.0]
+    label = (X[:, 0] > 0).astype(int) + (X[:, 1] > 1).astype(int)  # 3 classes
+    frame = pd.DataFrame(X.astype(np.float32), columns=["a", "b", "c", "d"])
+    return frame.assign(row_id=np.arange(rows, dtype=np.int64), label=label)
+
+
+def _write_folder(tmp_path, frame, files=2, group_rows=400):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for index, part in enumerate(np.array_split(np.arange(len(frame)), files)):
+        table = pa.Table.from_pandas(frame.iloc[part], preserve_index=False)
+        pq.write_table(table, folder / f"part-{index}.parquet", row_group_size=group_rows)
+    return folder
+
+
+def test_statistics_from_one_streaming_pass_equal_the_in_memory_ones(tmp_path):
+    frame = _frame()
+    source = ParquetSource.open(_write_folder(tmp_path, frame), "label", ["a", "b", "c", "d"])
+    assert len(source.groups) == 8 and source.n_rows == 3000  # 2 files x 4 row groups
+    statistics = scan(source)
+    in_memory = ArrayEncoder.fit(frame[["a", "b", "c", "d"]].to_numpy())
+    np.testing.assert_allclose(statistics.mean, in_memory.mean, rtol=1e-6)
+    np.testing.assert_allclose(statistics.std, in_memory.scale, rtol=1e-6)
+    assert statistics.classes.tolist() == [0, 1, 2] and statistics.dropped == 0
+
+
+def test_every_row_once_per_epoch_shuffled_across_row_groups(tmp_path):
+    frame = _frame()
+    source = ParquetSource.open(_write_folder(tmp_path, frame, group_rows=300), "label")
+    encoder = ArrayEncoder(np.zeros(5), np.ones(5), list(source.features))
+    task = infer_task(frame["label"].to_numpy())
+
+    def epoch_ids(epoch, seed=0):
+        blocks = list(
+            shuffled_blocks(
+                source,
+                encoder,
+                task,
+                batch_size=64,
+                shuffle_buffer_rows=500,
+                seed=seed,
+                epoch=epoch,
+            )
+        )
+        # every block but the last is whole batches; none is larger than buffer + a row group
+        assert all(len(X) % 64 == 0 for X, _ in blocks[:-1])
+        assert max(len(X) for X, _ in blocks) <= 500 + 300
+        return np.concatenate([X[:, source.features.index("row_id")] for X, _ in blocks])
+
+    first, second = epoch_ids(1), epoch_ids(2)
+    assert sorted(first.astype(int)) == list(range(3000))
+    assert not np.array_equal(first, second)
+    assert np.array_equal(first, epoch_ids(1))  # same seed and epoch, same order
+    # rows from different row groups end up next to each other
+    groups_of_first_batch = {int(i) // 300 for i in first[:64]}
+    assert len(groups_of_first_batch) > 1
+
+
+def test_fit_parquet_trains_a_model_that_predicts_raw_rows(tmp_path):
+    frame = _frame(4000)
+    folder = _write_folder(tmp_path, frame)
+    features = ["a", "b", "c", "d"]
+    classifier = torchclf.fit_parquet(
+        folder, "label", features=features, hidden=(16,), epochs=5, lr=0.01, seed=0
+    )
+    assert len(classifier.history) == 5
+    assert classifier.history.last["train_accuracy"] > 0.9
+    test = _frame(1000, seed=1)
+    assert classifier.evaluate(test[features], test["label"])["accuracy"] > 0.9
+    loaded = torchclf.load(classifier.save(tmp_path / "model.safetensors"))
+    np.testing.assert_array_equal(
+        loaded.predict(test[features]), classifier.predict(test[features])
+    )
+    again = torchclf.fit_parquet(
+        folder, "label", features=features, hidden=(16,), epochs=5, lr=0.01, seed=0
+    )
+    np.testing.assert_array_equal(  # same seed, same data: the same model
+        again.predict_proba(test[features]), classifier.predict_proba(test[features])
+    )
+
+
+def test_rows_without_a_target_are_skipped_and_counted(tmp_path):
+    frame = _frame(1000).astype({"label": float})
+    frame.loc[[3, 500, 999], "label"] = np.nan
+    path = tmp_path / "gaps.parquet"
+    frame.to_parquet(path)
+    statistics = scan(ParquetSource.open(path, "label"))
+    assert statistics.dropped == 3 and statistics.rows == 997
+
+
+def test_bad_parquet_inputs_get_clear_errors(tmp_path):
+    frame = _frame(200)
+    path = tmp_path / "t.parquet"
+    frame.assign(city="Oslo").to_parquet(path)
+    with pytest.raises(DataError, match=re.escape("target column 'disease' is not in")):
+        torchclf.fit_parquet(path, "disease")
+    with pytest.raises(
+        DataError,
+        match=re.escape("column 'city' is large_string: streaming training takes numeric columns only"),
+    ):
+        torchclf.fit_parquet(path, "label")
+    with pytest.raises(DataError, match=re.escape("does not exist: give a Parquet file")):
+        torchclf.fit_parquet(tmp_path / "nope.parquet", "label")
+    gaps = frame.copy()
+    gaps.loc[7, "b"] = np.nan
+    gaps.to_parquet(tmp_path / "nan.parquet")
+    with pytest.raises(DataError, match=re.escape("column 'b' has missing values")):
+        torchclf.fit_parquet(tmp_path / "nan.parquet", "label")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match="is not a readable Parquet file"):
+        torchclf.fit_parquet(tmp_path / "junk.parquet", "label")
+    with pytest.raises(ConfigError, match=re.escape("'shuffle_buffer_rows' parameter")):
+        torchclf.fit_parquet(path, "label", features=["a"], shuffle_buffer_rows=10)
