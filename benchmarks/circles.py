@@ -4,14 +4,14 @@ torchclf (``fit`` with a test evaluation every epoch, as the tutorial's loop doe
 tutorial's plain PyTorch loop, skorch and scikit-learn's MLPClassifier, all with the same model,
 optimizer (Adam, lr 0.003, no weight decay), full batches and 1,000 epochs, on the same
 standardized 800/200 split, in one process. scikit-learn runs every epoch (``tol=0``) and cannot
-evaluate per epoch. Times are medians of ``--repeats`` runs; the matmul floor is the arithmetic of
-the forward and backward products at a large matrix product's speed on this machine, measured in
-the same run. Prints a table and writes it as JSON.
+evaluate per epoch. Times are medians of ``--repeats`` interleaved rounds; the matmul floor is the
+arithmetic of the forward and backward products at a large matrix product's speed on this machine,
+measured in the same run. Prints a table and writes it as JSON.
 
 Peers are not torchclf dependencies: ``pip install -r benchmarks/requirements.txt``; a missing
 one is reported and skipped.
 
-Run: OMP_NUM_THREADS=1 python benchmarks/circles.py [--repeats 3] [--json FILE]
+Run: OMP_NUM_THREADS=1 python benchmarks/circles.py [--repeats 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import interleaved_medians
 from torch import nn
 
 import torchclf
@@ -151,7 +152,7 @@ def matmul_floor_seconds(n_train: int, n_test: int, n_in: int) -> float:
 def main() -> None:
     """Run every contender ``--repeats`` times, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("circles_benchmark.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -171,20 +172,13 @@ def main() -> None:
         "skorch": run_skorch,
         "scikit-learn": run_sklearn,
     }
-    # one untimed run of each: imports (torch.optim's pulls in the compiler) and warm caches
-    results = {}
-    for name, run in contenders.items():
-        try:
-            run(split, data)
-        except ImportError as error:
-            print(f"{name}: not installed ({error.name}); skipped")
-            continue
-        seconds, accuracy = [], 0.0
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            accuracy = run(split, data)
-            seconds.append(time.perf_counter() - start)
-        results[name] = {"seconds": statistics.median(seconds), "test_accuracy": accuracy}
+    timed = interleaved_medians(
+        {name: partial(run, split, data) for name, run in contenders.items()}, args.repeats
+    )
+    results = {
+        name: {"seconds": median, "test_accuracy": accuracy}
+        for name, (median, accuracy) in timed.items()
+    }
     floor = matmul_floor_seconds(len(split.y_train), len(split.y_test), dataset.X.shape[1])
 
     samples = len(split.y_train) * EPOCHS

@@ -1,29 +1,30 @@
 """One epoch over 200,000 x 32 rows, 4 classes, a 32-256-256-4 ReLU MLP, batches of 256, Adam.
 
-torchclf ``fit`` (standardizing and everything else included) against the plain PyTorch loop
-(with a DataLoader, and with index batches sliced from tensors), skorch and scikit-learn's
-MLPClassifier, in one process, one thread, on the same generated data. Accuracy is measured on
-20,000 held-out rows. The matmul floor is the forward and backward products of the epoch at a
-large matrix product's speed, measured in the same run. Times are medians of ``--repeats`` runs.
+torchclf ``fit`` (standardizing and everything else included) against the plain PyTorch loop (with
+a DataLoader, and with index batches sliced from tensors), skorch and scikit-learn's MLPClassifier,
+in one process, one thread, on the same generated data. Accuracy is measured on 20,000 held-out
+rows. The matmul floor is the forward and backward products of the epoch at a large matrix
+product's speed, measured in the same run. Times are medians of ``--repeats`` interleaved rounds.
 Prints a table and writes it as JSON.
 
 Peers are not torchclf dependencies: ``pip install -r benchmarks/requirements.txt``.
 
-Run: OMP_NUM_THREADS=1 python benchmarks/medium.py [--rows 200000] [--repeats 3]
+Run: OMP_NUM_THREADS=1 python benchmarks/medium.py [--rows 200000] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import interleaved_medians
 from torch import nn
 
 import torchclf
@@ -153,7 +154,7 @@ def main() -> None:
     """Time every contender, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("medium_benchmark.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -173,24 +174,14 @@ def main() -> None:
         "skorch": run_skorch,
         "scikit-learn": run_sklearn,
     }
-    run_torchclf(X[:2000], y[:2000], X_test, y_test, scaled)  # one-off imports and caches
-    results = {}
-    for name, run in contenders.items():
-        seconds, accuracy = [], 0.0
-        try:
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                accuracy = run(X, y, X_test, y_test, scaled)
-                seconds.append(time.perf_counter() - start)
-        except ImportError as error:
-            print(f"{name}: not installed ({error.name}); skipped")
-            continue
-        median = statistics.median(seconds)
-        results[name] = {
-            "seconds": median,
-            "samples_per_second": args.rows / median,
-            "test_accuracy": accuracy,
-        }
+    timed = interleaved_medians(
+        {name: partial(run, X, y, X_test, y_test, scaled) for name, run in contenders.items()},
+        args.repeats,
+    )
+    results = {
+        name: {"seconds": median, "samples_per_second": args.rows / median, "test_accuracy": acc}
+        for name, (median, acc) in timed.items()
+    }
     floor = matmul_floor_seconds(args.rows)
 
     ours = results["torchclf"]["seconds"]

@@ -1,11 +1,11 @@
 """predict_proba on 1,000,000 rows x 32 features with one 32-256-256-4 ReLU MLP, four ways.
 
 The same weights everywhere: a torchclf classifier (trained briefly on a slice) is copied into a
-plain PyTorch module, a skorch NeuralNetClassifier and scikit-learn's MLPClassifier. torchclf
-gets the raw rows and standardizes them itself; the peers get rows already standardized, so
-torchclf does a little more work. Times are medians of ``--repeats`` runs, one thread; the
-matmul floor is the model's multiply-adds at a large matrix product's speed, measured in the
-same run. Prints a table and writes it as JSON.
+plain PyTorch module, a skorch NeuralNetClassifier and scikit-learn's MLPClassifier. torchclf gets
+the raw rows and standardizes them itself; the peers get rows already standardized, so torchclf
+does a little more work. Times are medians of ``--repeats`` interleaved rounds, one thread; the
+matmul floor is the model's multiply-adds at a large matrix product's speed, measured in the same
+run. Prints a table and writes it as JSON.
 
 Peers are not torchclf dependencies: ``pip install -r benchmarks/requirements.txt``.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import interleaved_medians
 from torch import nn
 
 import torchclf
@@ -122,17 +122,15 @@ def main() -> None:
         print("scikit-learn: not installed; skipped")
 
     reference = contenders["torchclf"]()
-    results = {}
-    for name, predict in contenders.items():
-        probabilities = predict()  # also the warm-up run
-        gap = float(np.abs(probabilities - reference).max())
-        seconds = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            predict()
-            seconds.append(time.perf_counter() - start)
-        median = statistics.median(seconds)
-        results[name] = {"seconds": median, "rows_per_second": args.rows / median, "max_diff": gap}
+    timed = interleaved_medians(contenders, args.repeats)
+    results = {
+        name: {
+            "seconds": median,
+            "rows_per_second": args.rows / median,
+            "max_diff": float(np.abs(probabilities - reference).max()),
+        }
+        for name, (median, probabilities) in timed.items()
+    }
     floor = matmul_floor_seconds(args.rows)
 
     ours = results["torchclf"]["seconds"]

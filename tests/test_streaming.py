@@ -113,7 +113,9 @@ def test_bad_parquet_inputs_get_clear_errors(tmp_path):
         torchclf.fit_parquet(path, "disease")
     with pytest.raises(
         DataError,
-        match=re.escape("column 'city' is large_string: streaming training takes numeric columns only"),
+        match=re.escape(
+            "column 'city' is large_string: streaming training takes numeric columns only"
+        ),
     ):
         torchclf.fit_parquet(path, "label")
     with pytest.raises(DataError, match=re.escape("does not exist: give a Parquet file")):

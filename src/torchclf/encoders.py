@@ -88,9 +88,13 @@ class ArrayEncoder(Encoder):
         names = list(names) if names is not None else None
         if not standardize:
             return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names, dtype)
-        values = X.astype(np.float64)
-        mean = np.average(values, axis=0, weights=sample_weight)
-        std = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=sample_weight))
+        if sample_weight is None:  # float64 accumulation without a float64 copy of X
+            mean = X.mean(axis=0, dtype=np.float64)
+            std = X.std(axis=0, dtype=np.float64)
+        else:
+            values = X.astype(np.float64)
+            mean = np.average(values, axis=0, weights=sample_weight)
+            std = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=sample_weight))
         std[std < 1e-12] = 1.0  # a constant column is only centred
         return cls(mean, std, names, dtype)
 

@@ -1,0 +1,41 @@
+"""Timing shared by the benchmarks: medians of interleaved rounds.
+
+This machine is shared and its speed drifts by tens of percent over a minute. Timing each
+contender's repeats back to back hands the drift to whoever runs during a slow spell; rounds
+that run every contender once, in a rotating order, spread it over all of them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def interleaved_medians(
+    contenders: dict[str, Callable[[], Any]], repeats: int
+) -> dict[str, tuple[float, Any]]:
+    """Each contender's median seconds over ``repeats`` rounds, and its last result.
+
+    Every contender runs once untimed first (imports, caches); one that raises ImportError
+    (a peer that is not installed) is reported and left out.
+    """
+    ready = {}
+    for name, run in contenders.items():
+        try:
+            run()
+        except ImportError as error:
+            print(f"{name}: not installed ({error.name}); skipped")
+            continue
+        ready[name] = run
+    names = list(ready)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    results: dict[str, Any] = {}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            results[name] = ready[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(seconds[name]), results[name]) for name in names}
