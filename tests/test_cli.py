@@ -214,6 +214,11 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
             id="hidden-zero",
         ),
         pytest.param(
+            ["train", "--threads", "many"],
+            "Invalid value for '--threads': expected auto or a positive whole number, got 'many' (see 'torchclf train --help')",
+            id="threads",
+        ),
+        pytest.param(
             ["train", "--optimizer", "adm"],
             "Invalid optimizer: expected one of ['sgd', 'adam', 'adamw', 'rmsprop'], got 'adm'. Did you mean 'adam'?",
             id="optimizer",

@@ -317,3 +317,18 @@ def test_sample_weights_count_rows_in_float64():
 def test_bad_sample_weights(weights, message):
     with pytest.raises(torchclf.DataError, match=re.escape(message)):
         torchclf.fit(np.zeros((10, 2)), np.arange(10) % 2, sample_weight=weights, epochs=1)
+
+
+def test_training_threads_are_chosen_and_then_restored():
+    split = _stratified_split("moons", n_samples=100)
+    before = torch.get_num_threads()
+    seen = []
+    record = lambda row: seen.append(torch.get_num_threads())  # noqa: E731
+    torchclf.fit(split.X_train, split.y_train, hidden=(4,), epochs=3, on_epoch=record, threads=2)
+    assert seen == [2, 2, 2] and torch.get_num_threads() == before
+    seen.clear()
+    torchclf.fit(split.X_train, split.y_train, hidden=(4,), epochs=2, on_epoch=record)
+    assert seen == [1, 1]  # "auto": small data trains on one thread
+    assert torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match=re.escape("The 'threads' parameter must be 'auto'")):
+        torchclf.fit(split.X_train, split.y_train, epochs=1, threads=0)

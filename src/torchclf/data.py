@@ -7,6 +7,7 @@ collate function: on tabular rows that path is 20-35x slower (``../shared/PERF_N
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -335,6 +336,37 @@ class IndexBatches:
         return full + (1 if rest and not self.drop_last else 0)
 
 
+def training_threads(requested: int | str, n_rows: int) -> int | None:
+    """The intra-op thread count to train ``n_rows`` rows with (None: leave torch's alone).
+
+    "auto": one thread for data small enough to train full batch, whose operations take
+    microseconds and only lose from a second thread; torch's own choice for larger data.
+    """
+    from torchclf.config import TrainConfig
+
+    if requested == "auto":
+        return 1 if n_rows <= TrainConfig.FULL_BATCH_MAX else None
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+        raise ConfigError(
+            f"The 'threads' parameter must be 'auto' or a positive int. Got {requested!r} instead."
+        )
+    return requested
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (None: unchanged); restore them after."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def default_batch_size(n_rows: int, requested: int | None, full_batch_max: int) -> int:
     """``requested``, or the whole data when it has at most ``full_batch_max`` rows, else 256."""
     if requested is not None:
@@ -347,8 +379,10 @@ __all__ = [
     "Split",
     "as_features",
     "default_batch_size",
+    "intra_op_threads",
     "resolve_device",
     "split_indices",
     "take_rows",
     "train_test_split",
+    "training_threads",
 ]

@@ -17,7 +17,14 @@ from torch import Tensor
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import as_features, holdout_indices, resolve_device, take_rows
+from torchclf.data import (
+    as_features,
+    holdout_indices,
+    intra_op_threads,
+    resolve_device,
+    take_rows,
+    training_threads,
+)
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.metrics import choose_threshold
@@ -66,6 +73,7 @@ def fit(
     classes: Sequence[Any] | None = None,
     dtype: str = "float32",
     engine: str = "auto",
+    threads: int | str = "auto",
     seed: int = 42,
     device: str = "auto",
     verbose: bool = False,
@@ -128,6 +136,10 @@ def fit(
             configuration allows it, else with the autograd loop; "autograd" always uses the
             loop; "stacked" insists on the engine and says why when it cannot. Both give the same
             model (float round-off aside).
+        threads: torch's intra-op threads while training, restored afterwards. "auto" uses one
+            thread for data that trains full batch (at most 4096 rows), whose operations are too
+            short to share (a second thread only spin-waits: tens of times slower on a busy
+            2-core machine), and leaves torch's setting alone for larger data.
         eval_set: ``(X_test, y_test)`` evaluated after every epoch and recorded in the history as
             ``test_loss``/``test_accuracy``; never used to choose anything.
         seed: seeds initialisation, validation split, shuffling and dropout.
@@ -247,7 +259,10 @@ def fit(
         for callback in callbacks:
             callback(row)
 
-    with torch.random.fork_rng(devices=_rng_devices(torch_device)):
+    with (
+        torch.random.fork_rng(devices=_rng_devices(torch_device)),
+        intra_op_threads(training_threads(threads, len(train_rows))),
+    ):
         torch.manual_seed(seed)  # dropout draws from the global generator
         history = train_model(
             model,

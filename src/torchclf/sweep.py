@@ -23,7 +23,7 @@ import torch
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
-from torchclf.data import as_features, resolve_device
+from torchclf.data import as_features, intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder
 from torchclf.errors import ConfigError
 from torchclf.models import MLP, build_model
@@ -140,13 +140,14 @@ def train_members(
         for start in range(0, len(indices), chunk_size)
     ]
     stopping = {"early_stopping": early_stopping, "patience": patience, "min_delta": min_delta}
-    for indices in chunks:
-        group = [members[i] for i in indices]
-        trained = _train_group(
-            group, task, encoder, train, splits, torch_device, torch_dtype, stopping
-        )
-        for i, classifier in zip(indices, trained, strict=True):
-            results[i] = classifier
+    with intra_op_threads(training_threads("auto", len(features))):
+        for indices in chunks:
+            group = [members[i] for i in indices]
+            trained = _train_group(
+                group, task, encoder, train, splits, torch_device, torch_dtype, stopping
+            )
+            for i, classifier in zip(indices, trained, strict=True):
+                results[i] = classifier
     return results  # type: ignore[return-value]
 
 

@@ -91,6 +91,13 @@ def train(
         int, typer.Option(help="Seed of the split, initialisation and shuffling.")
     ] = 42,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    threads: Annotated[
+        str,
+        typer.Option(
+            help="torch threads while training: auto (one for data that trains full batch, "
+            "torch's choice above) or a number."
+        ),
+    ] = "auto",
     early_stopping: Annotated[
         bool,
         typer.Option(
@@ -116,6 +123,14 @@ def train(
     """
     sizes = parse_hidden(hidden)
     threshold_value = parse_threshold(threshold)
+    thread_count: int | str = threads
+    if threads != "auto":
+        if not threads.isdigit() or int(threads) < 1:
+            raise typer.BadParameter(
+                f"expected auto or a positive whole number, got {threads!r}",
+                param_hint="'--threads'",
+            )
+        thread_count = int(threads)
     folder = run_folder(out, name, Path(data).stem, overwrite)
 
     import torchclf
@@ -159,6 +174,7 @@ def train(
             feature_names=loaded.feature_names,
             seed=seed,
             device=device,
+            threads=thread_count,
             eval_set=(split.X_test, split.y_test),
             on_epoch=epoch_table,
         )
