@@ -72,8 +72,12 @@ def predict_logits(
     logits = torch.empty(len(features), model.config.out_features, dtype=dtype, device=device)
     linears = [m for m in model.layers if isinstance(m, nn.Linear)]
     buffers = [torch.empty(batch_rows, m.out_features, dtype=dtype, device=device) for m in linears]
+    rows_in = torch.from_numpy(features)
+    copy_ahead = device.type == "cuda"
+    if copy_ahead:  # page-locked rows copy to the GPU asynchronously, overlapping the compute
+        rows_in = rows_in.pin_memory()
     for start in range(0, len(features), batch_rows):
-        batch = torch.from_numpy(features[start : start + batch_rows]).to(device)
+        batch = rows_in[start : start + batch_rows].to(device, non_blocking=copy_ahead)
         rows = len(batch)
         if model.config.batch_norm:
             logits[start : start + rows] = model(batch)
