@@ -138,3 +138,14 @@ def test_sweep_early_stopping_needs_validation_rows(tmp_path):
         "Invalid value for '--early-stopping': early stopping watches validation rows: "
         "add --validation-size 0.2" in result.output
     )
+
+
+def test_sweep_grids_over_epoch_counts(tmp_path):
+    arguments = ["sweep", "--data", "moons", "--hidden", "8", "--layers", "1"]
+    arguments += ["--lr", "0.01", "--epochs", "20,60", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, arguments, prog_name="torchclf")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "sweep-moons" / "sweep.csv")
+    assert sorted(table["max_epochs"]) == [20, 60] and sorted(table["epochs"]) == [20, 60]
+    histories = pd.read_csv(tmp_path / "sweep-moons" / "histories.csv")
+    assert len(histories) == 80

@@ -527,7 +527,7 @@ def sweep(
     weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0",
     dropout: Annotated[str, typer.Option(help="Dropout rates to try.")] = "0",
     seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
-    epochs: Annotated[int, typer.Option(help="Full-batch epochs of every member.")] = 1000,
+    epochs: Annotated[str, typer.Option(help="Full-batch epoch counts to try.")] = "1000",
     test_size: TestSizeOption = 0.2,
     validation_size: Annotated[
         float,
@@ -562,6 +562,7 @@ def sweep(
     decays = parse_numbers(weight_decay, "'--weight-decay'", float, "0,0.001")
     dropouts = parse_numbers(dropout, "'--dropout'", float, "0,0.2")
     seed_values = [int(v) for v in parse_numbers(seeds, "'--seeds'", int, "0,1,2")]
+    epoch_counts = [int(v) for v in parse_numbers(epochs, "'--epochs'", int, "300,1000")]
     if any(w < 1 for w in widths) or any(d < 0 for d in depths):
         raise typer.BadParameter("widths must be at least 1 and depths at least 0")
     if not 0.0 <= validation_size < 1.0:
@@ -589,10 +590,10 @@ def sweep(
             lr=r,
             weight_decay=wd,
             dropout=p if d else 0.0,  # the linear model has no hidden units to drop
-            epochs=epochs,
+            epochs=e,
             seed=s,
         )
-        for w, d, a, o, r, wd, p, s in itertools.product(
+        for w, d, a, o, r, wd, p, e, s in itertools.product(
             widths,
             depths,
             split_names(activation),
@@ -600,6 +601,7 @@ def sweep(
             rates,
             decays,
             dropouts,
+            epoch_counts,
             seed_values,
         )
     ]
@@ -640,7 +642,8 @@ def sweep(
                 "weight_decay": member.weight_decay,
                 "dropout": member.dropout,
                 "seed": member.seed,
-                "epochs": len(classifier.history),
+                "max_epochs": member.epochs,
+                "epochs": len(classifier.history),  # trained: fewer when it stopped early
                 **{k: v for k, v in kept.items() if k.endswith(("_accuracy", "_loss"))},
             }
         )
