@@ -130,3 +130,29 @@ def test_bad_parquet_inputs_get_clear_errors(tmp_path):
         torchclf.fit_parquet(tmp_path / "junk.parquet", "label")
     with pytest.raises(ConfigError, match=re.escape("'shuffle_buffer_rows' parameter")):
         torchclf.fit_parquet(path, "label", features=["a"], shuffle_buffer_rows=10)
+
+
+def test_stream_command_trains_evaluates_and_writes_a_run_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    frame = _frame(3000)
+    folder = _write_folder(tmp_path, frame)
+    test_file = tmp_path / "test.csv"
+    _frame(500, seed=1).to_csv(test_file, index=False)
+    arguments = ["stream", "--data", str(folder), "--target", "label", "--features", "a,b,c,d"]
+    arguments += ["--hidden", "16", "--epochs", "3", "--lr", "0.01", "--test-data", str(test_file)]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "data"
+    assert {p.name for p in run.iterdir()} == {"model.safetensors", "history.csv", "metrics.json"}
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [1, 2, 3]
+    assert "metrics on" in result.output and result.output.rstrip().endswith(f"run folder: {run}")
+    unseen = _frame(500, seed=2)
+    loaded = torchclf.load(run)
+    assert loaded.evaluate(unseen[["a", "b", "c", "d"]], unseen["label"])["accuracy"] > 0.85
+    wrong = CliRunner().invoke(app, ["stream", "--data", str(folder), "--target", "lable"])
+    assert wrong.exit_code == 2
+    assert "target column 'lable' is not in" in wrong.output
+    assert "Did you mean 'label'?" in wrong.output

@@ -18,6 +18,7 @@ memory with :func:`torchclf.fit`.
 
 from __future__ import annotations
 
+import difflib
 import math
 import queue
 import threading
@@ -87,7 +88,11 @@ class ParquetSource:
             if not other.equals(schema):
                 raise DataError(f"'{file}' has other columns than '{files[0]}': {other.names}")
         if target not in schema.names:
-            raise DataError(f"target column '{target}' is not in '{path}'; columns: {schema.names}")
+            close = difflib.get_close_matches(target, schema.names, n=1)
+            hint = f". Did you mean '{close[0]}'?" if close else ""
+            raise DataError(
+                f"target column '{target}' is not in '{path}'; columns: {schema.names}{hint}"
+            )
         chosen = (
             list(features) if features is not None else [n for n in schema.names if n != target]
         )

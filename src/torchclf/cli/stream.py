@@ -1,0 +1,107 @@
+"""``torchclf stream``: train from Parquet data larger than memory (``fit_parquet``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from torchclf.cli import app
+from torchclf.cli.inputs import parse_hidden, run_folder, split_names
+from torchclf.cli.output import examples, make_console, metrics_tables
+
+
+@app.command(
+    epilog=examples(
+        "torchclf stream --data big.parquet --target label --epochs 2",
+        "torchclf stream --data shards/ --target label --test-data test.parquet --hidden 64,64",
+    )
+)
+def stream(
+    data: Annotated[Path, typer.Option(help="A Parquet file, or a folder of them.")],
+    target: Annotated[str, typer.Option(help="The label column.")],
+    features: Annotated[
+        str | None, typer.Option(help="Feature columns (default: all but the target).")
+    ] = None,
+    hidden: Annotated[
+        str, typer.Option(help="Hidden layer sizes, comma-separated, 'none' or 'auto'.")
+    ] = "auto",
+    activation: Annotated[str, typer.Option(help="The hidden layers' activation.")] = "relu",
+    epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 1,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
+    optimizer: Annotated[str, typer.Option(help="adam, adamw or sgd.")] = "adam",
+    batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 256,
+    shuffle_buffer_rows: Annotated[
+        int, typer.Option(help="Rows held for shuffling: with the read-ahead, the memory bound.")
+    ] = 262_144,
+    test_data: Annotated[
+        Path | None,
+        typer.Option(help="A table that fits in memory, evaluated after training."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and shuffling.")] = 42,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    out: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+    name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing folder of the same name.")
+    ] = False,
+) -> None:
+    """Train on Parquet data without loading it: the memory is bounded, not the file's size.
+
+    One pass learns the feature statistics and the classes, then every epoch streams the row
+    groups in a shuffled order through a shuffle buffer. Numeric, complete feature columns only.
+    The run folder holds model.safetensors and history.csv, plus metrics.json with --test-data.
+    """
+    sizes = parse_hidden(hidden)
+    folder = run_folder(out, name, data.stem, overwrite)
+
+    import json
+
+    import pandas as pd
+
+    import torchclf
+    from torchclf.files import atomic_directory
+
+    console = make_console()
+    classifier = torchclf.fit_parquet(
+        data,
+        target,
+        features=split_names(features) or None,
+        hidden=sizes,
+        activation=activation,
+        optimizer=optimizer,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle_buffer_rows=shuffle_buffer_rows,
+        seed=seed,
+        device=device,
+    )
+    evaluation = None
+    if test_data is not None:
+        from torchclf.tabular import read_table
+
+        table = read_table(test_data)
+        names = classifier.encoder.input_names or []
+        missing = [column for column in [*names, target] if column not in table.columns]
+        if missing:
+            raise typer.BadParameter(
+                f"'{test_data}' lacks the columns {missing}", param_hint="'--test-data'"
+            )
+        table = table[table[target].notna()]
+        evaluation = classifier.evaluate(table[names], table[target])
+    with atomic_directory(folder, overwrite=overwrite) as staging:
+        classifier.save(staging / "model.safetensors")
+        pd.DataFrame(classifier.history.rows).to_csv(staging / "history.csv", index=False)
+        if evaluation is not None:
+            text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
+            (staging / "metrics.json").write_text(text)
+    for row in classifier.history.rows:
+        console.print(
+            f"epoch {int(row['epoch'])}: loss {row['train_loss']:.5f}, "
+            f"accuracy {100 * row['train_accuracy']:.2f}% ({row['time']:.1f} s)"
+        )
+    if evaluation is not None:
+        metrics_tables(console, evaluation, f"metrics on {test_data}")
+    console.print(f"run folder: {folder}")
