@@ -128,3 +128,37 @@ def test_progress_and_divergence_on_the_stacked_engine(capsys):
             hidden=(8,),
             engine="stacked",
         )
+
+
+def test_compile_wraps_the_autograd_loop_and_reports_its_first_step(monkeypatch):
+    split = _data("binary")
+    compiled = []
+
+    def fake_compile(module):  # records the call; the real one takes tens of seconds cold
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    common = dict(epochs=5, dtype="float64", seed=3)
+    with_compile = torchclf.fit(split.X_train, split.y_train, compile=True, **common)
+    plain = torchclf.fit(split.X_train, split.y_train, engine="autograd", **common)
+    assert len(compiled) == 1 and compiled[0] is with_compile.model
+    assert with_compile.history.compile_seconds is not None
+    assert plain.history.compile_seconds is None
+    torch.testing.assert_close(_weights(with_compile), _weights(plain), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match=re.escape("compile=True compiles the autograd loop")):
+        torchclf.fit(split.X_train, split.y_train, compile=True, engine="stacked")
+
+
+def test_cli_compile_flag_reports_the_compile_time(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    monkeypatch.setattr(torch, "compile", lambda module: module)
+    arguments = ["train", "--data", "moons", "--epochs", "3", "--compile", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, arguments, prog_name="torchclf")
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"torch\.compile: the first step took \d+\.\d s \(compiling included\)", result.output
+    )

@@ -133,6 +133,7 @@ class TrainConfig:
     standardize: bool = True  # scale features to zero mean, unit variance (fitted on train rows)
     dtype: str = "float32"  # "float32", or "float64" for exact arithmetic (slower)
     engine: str = "auto"  # one of ENGINES
+    compile: bool = False  # torch.compile the model for the autograd loop (long runs)
 
     FULL_BATCH_MAX = 4096  # ClassVar: data at most this large trains full batch by default
 
@@ -168,6 +169,11 @@ class TrainConfig:
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_choice("dtype", self.dtype, ("float32", "float64"))
         check_choice("engine", self.engine, ENGINES)
+        if self.compile and self.engine == "stacked":
+            raise ConfigError(
+                "compile=True compiles the autograd loop's model; the stacked engine is "
+                "written by hand. Use engine='auto' with compile=True"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""

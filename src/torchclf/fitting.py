@@ -74,6 +74,7 @@ def fit(
     dtype: str = "float32",
     engine: str = "auto",
     threads: int | str = "auto",
+    compile: bool = False,
     seed: int = 42,
     device: str = "auto",
     verbose: bool = False,
@@ -136,6 +137,9 @@ def fit(
             configuration allows it, else with the autograd loop; "autograd" always uses the
             loop; "stacked" insists on the engine and says why when it cannot. Both give the same
             model (float round-off aside).
+        compile: ``torch.compile`` the model for the autograd loop, for long runs; the first
+            step compiles, and its time is ``history.compile_seconds``. On small data the
+            hand-written engine (not compiled) is usually faster.
         threads: torch's intra-op threads while training, restored afterwards. "auto" uses one
             thread for data that trains full batch (at most 4096 rows), whose operations are too
             short to share (a second thread only spin-waits: tens of times slower on a busy
@@ -191,6 +195,7 @@ def fit(
         standardize=standardize,
         dtype=dtype,
         engine=engine,
+        compile=compile,
     )
     if rule is not None:
         _check_threshold_rule(rule, fitted_task.name, validation_fraction)

@@ -68,6 +68,7 @@ class History:
     rows: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None  # the epoch whose weights were kept by early stopping
     stopped_early: bool = False
+    compile_seconds: float | None = None  # with compile=True: the first step's time, compiling
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -90,6 +91,7 @@ class History:
             "epochs": len(self.rows),
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
+            "compile_seconds": self.compile_seconds,
             "last": dict(self.last) if self.rows else {},
         }
 
@@ -176,7 +178,12 @@ def train_model(
     """
     n_rows = len(train.X)
     batch_size = default_batch_size(n_rows, config.batch_size, TrainConfig.FULL_BATCH_MAX)
-    if config.engine != "autograd" and optimizer is None and start_epoch == 1:
+    if (
+        config.engine != "autograd"
+        and not config.compile
+        and optimizer is None
+        and start_epoch == 1
+    ):
         refusal = stacked_refusal(model, loss_fn, train, config, batch_size)
         if refusal is None:
             full_batch = batch_size >= n_rows
@@ -213,6 +220,8 @@ def train_model(
     best_loss, best_state, epochs_without_improvement = math.inf, None, 0
     start_time = time.perf_counter()
     stop = False
+    # torch.compile compiles on the first call: that step's time is reported as the compile time
+    forward = torch.compile(model) if config.compile else model
 
     for epoch in range(start_epoch, start_epoch + config.epochs):
         model.train()
@@ -221,7 +230,8 @@ def train_model(
         rows_seen = 0
         for rows in batches.epoch(epoch):
             X_batch, y_batch = train.X[rows], train.y[rows]
-            logits = model(X_batch)
+            step_start = time.perf_counter()
+            logits = forward(X_batch)
             if train.weight is None:
                 loss = loss_fn(logits, y_batch)
             else:
@@ -231,6 +241,8 @@ def train_model(
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            if config.compile and history.compile_seconds is None:
+                history.compile_seconds = time.perf_counter() - step_start
             loss_sum += loss.detach() * len(X_batch)
             correct += task.n_correct(logits.detach(), y_batch)
             rows_seen += len(X_batch)

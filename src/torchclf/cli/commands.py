@@ -98,6 +98,13 @@ def train(
             "torch's choice above) or a number."
         ),
     ] = "auto",
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the model (autograd loop) for long runs; prints the compile time.",
+        ),
+    ] = False,
     early_stopping: Annotated[
         bool,
         typer.Option(
@@ -175,6 +182,7 @@ def train(
             seed=seed,
             device=device,
             threads=thread_count,
+            compile=compile_model,
             eval_set=(split.X_test, split.y_test),
             on_epoch=epoch_table,
         )
@@ -208,6 +216,11 @@ def train(
                 f"{classifier.task.to_dict()['threshold']:.4f}"
             )
         metrics_tables(console, evaluation, "test metrics")
+    if compile_model and classifier.history.compile_seconds is not None:
+        console.print(
+            f"torch.compile: the first step took {classifier.history.compile_seconds:.1f} s "
+            "(compiling included)"
+        )
     console.print(f"run folder: {folder}")
 
 
