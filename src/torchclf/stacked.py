@@ -576,11 +576,10 @@ def _train_in_batches(
                 if stopping is not None and index == 0:
                     live = stopping.update(losses, live, epoch)
             live = live & (epochs > epoch)
-            if epoch % SYNC_EVERY == 0:
-                records.flush(on_flush, last_epochs)
-                if not bool(live.any()):
-                    break
-        records.flush(on_flush, last_epochs)
+            # a mini-batch epoch is long next to one read: report progress after every epoch
+            records.flush(on_flush, last_epochs)
+            if not bool(live.any()):
+                break
     return _result(flat, records, last_epochs(), stopping)
 
 
