@@ -35,7 +35,7 @@ from torchclf.activations import LEAKY_SLOPE, activate_
 from torchclf.tasks import MulticlassTask, Task
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
-SYNC_EVERY = 50  # epochs between checks whether every member has stopped
+SYNC_EVERY = 50  # full-batch epochs between reads of the device: progress, NaN check, all stopped
 STACKED_OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
