@@ -53,7 +53,7 @@ def vmap_sweep(X, y, X_test, y_test, members: list[Member]) -> list[float]:
     """
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-    from torchclf.stacked import Hyper, StackedOptimizer
+    from torchclf.stacked_optimizer import Hyper, StackedOptimizer
 
     accuracies = [0.0] * len(members)
     groups: dict[tuple[int, ...], list[int]] = {}

@@ -165,18 +165,18 @@ def test_cli_compile_flag_reports_the_compile_time(monkeypatch, tmp_path):
 
 
 def test_mini_batch_progress_arrives_after_every_epoch(monkeypatch):
-    from torchclf import stacked
+    from torchclf import stacked_training
 
     split = _data("binary")
     seen_at_flush = []  # how many rows the callback had received at each read of the device
     rows = []
-    original = stacked._Records.flush
+    original = stacked_training._Records.flush
 
     def counting_flush(self, on_flush, last_epochs):
         original(self, on_flush, last_epochs)
         seen_at_flush.append(len(rows))
 
-    monkeypatch.setattr(stacked._Records, "flush", counting_flush)
+    monkeypatch.setattr(stacked_training._Records, "flush", counting_flush)
     torchclf.fit(split.X_train, split.y_train, epochs=4, batch_size=16, on_epoch=rows.append)
     assert [row["epoch"] for row in rows] == [1.0, 2.0, 3.0, 4.0]
     assert seen_at_flush == [1, 2, 3, 4]  # one row per epoch, as soon as the epoch ends

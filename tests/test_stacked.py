@@ -6,7 +6,8 @@ import torchclf
 from torchclf.config import ModelConfig
 from torchclf.data import split_indices
 from torchclf.models import build_model
-from torchclf.stacked import Hyper, StackedMLP, StackedOptimizer, Targets
+from torchclf.stacked import StackedMLP, Targets
+from torchclf.stacked_optimizer import Hyper, StackedOptimizer
 from torchclf.sweep import Member, train_members
 from torchclf.tasks import infer_task
 

@@ -46,7 +46,7 @@ _EXPORTS = {
     "ModelFileError": "torchclf.errors",
     "TrainingError": "torchclf.errors",
     "Evaluation": "torchclf.metrics",
-    "History": "torchclf.training",
+    "History": "torchclf.history",
     "NeuralNetClassifier": "torchclf.estimator",
 }
 _SUBMODULES = ("activations", "datasets", "plots", "report", "sweep")
@@ -114,8 +114,8 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     )
     from torchclf.estimator import NeuralNetClassifier
     from torchclf.fitting import fit
+    from torchclf.history import History
     from torchclf.metrics import Evaluation
     from torchclf.models import MLP, build_model
     from torchclf.streaming import fit_parquet
     from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
-    from torchclf.training import History

@@ -20,10 +20,10 @@ from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import resolve_device
 from torchclf.encoders import Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
+from torchclf.history import History
 from torchclf.metrics import Evaluation
 from torchclf.models import MLP, count_parameters, predict_logits
 from torchclf.tasks import Task, task_from_dict
-from torchclf.training import History
 
 PREDICT_BATCH_ROWS = 2048  # rows per forward pass at prediction time: activations stay in cache
 

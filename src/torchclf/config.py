@@ -18,7 +18,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "identity")
 ACTIVATION_IMPLS = ("torch", "scratch")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
-# auto: the hand-written full-batch engine (torchclf.stacked) where it applies, else autograd
+# auto: the hand-written engine (torchclf.stacked_training) where it applies, else autograd
 ENGINES = ("auto", "autograd", "stacked")
 
 

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from torchclf.classifier import Classifier
+    from torchclf.history import History
     from torchclf.metrics import Evaluation
-    from torchclf.training import History
 
 GRID_STEPS = 101  # the tutorial's decision-boundary grid: 101 x 101 points
 PADDING = 0.1  # ... over the data's range, padded by 0.1 on each side

@@ -37,10 +37,12 @@ from torchclf.data import resolve_device
 from torchclf.encoders import ArrayEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.fitting import auto_hidden
+from torchclf.history import History, check_finite_loss
 from torchclf.models import build_model
-from torchclf.stacked import STACKED_OPTIMIZERS, Hyper, StackedMLP, StackedOptimizer, Targets
+from torchclf.stacked import StackedMLP, Targets
+from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
 from torchclf.tasks import Task, infer_task
-from torchclf.training import History, ProgressPrinter, check_finite_loss
+from torchclf.training import ProgressPrinter
 
 READ_AHEAD = 2  # row groups decoded ahead of the training loop
 MAX_CLASSES = 1000  # more distinct target values than this is not a classification target

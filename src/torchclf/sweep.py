@@ -26,10 +26,13 @@ from torchclf.config import ModelConfig, TrainConfig, check_choice
 from torchclf.data import as_features, intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder
 from torchclf.errors import ConfigError
+from torchclf.history import History
 from torchclf.models import MLP, build_model
-from torchclf.stacked import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, Targets, train_stacked
+from torchclf.stacked import StackedMLP, Targets
+from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper
+from torchclf.stacked_training import Split, train_stacked
 from torchclf.tasks import Task, infer_task
-from torchclf.training import History, to_labelled
+from torchclf.training import to_labelled
 
 
 @dataclass(frozen=True)

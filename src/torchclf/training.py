@@ -13,18 +13,18 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.config import ModelConfig, TrainConfig
+from torchclf.config import TrainConfig
 from torchclf.data import IndexBatches, default_batch_size
-from torchclf.errors import ConfigError, TrainingError
-from torchclf.stacked import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, Targets, train_stacked
+from torchclf.errors import ConfigError
+from torchclf.history import History, check_finite_loss
+from torchclf.stacked_training import stacked_refusal, train_single
 from torchclf.tasks import Task
 
 EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradients
@@ -55,45 +55,6 @@ def to_labelled(
         targets = targets.to(dtype)
     weights = None if weight is None else torch.from_numpy(weight).to(device=device, dtype=dtype)
     return Labelled(torch.from_numpy(features).to(device), targets, weights)
-
-
-@dataclass
-class History:
-    """The per-epoch record of a training run.
-
-    One row per epoch: ``epoch``, ``train_loss``, ``train_accuracy``, ``val_*`` and ``test_*`` when
-    those splits exist, ``lr`` and ``time`` (seconds since the start).
-    """
-
-    rows: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None  # the epoch whose weights were kept by early stopping
-    stopped_early: bool = False
-    compile_seconds: float | None = None  # with compile=True: the first step's time, compiling
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[dict[str, float]]:
-        return iter(self.rows)
-
-    def column(self, name: str) -> list[float]:
-        """Every epoch's value of one metric, e.g. ``history.column("test_accuracy")``."""
-        return [row[name] for row in self.rows]
-
-    @property
-    def last(self) -> dict[str, float]:
-        """The last epoch's row."""
-        return self.rows[-1]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: the last row, the best epoch, whether training stopped early."""
-        return {
-            "epochs": len(self.rows),
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-            "compile_seconds": self.compile_seconds,
-            "last": dict(self.last) if self.rows else {},
-        }
 
 
 def make_optimizer(config: TrainConfig, parameters: Any) -> torch.optim.Optimizer:
@@ -194,7 +155,7 @@ def train_model(
                     n_rows, batch_size, shuffle=True, seed=config.seed, device=train.X.device
                 ).epoch
             )
-            return _train_stacked(model, task, train, config, validation, test, on_epoch, batches)
+            return train_single(model, task, train, config, validation, test, on_epoch, batches)
         if config.engine == "stacked":
             raise ConfigError(
                 f"engine='stacked' cannot train this run: {refusal}. Use engine='auto' (or "
@@ -286,97 +247,6 @@ def train_model(
     if best_state is not None:
         model.load_state_dict(best_state)  # early stopping keeps the best validation epoch
     return history
-
-
-def stacked_refusal(
-    model: nn.Module, loss_fn: nn.Module, train: Labelled, config: TrainConfig, batch_size: int
-) -> str | None:
-    """Why the hand-written engine (:mod:`torchclf.stacked`) cannot train this run, or None.
-
-    It covers the common case exactly: a torchclf MLP with torch's activations, full or
-    mini-batches, adam/adamw/sgd with a constant learning rate and unweighted losses. Dropout is
-    left to the autograd loop, whose masks come from torch's global generator.
-    """
-    model_config = getattr(model, "config", None)
-    reasons = {
-        "the model is not a torchclf MLP": not isinstance(model_config, ModelConfig),
-        "batch norm": bool(model_config and model_config.batch_norm),
-        "dropout": bool(model_config and model_config.dropout > 0),
-        "from-scratch activations": bool(model_config and model_config.activation_impl != "torch"),
-        f"the {config.optimizer} optimizer": config.optimizer not in STACKED_OPTIMIZERS,
-        "a learning-rate schedule": config.lr_schedule != "none",
-        "gradient clipping": config.grad_clip is not None,
-        "sample weights": train.weight is not None,
-        "class weights": getattr(loss_fn, "weight", None) is not None
-        or getattr(loss_fn, "pos_weight", None) is not None,
-        "label smoothing": getattr(loss_fn, "label_smoothing", 0.0) > 0,
-    }
-    return next((reason for reason, applies in reasons.items() if applies), None)
-
-
-def _train_stacked(
-    model: nn.Module,
-    task: Task,
-    train: Labelled,
-    config: TrainConfig,
-    validation: Labelled | None,
-    test: Labelled | None,
-    on_epoch: Callable[[dict[str, float]], None] | None,
-    batches: Callable[[int], Iterator[slice | Tensor]] | None,
-) -> History:
-    """:func:`train_model` on the hand-written engine: the same epochs, rows and weights."""
-    model_config: ModelConfig = model.config  # type: ignore[assignment]
-    dtype = train.X.dtype
-    sizes = (model_config.in_features, *model_config.hidden, model_config.out_features)
-    names = list(model.state_dict())
-    net = StackedMLP.from_states(sizes, model_config.activation, [model.state_dict()])
-    hyper = Hyper(config.optimizer, config.lr, config.weight_decay, config.momentum, config.epochs)
-    splits = [
-        Split(name, rows.X.T.contiguous(), Targets(task, rows.y, dtype))
-        for name, rows in (("val", validation), ("test", test))
-        if rows is not None
-    ]
-    history = History()
-    start_time = time.perf_counter()
-
-    def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
-        """Complete the rows read so far; stop on a diverged loss as the autograd loop does."""
-        done = min(last_epochs[0], *(len(values[0]) for values in columns.values()))
-        for index in range(len(history.rows), done):
-            row = {"epoch": float(index + 1)}
-            row.update({name: values[0][index] for name, values in columns.items()})
-            check_finite_loss(row, config.lr)
-            row["lr"] = config.lr
-            row["time"] = time.perf_counter() - start_time  # when the row was read
-            history.rows.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-
-    result = train_stacked(
-        net,
-        [hyper],
-        train.X.T.contiguous(),
-        Targets(task, train.y, dtype),
-        splits,
-        early_stopping=config.early_stopping,
-        patience=config.patience,
-        min_delta=config.min_delta,
-        on_flush=on_flush,
-        batches=batches,
-    )
-    history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
-    model.load_state_dict(net.member_state(result.flat[0], names))
-    return history
-
-
-def check_finite_loss(row: dict[str, float], lr: float) -> None:
-    """Raise :class:`TrainingError` when an epoch's training loss is NaN or infinite."""
-    if not math.isfinite(row["train_loss"]):
-        raise TrainingError(
-            f"the training loss became {row['train_loss']} at epoch {int(row['epoch'])} with "
-            f"lr={lr:g}: training diverged. Lower the learning rate (for example lr={lr / 10:g}) "
-            "or set grad_clip"
-        )
 
 
 class ProgressPrinter:

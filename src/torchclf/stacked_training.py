@@ -1,0 +1,385 @@
+"""The loops that train stacked members (:mod:`torchclf.stacked`): full batch or mini-batches.
+
+Full batch, one forward pass per epoch covers the training rows and the evaluation rows
+together: the evaluation columns of epoch ``e``'s forward are exactly the after-step metrics of
+epoch ``e - 1``, so a separate evaluation pass is not needed. With mini-batches each epoch's rows
+are gathered once, in batch order, and every batch is a view. Metrics and early-stopping state
+stay on the device and are read every :data:`SYNC_EVERY` epochs (after every mini-batch epoch).
+
+:func:`train_single` runs one ordinary model (``fit``'s fast path) on these loops, and
+:func:`stacked_refusal` says when it cannot.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from torchclf.config import ModelConfig, TrainConfig
+from torchclf.history import History, check_finite_loss
+from torchclf.stacked import StackedMLP, Targets
+from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
+from torchclf.tasks import Task
+
+if TYPE_CHECKING:  # training imports this module; the annotation needs no import at run time
+    from torchclf.training import Labelled
+
+SYNC_EVERY = 50  # full-batch epochs between reads of the device: progress, NaN check, all stopped
+
+
+@dataclass
+class Split:
+    """Rows evaluated every epoch: feature-major features ``(in, n)`` and their targets."""
+
+    name: str  # "val" or "test"
+    X: Tensor
+    targets: Targets
+
+
+@dataclass
+class StackedResult:
+    """What training left: final parameters and per-epoch metrics for each member."""
+
+    flat: Tensor  # (M, P): each member's kept weights (the best epoch's, with early stopping)
+    columns: dict[str, list[list[float]]]  # name -> per member, one value per epoch it trained
+    best_epoch: list[int | None]
+    stopped_early: list[bool]
+
+
+def train_stacked(
+    net: StackedMLP,
+    hypers: Sequence[Hyper],
+    X_train: Tensor,
+    train_targets: Targets,
+    splits: Sequence[Split] = (),
+    *,
+    early_stopping: bool = False,
+    patience: int = 20,
+    min_delta: float = 0.0,
+    on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None = None,
+    batches: Callable[[int], Iterable[Tensor | slice]] | None = None,
+) -> StackedResult:
+    """Train every member of ``net`` for its own number of epochs.
+
+    Full batch by default; ``batches(epoch)`` instead gives each epoch's mini-batches as row
+    indices (:meth:`torchclf.data.IndexBatches.epoch`), one optimizer step each, as the autograd
+    loop takes them.
+
+    ``X_train`` is ``(in, n)``. After every epoch each member is evaluated on ``splits``; with
+    ``early_stopping`` a member stops when the first split's loss ("val") has not improved by
+    ``min_delta`` for ``patience`` epochs and keeps its best epoch's weights, as
+    :func:`torchclf.training.train_model` does.
+
+    The metrics stay on the device and are read every :data:`SYNC_EVERY` epochs; ``on_flush``
+    then gets every column read so far (name -> per member, one value per epoch; the evaluation
+    columns lag the training ones by an epoch) and each member's last epoch (its own number of
+    epochs, or the one it stopped early at), so a caller can show progress or stop on NaN.
+    """
+    flat, device = net.flat, net.flat.device
+    members, n_train = flat.shape[0], X_train.shape[1]
+    optimizer = StackedOptimizer(hypers, flat)
+    epochs = torch.tensor([h.epochs for h in hypers], device=device)
+    stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
+    max_epochs = max(h.epochs for h in hypers)
+    if batches is not None:
+        return _train_in_batches(
+            net, optimizer, epochs, X_train, train_targets, splits, batches, stopping, on_flush
+        )
+    X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
+    bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
+    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
+    live = torch.ones(members, dtype=torch.bool, device=device)
+    uneven = len({h.epochs for h in hypers}) > 1
+
+    def last_epochs() -> list[int]:
+        return _last_epochs(epochs, stopping)
+
+    def evaluate(logits: Tensor, epoch: int) -> None:
+        """Record the splits' metrics for params after ``epoch`` steps; decide early stopping."""
+        nonlocal live
+        for split, start, stop in zip(splits, bounds, bounds[1:], strict=False):
+            losses, correct, _ = split.targets.loss_and_correct(
+                logits[..., start:stop], gradient=False
+            )
+            records.add(split.name, losses, correct)
+            if stopping is not None and split is splits[0]:
+                live = stopping.update(losses, live, epoch)
+        live = live & (epochs > epoch)
+
+    epoch = 0
+    with torch.no_grad():
+        for epoch in range(1, max_epochs + 1):
+            forward = net.forward(X_all, train_rows=n_train)
+            logits = forward.logits  # (M, outputs, N); columns past n_train are the splits' rows
+            if epoch > 1 and splits:
+                evaluate(logits, epoch - 1)
+            losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
+            records.add("train", losses, correct)
+            grads = net.backward(forward, dlogits)
+            mask = live[:, None].to(flat.dtype) if (uneven or stopping) else None
+            optimizer.step(flat, grads, epoch, mask)
+            if not splits:
+                live = live & (epochs > epoch)
+            if epoch % SYNC_EVERY == 0:
+                records.flush(on_flush, last_epochs)
+                if not bool(live.any()):
+                    break
+        if splits:
+            evaluate(net.forward(X_all).logits, epoch)
+        records.flush(on_flush, last_epochs)
+
+    return _result(flat, records, last_epochs(), stopping)
+
+
+def _train_in_batches(
+    net: StackedMLP,
+    optimizer: StackedOptimizer,
+    epochs: Tensor,
+    X_train: Tensor,
+    train_targets: Targets,
+    splits: Sequence[Split],
+    batches: Callable[[int], Iterable[Tensor | slice]],
+    stopping: _EarlyStopping | None,
+    on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
+) -> StackedResult:
+    """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
+
+    Each epoch gathers its rows once, in batch order, so that every batch is a slice.
+    """
+    flat = net.flat
+    members, n_train = flat.shape[0], X_train.shape[1]
+    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
+    live = torch.ones(members, dtype=torch.bool, device=flat.device)
+    masked = stopping is not None or len(set(epochs.tolist())) > 1
+    step, epoch = 0, 0
+
+    def last_epochs() -> list[int]:
+        return _last_epochs(epochs, stopping)
+
+    with torch.no_grad():
+        for epoch in range(1, int(epochs.max()) + 1):
+            chosen = [
+                rows
+                if isinstance(rows, Tensor)
+                else torch.arange(rows.start, rows.stop, device=X_train.device)
+                for rows in batches(epoch)
+            ]
+            order = torch.cat(chosen).to(X_train.device)
+            X_epoch = X_train.index_select(1, order)  # (in, n), batch after batch
+            targets_epoch = train_targets.subset(order)
+            loss_sum = flat.new_zeros(members)
+            correct_sum = torch.zeros(members, dtype=torch.long, device=flat.device)
+            mask = live[:, None].to(flat.dtype) if masked else None
+            start = 0
+            for rows in chosen:
+                columns = slice(start, start + len(rows))
+                start += len(rows)
+                forward = net.forward(X_epoch[:, columns], train_rows=len(rows))
+                losses, correct, dlogits = targets_epoch.subset(columns).loss_and_correct(
+                    forward.logits
+                )
+                loss_sum += losses * len(rows)
+                correct_sum += correct
+                step += 1  # the optimizer counts steps, not epochs, as torch.optim does
+                optimizer.step(flat, net.backward(forward, dlogits), step, mask)
+            records.add("train", loss_sum / start, correct_sum)
+            for index, split in enumerate(splits):
+                losses, correct, _ = split.targets.loss_and_correct(
+                    net.forward(split.X).logits, gradient=False
+                )
+                records.add(split.name, losses, correct)
+                if stopping is not None and index == 0:
+                    live = stopping.update(losses, live, epoch)
+            live = live & (epochs > epoch)
+            # a mini-batch epoch is long next to one read: report progress after every epoch
+            records.flush(on_flush, last_epochs)
+            if not bool(live.any()):
+                break
+    return _result(flat, records, last_epochs(), stopping)
+
+
+def _last_epochs(epochs: Tensor, stopping: _EarlyStopping | None) -> list[int]:
+    """Each member's last epoch: its own number, or the one it stopped early at."""
+    last = epochs
+    if stopping is not None:
+        last = torch.where(stopping.stop_epoch > 0, stopping.stop_epoch, last)
+    return last.tolist()
+
+
+def _result(
+    flat: Tensor, records: _Records, trained: list[int], stopping: _EarlyStopping | None
+) -> StackedResult:
+    """Each member's columns up to its last epoch, and its kept (best, when stopping) weights."""
+    members = flat.shape[0]
+    columns = {
+        name: [values[:n] for values, n in zip(per_member, trained, strict=True)]
+        for name, per_member in records.columns.items()
+    }
+    best_epoch: list[int | None] = [None] * members
+    stopped = [False] * members
+    if stopping is not None:
+        improved = stopping.best_epoch > 0
+        flat = torch.where(improved[:, None], stopping.best_flat, flat)
+        best_epoch = [e if e > 0 else None for e in stopping.best_epoch.tolist()]
+        stopped = (stopping.stop_epoch > 0).tolist()
+    return StackedResult(flat, columns, best_epoch, stopped)
+
+
+class _Records:
+    """Per-epoch losses and correct counts, kept on the device until a flush reads them."""
+
+    def __init__(self, members: int, rows: dict[str, int]) -> None:
+        self.rows = rows  # split name -> its number of rows
+        self.pending: dict[str, list[Tensor]] = {}
+        self.columns: dict[str, list[list[float]]] = {}
+        for split in rows:
+            for column in (f"{split}_loss", f"{split}_accuracy"):
+                self.pending[column] = []
+                self.columns[column] = [[] for _ in range(members)]
+
+    def add(self, split: str, losses: Tensor, correct: Tensor) -> None:
+        self.pending[f"{split}_loss"].append(losses)
+        self.pending[f"{split}_accuracy"].append(correct)
+
+    def flush(
+        self,
+        on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
+        last_epochs: Callable[[], list[int]],
+    ) -> None:
+        for name, pending in self.pending.items():
+            if not pending:
+                continue
+            table = torch.stack(pending, dim=1).tolist()  # (M, epochs since the last flush)
+            pending.clear()
+            if name.endswith("_accuracy"):  # counts, divided in double precision as fit does
+                rows = self.rows[name.removesuffix("_accuracy")]
+                table = [[count / rows for count in values] for values in table]
+            for column, values in zip(self.columns[name], table, strict=True):
+                column.extend(values)
+        if on_flush is not None:
+            on_flush(self.columns, last_epochs())
+
+
+class _EarlyStopping:
+    """Per-member early stopping on the device: best loss, its epoch and weights, patience."""
+
+    def __init__(self, flat: Tensor, patience: int, min_delta: float) -> None:
+        members, device = flat.shape[0], flat.device
+        self.flat, self.patience, self.min_delta = flat, patience, min_delta
+        self.best_loss = torch.full((members,), math.inf, dtype=flat.dtype, device=device)
+        self.best_epoch = torch.zeros(members, dtype=torch.long, device=device)
+        self.stop_epoch = torch.zeros(members, dtype=torch.long, device=device)
+        self.waited = torch.zeros(members, dtype=torch.long, device=device)
+        self.best_flat = flat.clone()
+
+    def update(self, losses: Tensor, live: Tensor, epoch: int) -> Tensor:
+        """Fold in the losses ``(M,)`` after ``epoch``; return who trains on."""
+        improved = live & (losses < self.best_loss - self.min_delta)
+        self.best_loss = torch.where(improved, losses, self.best_loss)
+        self.best_epoch = torch.where(improved, epoch, self.best_epoch)
+        self.best_flat = torch.where(improved[:, None], self.flat, self.best_flat)
+        self.waited = torch.where(improved, 0, self.waited + live.long())
+        stops = live & (self.waited >= self.patience)
+        self.stop_epoch = torch.where(stops, epoch, self.stop_epoch)
+        return live & ~stops
+
+
+def stacked_refusal(
+    model: nn.Module, loss_fn: nn.Module, train: Labelled, config: TrainConfig, batch_size: int
+) -> str | None:
+    """Why the hand-written engine (:mod:`torchclf.stacked`) cannot train this run, or None.
+
+    It covers the common case exactly: a torchclf MLP with torch's activations, full or
+    mini-batches, adam/adamw/sgd with a constant learning rate and unweighted losses. Dropout is
+    left to the autograd loop, whose masks come from torch's global generator.
+    """
+    model_config = getattr(model, "config", None)
+    reasons = {
+        "the model is not a torchclf MLP": not isinstance(model_config, ModelConfig),
+        "batch norm": bool(model_config and model_config.batch_norm),
+        "dropout": bool(model_config and model_config.dropout > 0),
+        "from-scratch activations": bool(model_config and model_config.activation_impl != "torch"),
+        f"the {config.optimizer} optimizer": config.optimizer not in STACKED_OPTIMIZERS,
+        "a learning-rate schedule": config.lr_schedule != "none",
+        "gradient clipping": config.grad_clip is not None,
+        "sample weights": train.weight is not None,
+        "class weights": getattr(loss_fn, "weight", None) is not None
+        or getattr(loss_fn, "pos_weight", None) is not None,
+        "label smoothing": getattr(loss_fn, "label_smoothing", 0.0) > 0,
+    }
+    return next((reason for reason, applies in reasons.items() if applies), None)
+
+
+def train_single(
+    model: nn.Module,
+    task: Task,
+    train: Labelled,
+    config: TrainConfig,
+    validation: Labelled | None,
+    test: Labelled | None,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+    batches: Callable[[int], Iterator[slice | Tensor]] | None,
+) -> History:
+    """:func:`torchclf.training.train_model` on these loops: the same epochs, rows and weights.
+
+    ``model`` is a torchclf MLP that :func:`stacked_refusal` accepts; it is trained in place.
+    """
+    model_config: ModelConfig = model.config  # type: ignore[assignment]
+    dtype = train.X.dtype
+    sizes = (model_config.in_features, *model_config.hidden, model_config.out_features)
+    names = list(model.state_dict())
+    net = StackedMLP.from_states(sizes, model_config.activation, [model.state_dict()])
+    hyper = Hyper(config.optimizer, config.lr, config.weight_decay, config.momentum, config.epochs)
+    splits = [
+        Split(name, rows.X.T.contiguous(), Targets(task, rows.y, dtype))
+        for name, rows in (("val", validation), ("test", test))
+        if rows is not None
+    ]
+    history = History()
+    start_time = time.perf_counter()
+
+    def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
+        """Complete the rows read so far; stop on a diverged loss as the autograd loop does."""
+        done = min(last_epochs[0], *(len(values[0]) for values in columns.values()))
+        for index in range(len(history.rows), done):
+            row = {"epoch": float(index + 1)}
+            row.update({name: values[0][index] for name, values in columns.items()})
+            check_finite_loss(row, config.lr)
+            row["lr"] = config.lr
+            row["time"] = time.perf_counter() - start_time  # when the row was read
+            history.rows.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+
+    result = train_stacked(
+        net,
+        [hyper],
+        train.X.T.contiguous(),
+        Targets(task, train.y, dtype),
+        splits,
+        early_stopping=config.early_stopping,
+        patience=config.patience,
+        min_delta=config.min_delta,
+        on_flush=on_flush,
+        batches=batches,
+    )
+    history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
+    model.load_state_dict(net.member_state(result.flat[0], names))
+    return history
+
+
+__all__ = [
+    "SYNC_EVERY",
+    "Split",
+    "StackedResult",
+    "stacked_refusal",
+    "train_single",
+    "train_stacked",
+]
