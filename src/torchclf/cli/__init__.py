@@ -85,6 +85,6 @@ def main() -> None:
     app()
 
 
-from torchclf.cli import commands, stream  # noqa: E402, F401  (registers the commands on ``app``)
+from torchclf.cli import commands, improving, stream  # noqa: E402, F401  (registers the commands on ``app``)
 
 __all__ = ["app", "main"]

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+TestSizeOption = Annotated[float, typer.Option(help="Share of the rows held out for testing.")]
+OutOption = Annotated[Path, typer.Option(help="Folder that holds the run and results folders.")]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing folder of the same name.")
+]
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data", "-d", help="A built-in dataset (see 'torchclf datasets') or a .csv/.parquet file."
+    ),
+]
 
 
 def parse_numbers(text: str, option: str, kind: type, example: str) -> tuple[Any, ...]:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from torchclf.cli import app
-from torchclf.cli.inputs import parse_hidden, run_folder, split_names
+from torchclf.cli.inputs import OutOption, OverwriteOption, parse_hidden, run_folder, split_names
 from torchclf.cli.output import examples, make_console, metrics_tables
 
 
@@ -41,11 +41,9 @@ def stream(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and shuffling.")] = 42,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    out: Annotated[Path, typer.Option(help="Folder that holds the run folders.")] = Path("runs"),
+    out: OutOption = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing folder of the same name.")
-    ] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Train on Parquet data without loading it: the memory is bounded, not the file's size.
 

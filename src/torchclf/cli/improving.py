@@ -1,0 +1,281 @@
+"""``torchclf improve`` and ``torchclf sweep``: many configurations trained at once, compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from torchclf.cli import app
+from torchclf.cli.inputs import (
+    DataOption,
+    OutOption,
+    OverwriteOption,
+    TestSizeOption,
+    parse_hidden,
+    parse_numbers,
+    run_folder,
+    split_names,
+)
+from torchclf.cli.output import examples, make_console
+
+
+@app.command(
+    epilog=examples(
+        "torchclf improve    # circles, from the lesson's linear 2-10-10-1 model",
+        "torchclf improve --data moons --hidden 4 --activation relu --epochs 300",
+    )
+)
+def improve(
+    data: DataOption = "circles",
+    hidden: Annotated[
+        str, typer.Option(help="The baseline's hidden sizes; 'none' is the linear model.")
+    ] = "10,10",
+    activation: Annotated[
+        str, typer.Option(help="The baseline's activation (identity: the lesson's linear model).")
+    ] = "identity",
+    optimizer: Annotated[
+        str, typer.Option(help="The baseline's optimizer: adam, adamw or sgd.")
+    ] = "adam",
+    lr: Annotated[float, typer.Option(help="The baseline's learning rate.")] = 0.003,
+    epochs: Annotated[int, typer.Option(help="The baseline's full-batch epochs.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the split and of every variant's init.")] = 42,
+    test_size: TestSizeOption = 0.2,
+    out: OutOption = Path("runs"),
+    name: Annotated[
+        str | None, typer.Option(help="Results folder name (default: improve-DATA, numbered).")
+    ] = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Try the lesson's improvements one at a time, then the best together, and compare them.
+
+    From a baseline it trains: more layers, more hidden units, more epochs, other activations, a
+    higher and a lower learning rate, another optimizer, and combinations of the changes that
+    helped, all at once (stacked by architecture). Prints a table with each variant's train and
+    test accuracy and its difference from the baseline, and writes improve.csv, improve.png and,
+    for two-feature data, boundaries.png (one decision boundary per variant).
+    """
+    sizes = parse_hidden(hidden)
+    if sizes == "auto":
+        raise typer.BadParameter("give the baseline's sizes, e.g. 10,10", param_hint="'--hidden'")
+    folder = run_folder(out, name, f"improve-{Path(data).stem}", overwrite)
+
+    import pandas as pd
+
+    from torchclf import plots
+    from torchclf.files import atomic_directory
+    from torchclf.improve import improve as try_improvements
+    from torchclf.improve import variants_table
+    from torchclf.sources import DataSource
+    from torchclf.sweep import Member
+
+    baseline = Member(
+        hidden=sizes, activation=activation, optimizer=optimizer, lr=lr, epochs=epochs, seed=seed
+    )
+    source = DataSource(name=data, test_size=test_size, seed=seed)
+    split = source.split()
+    variants = try_improvements(
+        split.X_train, split.y_train, baseline, eval_set=(split.X_test, split.y_test)
+    )
+    rows = variants_table(variants)
+    with atomic_directory(folder, overwrite=overwrite) as staging:
+        pd.DataFrame(rows).to_csv(staging / "improve.csv", index=False)
+        changes = [r["change"] for r in rows]
+        plots.plot_variants(changes, [r["test_accuracy"] for r in rows]).savefig(
+            staging / "improve.png"
+        )
+        if plots.can_plot_decision_boundary(variants[0].classifier):
+            panels = [(v.change, v.classifier, split.X_test, split.y_test) for v in variants]
+            plots.plot_decision_boundaries(panels).savefig(staging / "boundaries.png")
+
+    from rich.table import Table
+
+    table = Table(title=f"improving a model on {data} (test split: {len(split.X_test)} rows)")
+    for column in ("change", "model", "train acc", "test acc", "vs baseline", "seconds"):
+        table.add_column(column, justify="left" if column in ("change", "model") else "right")
+    for r in rows:
+        table.add_row(
+            r["change"],
+            f"{r['hidden']} {r['activation']}",
+            f"{100 * r['train_accuracy']:.2f}%",
+            f"{100 * r['test_accuracy']:.2f}%",
+            f"{100 * r['vs_baseline']:+.2f}",
+            f"{r['seconds']:.2f}",
+        )
+    console = make_console()
+    console.print(table)
+    console.print(f"results: {folder}")
+
+
+@app.command(
+    epilog=examples(
+        "torchclf sweep --data moons --hidden 8,32,64 --layers 1,2,3 --lr 0.01,0.1 "
+        "--activation relu,tanh",
+        "torchclf sweep --data blobs --hidden 16 --layers 1 --seeds 0,1,2,3 --epochs 300",
+    )
+)
+def sweep(
+    data: DataOption = "circles",
+    hidden: Annotated[str, typer.Option(help="Layer widths to try, comma-separated.")] = "8,32",
+    layers: Annotated[str, typer.Option(help="Numbers of hidden layers to try.")] = "1,2",
+    activation: Annotated[str, typer.Option(help="Activations to try.")] = "relu",
+    lr: Annotated[str, typer.Option(help="Learning rates to try.")] = "0.003,0.03",
+    optimizer: Annotated[str, typer.Option(help="Optimizers to try: adam, adamw, sgd.")] = "adam",
+    weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0",
+    dropout: Annotated[str, typer.Option(help="Dropout rates to try.")] = "0",
+    seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
+    epochs: Annotated[str, typer.Option(help="Full-batch epoch counts to try.")] = "1000",
+    test_size: TestSizeOption = 0.2,
+    validation_size: Annotated[
+        float,
+        typer.Option(
+            help="Share of the training rows held out to rank members (and stop them early); "
+            "0 ranks on the test rows."
+        ),
+    ] = 0.0,
+    early_stopping: Annotated[
+        bool, typer.Option(help="Stop each member when its validation loss stops improving.")
+    ] = False,
+    patience: Annotated[int, typer.Option(help="Epochs without improvement to stop.")] = 20,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 42,
+    out: OutOption = Path("runs"),
+    name: Annotated[
+        str | None, typer.Option(help="Results folder name (default: sweep-DATA, numbered).")
+    ] = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Train every combination of the given values at once and rank them.
+
+    Members sharing an architecture train stacked, in one batched forward and backward. They are
+    ranked by validation accuracy when --validation-size is given, else by test accuracy. Writes
+    sweep.csv (one row per member, sorted), histories.csv (every member's epochs) and the best
+    member's model.safetensors, which 'torchclf predict' serves.
+    """
+    import itertools
+
+    widths = [int(v) for v in parse_numbers(hidden, "'--hidden'", int, "8,32,64")]
+    depths = [int(v) for v in parse_numbers(layers, "'--layers'", int, "1,2,3")]
+    rates = parse_numbers(lr, "'--lr'", float, "0.01,0.1")
+    decays = parse_numbers(weight_decay, "'--weight-decay'", float, "0,0.001")
+    dropouts = parse_numbers(dropout, "'--dropout'", float, "0,0.2")
+    seed_values = [int(v) for v in parse_numbers(seeds, "'--seeds'", int, "0,1,2")]
+    epoch_counts = [int(v) for v in parse_numbers(epochs, "'--epochs'", int, "300,1000")]
+    if any(w < 1 for w in widths) or any(d < 0 for d in depths):
+        raise typer.BadParameter("widths must be at least 1 and depths at least 0")
+    if not 0.0 <= validation_size < 1.0:
+        raise typer.BadParameter(
+            f"expected a share in [0, 1), got {validation_size!r}", param_hint="'--validation-size'"
+        )
+    if early_stopping and validation_size == 0.0:
+        raise typer.BadParameter(
+            "early stopping watches validation rows: add --validation-size 0.2",
+            param_hint="'--early-stopping'",
+        )
+    folder = run_folder(out, name, f"sweep-{Path(data).stem}", overwrite)
+
+    import pandas as pd
+
+    from torchclf.files import atomic_directory
+    from torchclf.sources import DataSource
+    from torchclf.sweep import Member, train_members
+
+    members = [
+        Member(
+            hidden=(w,) * d,
+            activation=a,
+            optimizer=o,
+            lr=r,
+            weight_decay=wd,
+            dropout=p if d else 0.0,  # the linear model has no hidden units to drop
+            epochs=e,
+            seed=s,
+        )
+        for w, d, a, o, r, wd, p, e, s in itertools.product(
+            widths,
+            depths,
+            split_names(activation),
+            split_names(optimizer),
+            rates,
+            decays,
+            dropouts,
+            epoch_counts,
+            seed_values,
+        )
+    ]
+    members = list(dict.fromkeys(members))  # depth 0 makes every width the same linear model
+    source = DataSource(name=data, test_size=test_size, seed=split_seed)
+    split = source.split()
+    X_train, y_train, validation = split.X_train, split.y_train, None
+    if validation_size > 0:
+        from torchclf.data import holdout_indices, take_rows
+        from torchclf.tasks import infer_task
+
+        encoded = infer_task(y_train).encode(y_train).numpy()
+        kept, held_out = holdout_indices(encoded, validation_size, split_seed)
+        validation = (take_rows(X_train, held_out), take_rows(y_train, held_out))
+        X_train, y_train = take_rows(X_train, kept), take_rows(y_train, kept)
+    classifiers = train_members(
+        X_train,
+        y_train,
+        members,
+        eval_set=(split.X_test, split.y_test),
+        validation=validation,
+        early_stopping=early_stopping,
+        patience=patience,
+    )
+    rank_on = "val" if validation is not None else "test"
+    rows = []
+    for index, (member, classifier) in enumerate(zip(members, classifiers, strict=True)):
+        history = classifier.history
+        # the epoch whose weights the member kept: its best one when it stopped early
+        kept = history.rows[history.best_epoch - 1] if history.best_epoch else history.last
+        rows.append(
+            {
+                "member": index,
+                "hidden": "-".join(map(str, member.hidden)) or "linear",
+                "activation": member.activation,
+                "optimizer": member.optimizer,
+                "lr": member.lr,
+                "weight_decay": member.weight_decay,
+                "dropout": member.dropout,
+                "seed": member.seed,
+                "max_epochs": member.epochs,
+                "epochs": len(classifier.history),  # trained: fewer when it stopped early
+                **{k: v for k, v in kept.items() if k.endswith(("_accuracy", "_loss"))},
+            }
+        )
+    rows.sort(key=lambda r: (-r[f"{rank_on}_accuracy"], r[f"{rank_on}_loss"]))
+    histories = pd.concat(
+        [pd.DataFrame(c.history.rows).assign(member=i) for i, c in enumerate(classifiers)]
+    )
+    best = classifiers[rows[0]["member"]]
+    best.data_source = source.to_dict()
+    with atomic_directory(folder, overwrite=overwrite) as staging:
+        pd.DataFrame(rows).to_csv(staging / "sweep.csv", index=False)
+        histories.to_csv(staging / "histories.csv", index=False)
+        best.save(staging / "model.safetensors")
+
+    from rich.table import Table
+
+    table = Table(title=f"{len(members)} members on {data}, best first (top 10)")
+    accuracies = ["train", "val", "test"] if validation is not None else ["train", "test"]
+    columns = ["hidden", "act", "opt", "lr", "wd", "drop", "seed", "epochs"]
+    for column in columns + [f"{part} acc" for part in accuracies] + ["test loss"]:
+        table.add_column(column, justify="left" if column in ("hidden", "act", "opt") else "right")
+    for r in rows[:10]:
+        table.add_row(
+            r["hidden"],
+            r["activation"],
+            r["optimizer"],
+            f"{r['lr']:g}",
+            f"{r['weight_decay']:g}",
+            f"{r['dropout']:g}",
+            str(r["seed"]),
+            str(r["epochs"]),
+            *(f"{100 * r[f'{part}_accuracy']:.2f}%" for part in accuracies),
+            f"{r['test_loss']:.4f}",
+        )
+    console = make_console()
+    console.print(table)
+    console.print(f"results and the best model: {folder}")
