@@ -100,6 +100,7 @@ def test_config_round_trips_through_dict():
         {"activation": "relu"},
         {"activation": "gelu", "dropout": 0.3},
         {"activation": "tanh", "batch_norm": True},
+        {"activation": "sigmoid", "activation_impl": "scratch"},
         {"hidden": ()},
     ],
 )

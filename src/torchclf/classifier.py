@@ -129,14 +129,7 @@ class Classifier:
 
     def _logits(self, X: Any) -> Tensor:
         features = self.encoder.transform(X)  # (n, model inputs) float32, validated
-        if isinstance(self.model, MLP) and self.model.config.activation_impl == "torch":
-            return predict_logits(self.model, features, self.device, PREDICT_BATCH_ROWS)
-        self.model.eval()  # from-scratch activations: the module's own forward
-        outputs = []
-        for start in range(0, len(features), PREDICT_BATCH_ROWS):
-            batch = torch.from_numpy(features[start : start + PREDICT_BATCH_ROWS])
-            outputs.append(self.model(batch.to(self.device)))
-        return torch.cat(outputs)
+        return predict_logits(self.model, features, self.device, PREDICT_BATCH_ROWS)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the classifier to a ``.safetensors`` file (atomically) and return its path."""

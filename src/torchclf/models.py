@@ -64,8 +64,8 @@ def predict_logits(
 
     Batches small enough for their activations to stay in cache; each layer of the usual MLP
     (no batch norm) is one ``addmm`` into a reused buffer with the activation applied in place,
-    and every batch's logits go straight into one output tensor. Batch norm runs the module's own
-    forward instead. No autograd, no per-batch synchronisation.
+    and every batch's logits go straight into one output tensor. Batch norm and from-scratch
+    activations run the module's own forward instead. No autograd, no per-batch synchronisation.
     """
     model.eval()
     dtype = next(model.parameters()).dtype
@@ -73,13 +73,14 @@ def predict_logits(
     linears = [m for m in model.layers if isinstance(m, nn.Linear)]
     buffers = [torch.empty(batch_rows, m.out_features, dtype=dtype, device=device) for m in linears]
     rows_in = torch.from_numpy(features)
+    own_forward = model.config.batch_norm or model.config.activation_impl != "torch"
     copy_ahead = device.type == "cuda"
     if copy_ahead:  # page-locked rows copy to the GPU asynchronously, overlapping the compute
         rows_in = rows_in.pin_memory()
     for start in range(0, len(features), batch_rows):
         batch = rows_in[start : start + batch_rows].to(device, non_blocking=copy_ahead)
         rows = len(batch)
-        if model.config.batch_norm:
+        if own_forward:
             logits[start : start + rows] = model(batch)
             continue
         h = batch
