@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from torchclf.activations import LEAKY_SLOPE, activate_
+from torchclf.config import ModelConfig
 from torchclf.tasks import MulticlassTask, Task
 
 
@@ -76,6 +77,17 @@ class StackedMLP:
         """Stack the state dicts of ``M`` :class:`~torchclf.models.MLP` (Linear layers only)."""
         rows = [torch.cat([value.reshape(-1) for value in state.values()]) for state in states]
         return cls(sizes, activation, torch.stack(rows).to(device))
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelConfig,
+        states: Sequence[dict[str, Tensor]],
+        device: torch.device | None = None,
+    ) -> StackedMLP:
+        """Stack the state dicts of ``M`` MLPs built from ``config`` (no batch norm)."""
+        sizes = (config.in_features, *config.hidden, config.out_features)
+        return cls.from_states(sizes, config.activation, states, device)
 
     def member_state(self, flat_row: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
         """One member's parameters ``(P,)`` as a state dict with the MLP's ``names``."""

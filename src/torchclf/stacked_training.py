@@ -87,16 +87,26 @@ def train_stacked(
     optimizer = StackedOptimizer(hypers, flat)
     epochs = torch.tensor([h.epochs for h in hypers], device=device)
     stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
-    max_epochs = max(h.epochs for h in hypers)
+    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
+    # members that may stop before the others take their steps with a 0/1 mask on the rate
+    masked = stopping is not None or len({h.epochs for h in hypers}) > 1
     if batches is not None:
         return _train_in_batches(
-            net, optimizer, epochs, X_train, train_targets, splits, batches, stopping, on_flush
+            net,
+            optimizer,
+            epochs,
+            X_train,
+            train_targets,
+            splits,
+            batches,
+            stopping,
+            records,
+            masked,
+            on_flush,
         )
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
-    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
     live = torch.ones(members, dtype=torch.bool, device=device)
-    uneven = len({h.epochs for h in hypers}) > 1
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
@@ -115,7 +125,7 @@ def train_stacked(
 
     epoch = 0
     with torch.no_grad():
-        for epoch in range(1, max_epochs + 1):
+        for epoch in range(1, max(h.epochs for h in hypers) + 1):
             forward = net.forward(X_all, train_rows=n_train)
             logits = forward.logits  # (M, outputs, N); columns past n_train are the splits' rows
             if epoch > 1 and splits:
@@ -123,7 +133,7 @@ def train_stacked(
             losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
             records.add("train", losses, correct)
             grads = net.backward(forward, dlogits)
-            mask = live[:, None].to(flat.dtype) if (uneven or stopping) else None
+            mask = live[:, None].to(flat.dtype) if masked else None
             optimizer.step(flat, grads, epoch, mask)
             if not splits:
                 live = live & (epochs > epoch)
@@ -147,17 +157,16 @@ def _train_in_batches(
     splits: Sequence[Split],
     batches: Callable[[int], Iterable[Tensor | slice]],
     stopping: _EarlyStopping | None,
+    records: _Records,
+    masked: bool,
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
 ) -> StackedResult:
     """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
 
     Each epoch gathers its rows once, in batch order, so that every batch is a slice.
     """
-    flat = net.flat
-    members, n_train = flat.shape[0], X_train.shape[1]
-    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
+    flat, members = net.flat, net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=flat.device)
-    masked = stopping is not None or len(set(epochs.tolist())) > 1
     step, epoch = 0, 0
 
     def last_epochs() -> list[int]:
@@ -181,14 +190,12 @@ def _train_in_batches(
             for rows in chosen:
                 columns = slice(start, start + len(rows))
                 start += len(rows)
-                forward = net.forward(X_epoch[:, columns], train_rows=len(rows))
-                losses, correct, dlogits = targets_epoch.subset(columns).loss_and_correct(
-                    forward.logits
+                step += 1  # the optimizer counts steps, not epochs, as torch.optim does
+                losses, correct = step_batch(
+                    net, optimizer, X_epoch[:, columns], targets_epoch.subset(columns), step, mask
                 )
                 loss_sum += losses * len(rows)
                 correct_sum += correct
-                step += 1  # the optimizer counts steps, not epochs, as torch.optim does
-                optimizer.step(flat, net.backward(forward, dlogits), step, mask)
             records.add("train", loss_sum / start, correct_sum)
             for index, split in enumerate(splits):
                 losses, correct, _ = split.targets.loss_and_correct(
@@ -203,6 +210,24 @@ def _train_in_batches(
             if not bool(live.any()):
                 break
     return _result(flat, records, last_epochs(), stopping)
+
+
+def step_batch(
+    net: StackedMLP,
+    optimizer: StackedOptimizer,
+    X: Tensor,
+    targets: Targets,
+    step: int,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One optimizer step on the batch ``X`` ``(in, b)``; the members' losses and correct counts.
+
+    ``step`` counts optimizer steps from 1; ``mask`` ``(M, 1)`` freezes members at 0.
+    """
+    forward = net.forward(X, train_rows=X.shape[1])
+    losses, correct, dlogits = targets.loss_and_correct(forward.logits)
+    optimizer.step(net.flat, net.backward(forward, dlogits), step, mask)
+    return losses, correct
 
 
 def _last_epochs(epochs: Tensor, stopping: _EarlyStopping | None) -> list[int]:
@@ -333,9 +358,8 @@ def train_single(
     """
     model_config: ModelConfig = model.config  # type: ignore[assignment]
     dtype = train.X.dtype
-    sizes = (model_config.in_features, *model_config.hidden, model_config.out_features)
     names = list(model.state_dict())
-    net = StackedMLP.from_states(sizes, model_config.activation, [model.state_dict()])
+    net = StackedMLP.from_config(model_config, [model.state_dict()])
     hyper = Hyper(config.optimizer, config.lr, config.weight_decay, config.momentum, config.epochs)
     splits = [
         Split(name, rows.X.T.contiguous(), Targets(task, rows.y, dtype))
@@ -380,6 +404,7 @@ __all__ = [
     "Split",
     "StackedResult",
     "stacked_refusal",
+    "step_batch",
     "train_single",
     "train_stacked",
 ]

@@ -41,6 +41,7 @@ from torchclf.history import History, check_finite_loss
 from torchclf.models import build_model
 from torchclf.stacked import StackedMLP, Targets
 from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
+from torchclf.stacked_training import step_batch
 from torchclf.tasks import Task, infer_task
 from torchclf.training import ProgressPrinter
 
@@ -339,8 +340,7 @@ def fit_parquet(
     torch_device, torch_dtype = resolve_device(device), getattr(torch, dtype)
     model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
     names = list(model.state_dict())
-    sizes = (model_config.in_features, *model_config.hidden, model_config.out_features)
-    net = StackedMLP.from_states(sizes, activation, [model.state_dict()])
+    net = StackedMLP.from_config(model_config, [model.state_dict()])
     stepper = StackedOptimizer([Hyper(optimizer, lr, weight_decay, momentum, epochs)], net.flat)
     history = History()
     printer = ProgressPrinter(epochs, write=print) if verbose else None
@@ -363,14 +363,12 @@ def fit_parquet(
                 targets = Targets(task, y_block.to(torch_device), torch_dtype)
                 for start in range(0, len(X_block), batch_size):
                     columns = slice(start, start + batch_size)
-                    forward = net.forward(X[:, columns], train_rows=X[:, columns].shape[1])
-                    losses, right, dlogits = targets.subset(columns).loss_and_correct(
-                        forward.logits
-                    )
-                    loss_sum += losses[0] * forward.logits.shape[2]
-                    correct += right[0]
                     step += 1
-                    stepper.step(net.flat, net.backward(forward, dlogits), step)
+                    losses, right = step_batch(
+                        net, stepper, X[:, columns], targets.subset(columns), step
+                    )
+                    loss_sum += losses[0] * X[:, columns].shape[1]
+                    correct += right[0]
             row = {
                 "epoch": float(epoch),
                 "train_loss": float(loss_sum) / statistics.rows,

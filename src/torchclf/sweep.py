@@ -173,10 +173,9 @@ def _train_group(
         hidden=first.hidden,
         activation=first.activation,
     )
-    sizes = (config.in_features, *config.hidden, config.out_features)
     # each member's own initial weights, exactly those fit would start from (dropout has none)
     states = [build_model(config, m.seed).to(dtype=dtype).state_dict() for m in members]
-    net = StackedMLP.from_states(sizes, first.activation, states, device)
+    net = StackedMLP.from_config(config, states, device)
     if any(m.dropout > 0 for m in members):
         # one mask stream per chunk, seeded by its members: the same sweep drops the same units
         seed = int(np.random.SeedSequence([m.seed for m in members]).generate_state(1)[0])
