@@ -1,4 +1,4 @@
-"""Timing shared by the benchmarks: medians of interleaved rounds.
+"""Timing shared by the benchmarks: medians of interleaved rounds, and the matmul floor.
 
 This machine is shared and its speed drifts by tens of percent over a minute. Timing each
 contender's repeats back to back hands the drift to whoever runs during a slow spell; rounds
@@ -11,6 +11,8 @@ import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+import torch
 
 
 def interleaved_medians(
@@ -39,3 +41,14 @@ def interleaved_medians(
             results[name] = ready[name]()
             seconds[name].append(time.perf_counter() - start)
     return {name: (statistics.median(seconds[name]), results[name]) for name in names}
+
+
+def matmul_gflops(device: torch.device | str = "cpu", size: int = 2048, repeats: int = 5) -> float:
+    """A large float32 matrix product's speed here, in GFLOP/s: the floor's yardstick."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    (a @ b).sum().item()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        product = a @ b
+    product.sum().item()  # waits for the device
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import interleaved_medians
+from _timing import interleaved_medians, matmul_gflops
 from torch import nn
 
 import torchclf
@@ -140,13 +139,7 @@ def matmul_floor_seconds(n_train: int, n_test: int, n_in: int) -> float:
     sizes = [n_in, *HIDDEN, 1]
     weights = sum(a * b for a, b in itertools.pairwise(sizes))
     flops = 2 * weights * (3 * n_train + n_test) * EPOCHS
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(5):
-        a @ b
-    gflops = 2 * 2048**3 * 5 / (time.perf_counter() - start)
-    return flops / gflops
+    return flops / (matmul_gflops() * 1e9)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import interleaved_medians
+from _timing import interleaved_medians, matmul_gflops
 from torch import nn
 
 import torchclf
@@ -142,12 +141,7 @@ def matmul_floor_seconds(rows: int) -> float:
     """Forward (1x) and backward (2x) products of one epoch at a large product's speed."""
     weights = FEATURES * HIDDEN[0] + HIDDEN[0] * HIDDEN[1] + HIDDEN[1] * CLASSES
     flops = 2 * weights * 3 * rows
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(5):
-        a @ b
-    return flops / (2 * 2048**3 * 5 / (time.perf_counter() - start))
+    return flops / (matmul_gflops() * 1e9)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import itertools
 import time
 
 import torch
+from _timing import matmul_gflops
 from torch import nn
 
 import torchclf
@@ -115,17 +116,6 @@ def flops_per_epoch(member: Member, n_train: int, n_test: int, n_in: int) -> flo
     sizes = [n_in, *member.hidden, 1]
     weights = sum(a * b for a, b in itertools.pairwise(sizes))
     return 2 * weights * (3 * n_train + n_test)
-
-
-def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
-    """A large float32 matrix product's speed on this machine, for scale."""
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    (a @ b).sum().item()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        c = a @ b
-    c.sum().item()  # waits for the device
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
