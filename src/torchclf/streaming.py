@@ -19,7 +19,6 @@ memory with :func:`torchclf.fit`.
 from __future__ import annotations
 
 import difflib
-import math
 import queue
 import threading
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from torchclf.classifier import Classifier
@@ -154,7 +154,7 @@ def scan(source: ParquetSource) -> Statistics:
     dropped = 0
     for group in source.groups:
         X, y = source.read(group)
-        keep = ~_missing(y)
+        keep = ~pd.isna(y)  # the in-memory path's rule (tabular.prepare_table)
         dropped += int((~keep).sum())
         X, y = X[keep], y[keep]
         missing = np.isnan(X).sum(axis=0)
@@ -223,7 +223,7 @@ def shuffled_blocks(
                 if cancelled.is_set():
                     return
                 X, y = source.read(source.groups[index])
-                keep = ~_missing(y)
+                keep = ~pd.isna(y)
                 ready.put((encoder.transform(X[keep], warn=False), task.encode(y[keep])))
             ready.put(None)
         except BaseException as error:  # handed to the training side, raised there
@@ -382,15 +382,6 @@ def fit_parquet(
                 printer(row)
     model.load_state_dict(net.member_state(net.flat[0], names))
     return Classifier(model, task, encoder, train_config=config, history=history)
-
-
-def _missing(values: np.ndarray) -> np.ndarray:
-    """Which target values are missing (None or NaN), ``(n,)`` bool."""
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    if values.dtype.kind == "O":
-        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values])
-    return np.zeros(len(values), dtype=bool)
 
 
 __all__ = ["ParquetSource", "Statistics", "fit_parquet", "scan", "shuffled_blocks"]
