@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from torchclf.config import TrainConfig
 from torchclf.errors import ConfigError, DataError
 
 
@@ -342,8 +343,6 @@ def training_threads(requested: int | str, n_rows: int) -> int | None:
     "auto": one thread for data small enough to train full batch, whose operations take
     microseconds and only lose from a second thread; torch's own choice for larger data.
     """
-    from torchclf.config import TrainConfig
-
     if requested == "auto":
         return 1 if n_rows <= TrainConfig.FULL_BATCH_MAX else None
     if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
