@@ -95,8 +95,15 @@ class ArrayEncoder(Encoder):
             values = X.astype(np.float64)
             mean = np.average(values, axis=0, weights=sample_weight)
             std = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=sample_weight))
-        std[std < 1e-12] = 1.0  # a constant column is only centred
-        return cls(mean, std, names, dtype)
+        return cls.from_statistics(mean, std, names, dtype)
+
+    @classmethod
+    def from_statistics(
+        cls, mean: np.ndarray, std: np.ndarray, names: list[str] | None, dtype: Any = "float32"
+    ) -> ArrayEncoder:
+        """The encoder for features with this mean and standard deviation ``(n_features,)``."""
+        scale = np.where(std < 1e-12, 1.0, std)  # a constant column is only centred
+        return cls(mean, scale, names, dtype)
 
     @property
     def input_names(self) -> list[str] | None:

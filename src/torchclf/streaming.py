@@ -186,7 +186,6 @@ def scan(source: ParquetSource) -> Statistics:
     if count == 0:
         raise DataError(f"no rows with a target in '{source.files[0]}'")
     std = np.sqrt(squares / count)
-    std[std < 1e-12] = 1.0  # a constant column is only centred
     return Statistics(count, mean, std, np.array(sorted(classes)), dropped)
 
 
@@ -328,7 +327,9 @@ def fit_parquet(
     source = ParquetSource.open(path, target, features)
     statistics = scan(source)
     task = infer_task(statistics.classes)
-    encoder = ArrayEncoder(statistics.mean, statistics.std, list(source.features), dtype)
+    encoder = ArrayEncoder.from_statistics(
+        statistics.mean, statistics.std, list(source.features), dtype
+    )
     if isinstance(hidden, str) and hidden == "auto":
         hidden = auto_hidden(len(source.features), task.n_outputs)
     model_config = ModelConfig(
