@@ -120,8 +120,11 @@ class ParquetSource:
     def n_rows(self) -> int:
         return sum(rows for _, _, rows in self.groups)
 
-    def read(self, group: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """One row group: features ``(rows, d)`` float32 and target values ``(rows,)``."""
+    def read(self, group: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+        """One row group's labelled rows, and how many it skipped for lacking a target.
+
+        Returns features ``(rows, d)`` float32, target values ``(rows,)`` and the skipped count.
+        """
         import pyarrow.parquet as pq
 
         file, index, _ = group
@@ -132,7 +135,8 @@ class ParquetSource:
             [table.column(name).to_numpy(zero_copy_only=False) for name in self.features]
         ).astype(np.float32, copy=False)
         y = table.column(self.target).to_numpy(zero_copy_only=False)
-        return X, y
+        keep = ~pd.isna(y)  # the in-memory path's rule (tabular.prepare_table)
+        return X[keep], y[keep], int((~keep).sum())
 
 
 @dataclass
@@ -153,10 +157,8 @@ def scan(source: ParquetSource) -> Statistics:
     classes: set[Any] = set()
     dropped = 0
     for group in source.groups:
-        X, y = source.read(group)
-        keep = ~pd.isna(y)  # the in-memory path's rule (tabular.prepare_table)
-        dropped += int((~keep).sum())
-        X, y = X[keep], y[keep]
+        X, y, skipped = source.read(group)
+        dropped += skipped
         missing = np.isnan(X).sum(axis=0)
         if missing.any():
             column = source.features[int(np.argmax(missing))]
@@ -221,9 +223,8 @@ def shuffled_blocks(
             for index in order:
                 if cancelled.is_set():
                     return
-                X, y = source.read(source.groups[index])
-                keep = ~pd.isna(y)
-                ready.put((encoder.transform(X[keep], warn=False), task.encode(y[keep])))
+                X, y, _ = source.read(source.groups[index])
+                ready.put((encoder.transform(X, warn=False), task.encode(y)))
             ready.put(None)
         except BaseException as error:  # handed to the training side, raised there
             ready.put(error)
