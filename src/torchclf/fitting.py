@@ -132,8 +132,8 @@ def fit(
             chunks trained with :func:`train_more`); single-label tasks only.
         dtype: "float32" (fast, the default) or "float64": features, weights and arithmetic in
             double precision, e.g. for results that must match to 1e-7.
-        engine: "auto" trains with torchclf's hand-written full-batch engine
-            (:mod:`torchclf.stacked`, several times faster on small data) whenever the
+        engine: "auto" trains with torchclf's hand-written engine, full batch or mini-batches
+            (:mod:`torchclf.stacked_training`, several times faster on small data) whenever the
             configuration allows it, else with the autograd loop; "autograd" always uses the
             loop; "stacked" insists on the engine and says why when it cannot. Both give the same
             model (float round-off aside).

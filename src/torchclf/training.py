@@ -139,28 +139,6 @@ def train_model(
     """
     n_rows = len(train.X)
     batch_size = default_batch_size(n_rows, config.batch_size, TrainConfig.FULL_BATCH_MAX)
-    if (
-        config.engine != "autograd"
-        and not config.compile
-        and optimizer is None
-        and start_epoch == 1
-    ):
-        refusal = stacked_refusal(model, loss_fn, train, config, batch_size)
-        if refusal is None:
-            full_batch = batch_size >= n_rows
-            batches = (
-                None
-                if full_batch
-                else IndexBatches(
-                    n_rows, batch_size, shuffle=True, seed=config.seed, device=train.X.device
-                ).epoch
-            )
-            return train_single(model, task, train, config, validation, test, on_epoch, batches)
-        if config.engine == "stacked":
-            raise ConfigError(
-                f"engine='stacked' cannot train this run: {refusal}. Use engine='auto' (or "
-                "'autograd')"
-            )
     # A last batch of one row would make BatchNorm fail in training mode: drop it.
     drop_last = n_rows % batch_size == 1 and any(
         isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
@@ -173,6 +151,23 @@ def train_model(
         drop_last=drop_last,
         device=train.X.device,
     )
+    if (
+        config.engine != "autograd"
+        and not config.compile
+        and optimizer is None
+        and start_epoch == 1
+    ):
+        refusal = stacked_refusal(model, loss_fn, train, config, batch_size)
+        if refusal is None:  # the same batches, on the hand-written engine
+            epoch_batches = None if batches.full_batch else batches.epoch
+            return train_single(
+                model, task, train, config, validation, test, on_epoch, epoch_batches
+            )
+        if config.engine == "stacked":
+            raise ConfigError(
+                f"engine='stacked' cannot train this run: {refusal}. Use engine='auto' (or "
+                "'autograd')"
+            )
     per_sample_loss = copy.copy(loss_fn)
     per_sample_loss.reduction = "none"  # (batch, outputs) or (batch,): weighted below
     optimizer = optimizer if optimizer is not None else make_optimizer(config, model.parameters())
