@@ -7,8 +7,9 @@ or sgd), learning rate, weight decay, momentum and number of epochs. Every membe
 the validation and test rows after every epoch, exactly as :func:`torchclf.fit` would, may stop
 early on its own, and comes out as an ordinary :class:`torchclf.Classifier`.
 
-Sweeps train full batch (the small-data case they are for), without dropout or batch norm;
-``tests/test_sweep.py`` checks members against the same configurations trained alone by ``fit``.
+Sweeps train full batch (the small-data case they are for), without batch norm; dropout is
+per member, its masks drawn from the sweep's own generator. ``tests/test_sweep.py`` checks members
+against the same configurations trained alone by ``fit``.
 """
 
 from __future__ import annotations
