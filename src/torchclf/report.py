@@ -72,7 +72,7 @@ def write_run(
     folder = Path(folder)
     with atomic_directory(folder, overwrite=overwrite) as staging:
         classifier.save(staging / "model.safetensors")
-        _write_history(staging / "history.csv", classifier)
+        write_history(staging / "history.csv", classifier)
         (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
         prediction_frame(classifier, split.X_test).to_csv(
             staging / "test_predictions.csv", index=False
@@ -91,7 +91,8 @@ def write_run(
     return folder
 
 
-def _write_history(path: Path, classifier: Classifier) -> None:
+def write_history(path: Path, classifier: Classifier) -> None:
+    """``history.csv``: one row per epoch, the epoch as a whole number."""
     rows = classifier.history.rows
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["epoch"])

@@ -56,10 +56,10 @@ def stream(
 
     import json
 
-    import pandas as pd
-
     import torchclf
     from torchclf.files import atomic_directory
+    from torchclf.report import write_history
+    from torchclf.training import format_progress
 
     console = make_console()
     classifier = torchclf.fit_parquet(
@@ -81,25 +81,21 @@ def stream(
         from torchclf.tabular import read_table
 
         table = read_table(test_data)
-        names = classifier.encoder.input_names or []
-        missing = [column for column in [*names, target] if column not in table.columns]
-        if missing:
+        if target not in table.columns:
             raise typer.BadParameter(
-                f"'{test_data}' lacks the columns {missing}", param_hint="'--test-data'"
+                f"'{test_data}' has no target column '{target}'", param_hint="'--test-data'"
             )
         table = table[table[target].notna()]
-        evaluation = classifier.evaluate(table[names], table[target])
+        # the encoder picks the feature columns, naming any that are missing
+        evaluation = classifier.evaluate(table.drop(columns=target), table[target])
     with atomic_directory(folder, overwrite=overwrite) as staging:
         classifier.save(staging / "model.safetensors")
-        pd.DataFrame(classifier.history.rows).to_csv(staging / "history.csv", index=False)
+        write_history(staging / "history.csv", classifier)
         if evaluation is not None:
             text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
             (staging / "metrics.json").write_text(text)
     for row in classifier.history.rows:
-        console.print(
-            f"epoch {int(row['epoch'])}: loss {row['train_loss']:.5f}, "
-            f"accuracy {100 * row['train_accuracy']:.2f}% ({row['time']:.1f} s)"
-        )
+        console.print(format_progress(row))
     if evaluation is not None:
         metrics_tables(console, evaluation, f"metrics on {test_data}")
     console.print(f"run folder: {folder}")
