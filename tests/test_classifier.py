@@ -63,6 +63,17 @@ def test_save_load_predict_is_bit_identical(tmp_path, blobs_clf, blobs_split):
     assert [p.name for p in path.parent.iterdir()] == ["model.safetensors"]  # no temporary left
 
 
+def test_init_is_saved_with_the_model_and_older_files_read_as_torch(tmp_path, blobs_split):
+    X, y = blobs_split.X_train, blobs_split.y_train
+    xavier = torchclf.fit(X, y, hidden=(8,), epochs=5, init="xavier", seed=0)
+    default = torchclf.fit(X, y, hidden=(8,), epochs=5, seed=0)
+    assert not np.array_equal(xavier.predict_proba(X), default.predict_proba(X))
+    loaded = torchclf.load(xavier.save(tmp_path / "model.safetensors"))
+    assert loaded.model_config.init == "xavier"
+    written_before_init = {k: v for k, v in default.model_config.to_dict().items() if k != "init"}
+    assert torchclf.ModelConfig.from_dict(written_before_init) == default.model_config
+
+
 @pytest.mark.parametrize(
     ("y", "task"),
     [

@@ -229,6 +229,11 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
             id="activation",
         ),
         pytest.param(
+            ["train", "--init", "glorot"],
+            "Invalid init: expected one of ['torch', 'xavier', 'kaiming'], got 'glorot'",
+            id="init",
+        ),
+        pytest.param(
             ["train", "--lr", "-1"],
             "The 'lr' parameter must be a float in the range (0.0, inf). Got -1.0 instead.",
             id="negative-lr",

@@ -53,6 +53,41 @@ def test_initialisation_is_the_tutorials_under_the_same_seed():
         assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_xavier_and_kaiming_draw_within_their_bounds_with_zero_biases(activation):
+    config = ModelConfig(in_features=30, out_features=3, hidden=(200, 100), activation=activation)
+    default = build_model(config, seed=0)
+    gains = {"relu": 2**0.5, "tanh": 5 / 3}
+    for init in ("xavier", "kaiming"):
+        model = build_model(ModelConfig(**{**config.to_dict(), "init": init}), seed=0)
+        linears = [m for m in model.layers if isinstance(m, nn.Linear)]
+        for index, linear in enumerate(linears):
+            fan_out, fan_in = linear.weight.shape
+            if init == "xavier":
+                bound = (6 / (fan_in + fan_out)) ** 0.5
+            else:  # He uniform: the activation's gain on hidden layers, 1 on the output layer
+                gain = gains[activation] if index < len(linears) - 1 else 1.0
+                bound = gain * (3 / fan_in) ** 0.5
+            weight = linear.weight.detach()
+            # uniform on [-bound, bound]: nothing outside, and it reaches close to both ends
+            assert weight.abs().max() <= bound
+            assert weight.abs().max() > 0.95 * bound
+            assert torch.count_nonzero(linear.bias) == 0
+        reference = [m for m in default.layers if isinstance(m, nn.Linear)]
+        assert not torch.equal(linears[0].weight, reference[0].weight)
+        again = build_model(ModelConfig(**{**config.to_dict(), "init": init}), seed=0)
+        assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
+
+
+def test_unknown_init_is_a_config_error():
+    with pytest.raises(
+        ConfigError,
+        match=r"Invalid init: expected one of \['torch', 'xavier', 'kaiming'\], "
+        r"got 'xavir'\. Did you mean 'xavier'\?",
+    ):
+        ModelConfig(in_features=1, out_features=1, init="xavir")
+
+
 def test_build_model_is_reproducible_and_leaves_the_global_rng_alone():
     config = ModelConfig(in_features=3, out_features=2, hidden=(5,))
     torch.manual_seed(0)

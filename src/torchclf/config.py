@@ -16,6 +16,9 @@ from torchclf.errors import ConfigError
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "identity")
 ACTIVATION_IMPLS = ("torch", "scratch")
+# torch: nn.Linear's own (the tutorial's numbers); xavier: Glorot uniform, scikit-learn's scheme;
+# kaiming: He uniform for the activation. Both of the latter start the biases at zero.
+INITS = ("torch", "xavier", "kaiming")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
 # auto: the hand-written engine (torchclf.stacked_training) where it applies, else autograd
@@ -78,6 +81,7 @@ class ModelConfig:
     activation_impl: str = "torch"  # "torch" (torch.nn) or "scratch" (torchclf.activations)
     dropout: float = 0.0  # dropout probability after each hidden activation
     batch_norm: bool = False  # BatchNorm1d after each hidden linear layer
+    init: str = "torch"  # initial weights of the Linear layers, one of INITS
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, (int, str)) or not hasattr(self.hidden, "__iter__"):
@@ -98,6 +102,7 @@ class ModelConfig:
         _collect(problems)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("activation_impl", self.activation_impl, ACTIVATION_IMPLS)
+        check_choice("init", self.init, INITS)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""

@@ -49,6 +49,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         activation: "relu", "leaky_relu", "sigmoid", "tanh", "gelu" or "identity".
         dropout: dropout probability after each hidden layer.
         batch_norm: batch normalisation after each hidden linear layer.
+        init: initial weights: "torch" (nn.Linear's), "xavier" (Glorot uniform, as
+            MLPClassifier) or "kaiming" (He uniform).
         optimizer: "adam", "adamw", "sgd" or "rmsprop".
         learning_rate: the optimizer's learning rate (scikit-learn's ``learning_rate_init``).
         weight_decay: L2 penalty.
@@ -77,6 +79,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        init: str = "torch",
         optimizer: str = "adam",
         learning_rate: float = 0.001,
         weight_decay: float = 0.0,
@@ -98,6 +101,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         self.activation = activation
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.init = init
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -174,6 +178,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             activation=self.activation,
             dropout=self.dropout,
             batch_norm=self.batch_norm,
+            init=self.init,
             optimizer=self.optimizer,
             lr=self.learning_rate,
             weight_decay=self.weight_decay,

@@ -49,6 +49,7 @@ def fit(
     activation_impl: str = "torch",
     dropout: float = 0.0,
     batch_norm: bool = False,
+    init: str = "torch",
     optimizer: str = "adam",
     lr: float = 0.003,
     momentum: float = 0.0,
@@ -100,6 +101,9 @@ def fit(
         activation_impl: "torch" (torch.nn's) or "scratch" (torchclf.activations').
         dropout: dropout probability after each hidden activation.
         batch_norm: BatchNorm1d after each hidden linear layer.
+        init: the Linear layers' initial weights: "torch" (nn.Linear's own), "xavier" (Glorot
+            uniform, scikit-learn's scheme; often faster to learn for wide ReLU nets) or
+            "kaiming" (He uniform); the last two start the biases at zero.
         optimizer: "adam", "adamw", "sgd" or "rmsprop".
         lr: learning rate.
         momentum: momentum for sgd and rmsprop.
@@ -252,6 +256,7 @@ def fit(
         activation_impl=activation_impl,
         dropout=dropout,
         batch_norm=batch_norm,
+        init=init,
     )
     model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
     loss_fn = fitted_task.loss_fn(targets[train_rows], class_weight, label_smoothing)

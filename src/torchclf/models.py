@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.activations import activate_, make_activation
+from torchclf.activations import LEAKY_SLOPE, activate_, make_activation
 from torchclf.config import ModelConfig
 
 
@@ -21,7 +21,8 @@ class MLP(nn.Module):
     Each hidden block is ``Linear -> [BatchNorm1d] -> activation -> [Dropout]``, followed by one
     output ``Linear``. With ``hidden=()`` it is a single ``Linear``: the linear baseline.
     Layers are created input side first, so under ``torch.manual_seed(s)`` the initial weights are
-    exactly those of the same ``nn.Linear`` stack written by hand.
+    exactly those of the same ``nn.Linear`` stack written by hand. ``config.init`` "xavier" or
+    "kaiming" then draws every Linear layer's weights again (see :func:`initialize_`).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -39,10 +40,48 @@ class MLP(nn.Module):
             width = size
         layers.append(nn.Linear(width, config.out_features))
         self.layers = nn.Sequential(*layers)
+        if config.init != "torch":
+            initialize_(self, config.init)
 
     def forward(self, x: Tensor) -> Tensor:
         """Map features ``(batch, in_features)`` to logits ``(batch, out_features)``."""
         return self.layers(x)
+
+
+# nn.init's gain name for each activation; gelu takes relu's, as is usual
+_KAIMING_GAIN = {
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+    "gelu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "identity": "linear",
+}
+
+
+def initialize_(model: MLP, init: str) -> None:
+    """Draw the Linear layers' weights again with ``init``, input side first; zero the biases.
+
+    "xavier" is Glorot uniform, ``U(+-sqrt(6 / (fan_in + fan_out)))``: the scheme of
+    scikit-learn's MLPClassifier, which lets wide ReLU nets learn faster in their first epochs
+    than nn.Linear's ``U(+-1 / sqrt(fan_in))``. "kaiming" is He uniform with the gain of the
+    layer's activation (linear for the output layer).
+    """
+    activation = model.config.activation
+    nonlinearity = _KAIMING_GAIN[activation]
+    linears = [module for module in model.layers if isinstance(module, nn.Linear)]
+    with torch.no_grad():
+        for index, linear in enumerate(linears):
+            if init == "xavier":
+                nn.init.xavier_uniform_(linear.weight)
+            else:
+                hidden = index < len(linears) - 1
+                nn.init.kaiming_uniform_(
+                    linear.weight,
+                    a=LEAKY_SLOPE if activation == "leaky_relu" else 0.0,
+                    nonlinearity=nonlinearity if hidden else "linear",  # type: ignore[arg-type]
+                )
+            linear.bias.zero_()
 
 
 def build_model(config: ModelConfig, seed: int) -> MLP:
@@ -97,4 +136,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MLP", "build_model", "count_parameters", "predict_logits"]
+__all__ = ["MLP", "build_model", "count_parameters", "initialize_", "predict_logits"]

@@ -55,6 +55,7 @@ class StackedMLP:
             self.biases.append(flat[:, offset : offset + fan_out].view(members, fan_out, 1))
             offset += fan_out
             self.shapes += [(fan_out, fan_in), (fan_out,)]
+        self.weights_t = [weight.transpose(1, 2) for weight in self.weights]  # (M, in, out) views
         self._buffers: dict[int, list[Tensor]] = {}  # columns -> one output per layer
         self._grad_buffers: dict[tuple[int, int], Tensor] = {}
         self._grads: Tensor | None = None
@@ -164,18 +165,23 @@ class StackedMLP:
             self._grad_views = StackedMLP(self.sizes, self.activation, self._grads)
         views = self._grad_views
         dz = dlogits
+
+        def first_rows(tensor: Tensor) -> Tensor:  # the training columns, a view if not all
+            return tensor if tensor.shape[-1] == rows else tensor[..., :rows]
+
         for layer in reversed(range(len(self.weights))):
-            # (in, n) for the first layer, else (M, in, n)
-            inputs = forward.inputs[layer][..., :rows]
+            inputs = first_rows(
+                forward.inputs[layer]
+            )  # (in, n) for the first layer, else (M, in, n)
             torch.sum(dz, dim=2, keepdim=True, out=views.biases[layer])  # (M, out, 1)
             if inputs.dim() == 2:  # the features, shared by every member
-                inputs = inputs.expand(len(dz), *inputs.shape)
+                inputs = inputs.expand(dz.shape[0], *inputs.shape)
             torch.bmm(dz, inputs.transpose(1, 2), out=views.weights[layer])  # (M, out, in)
             if layer == 0:
                 break
-            dh = torch.bmm(  # (M, in, n)
-                self.weights[layer].transpose(1, 2), dz, out=self._grad_buffer(layer, rows)
-            )
+            dh = torch.bmm(
+                self.weights_t[layer], dz, out=self._grad_buffer(layer, rows)
+            )  # (M, in, n)
             mask = forward.masks[layer - 1]
             if mask is not None:
                 dh.mul_(mask)
@@ -183,8 +189,8 @@ class StackedMLP:
             dz = _activation_backward(
                 self.activation,
                 dh,
-                None if z is None else z[..., :rows],
-                forward.activations[layer - 1][..., :rows],
+                None if z is None else first_rows(z),
+                first_rows(forward.activations[layer - 1]),
             )
         return self._grads
 
@@ -269,12 +275,15 @@ class Targets:
         With ``gradient=False`` (evaluation rows) the gradient is not computed and is None.
         """
         if self.multiclass:
+            members, rows = logits.shape[0], self.rows
             log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
-            losses = -(log_probs * self.onehot).sum(dim=1).mean(dim=1)
-            correct = (logits.argmax(dim=1) == self.codes).sum(dim=1)
+            picked = log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
+            losses = picked.sum(dim=(1, 2)).div_(-rows)  # (M,) mean negative log-likelihood
+            # max's indices, not argmax: argmax over a strided dim is several times slower
+            correct = (logits.max(dim=1).indices == self.codes).sum(dim=1)
             if not gradient:
                 return losses, correct, None
-            return losses, correct, log_probs.exp_().sub_(self.onehot).div_(self.rows)
+            return losses, correct, log_probs.exp_().sub_(self.onehot).div_(rows)
         target = self.y.expand_as(logits)
         losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         probs = torch.sigmoid(logits)  # (M, K, n)

@@ -56,6 +56,8 @@ class StackedOptimizer:
         self.shared = next(iter(settings)) if len(settings) == 1 else None
         self.moment = torch.zeros_like(like)  # adam's exp_avg, sgd's momentum buffer
         self.square = torch.zeros_like(like) if not self.all_sgd else None  # adam's exp_avg_sq
+        # the fused kernel reads the step count from a tensor; one reused, not one per step
+        self.step_count = torch.zeros((), dtype=torch.float32, device=like.device)
 
     def step(self, params: Tensor, grads: Tensor, step: int, live: Tensor | None = None) -> None:
         """Update ``params`` ``(M, P)`` in place; ``step`` counts from 1, ``live`` is ``(M, 1)``.
@@ -101,7 +103,7 @@ class StackedOptimizer:
                 grads = self.moment.mul_(hyper.momentum).add_(grads)
             params.add_(grads, alpha=-lr)
             return
-        if _fused_adam(hyper, params, grads, self.moment, self.square, step):
+        if _fused_adam(hyper, params, grads, self.moment, self.square, self.step_count.fill_(step)):
             return
         if decay and hyper.optimizer == "adamw":
             params.mul_(1 - lr * decay)
@@ -115,7 +117,7 @@ class StackedOptimizer:
 
 
 def _fused_adam(
-    hyper: Hyper, params: Tensor, grads: Tensor, moment: Tensor, square: Tensor | None, step: int
+    hyper: Hyper, params: Tensor, grads: Tensor, moment: Tensor, square: Tensor | None, step: Tensor
 ) -> bool:
     """Adam or AdamW in one kernel, ``torch._fused_adam_`` (what ``fused=True`` runs).
 
@@ -133,7 +135,7 @@ def _fused_adam(
             [moment],
             [square],
             [],
-            [torch.tensor(float(step), device=params.device)],
+            [step],
             lr=hyper.lr,
             beta1=BETA1,
             beta2=BETA2,

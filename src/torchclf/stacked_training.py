@@ -181,20 +181,22 @@ def _train_in_batches(
                 for rows in batches(epoch)
             ]
             order = torch.cat(chosen).to(X_train.device)
-            X_epoch = X_train.index_select(1, order)  # (in, n), batch after batch
+            # gathered as rows (fast when X_train is a view of row-major features), used as
+            # the (in, n) view that the forward takes: batch after batch
+            X_epoch = X_train.T.index_select(0, order).T
             targets_epoch = train_targets.subset(order)
             loss_sum = flat.new_zeros(members)
             correct_sum = torch.zeros(members, dtype=torch.long, device=flat.device)
             mask = live[:, None].to(flat.dtype) if masked else None
             start = 0
-            for rows in chosen:
-                columns = slice(start, start + len(rows))
-                start += len(rows)
+            for size in [rows.shape[0] for rows in chosen]:
+                columns = slice(start, start + size)
+                start += size
                 step += 1  # the optimizer counts steps, not epochs, as torch.optim does
                 losses, correct = step_batch(
                     net, optimizer, X_epoch[:, columns], targets_epoch.subset(columns), step, mask
                 )
-                loss_sum += losses * len(rows)
+                loss_sum.add_(losses, alpha=size)
                 correct_sum += correct
             records.add("train", loss_sum / start, correct_sum)
             for index, split in enumerate(splits):
@@ -385,7 +387,7 @@ def train_single(
     result = train_stacked(
         net,
         [hyper],
-        train.X.T.contiguous(),
+        train.X.T,  # a view: the full-batch loop copies it, mini-batches gather from its rows
         Targets(task, train.y, dtype),
         splits,
         early_stopping=config.early_stopping,

@@ -62,6 +62,13 @@ def train(
         str, typer.Option(help="relu, leaky_relu, sigmoid, tanh, gelu or identity.")
     ] = "relu",
     dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.0,
+    init: Annotated[
+        str,
+        typer.Option(
+            help="Initial weights: torch (nn.Linear's), xavier (Glorot, scikit-learn's) or "
+            "kaiming (He)."
+        ),
+    ] = "torch",
     epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 1000,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
     optimizer: Annotated[str, typer.Option(help="adam, adamw, sgd or rmsprop.")] = "adam",
@@ -101,7 +108,7 @@ def train(
         bool,
         typer.Option(
             "--early-stopping",
-            help="Hold out 10% of the training rows; stop when their loss stalls.",
+            help="Hold out 20% of the training rows; stop when their loss stalls.",
         ),
     ] = False,
     out: OutOption = Path("runs"),
@@ -160,6 +167,7 @@ def train(
             hidden=sizes,
             activation=activation,
             dropout=dropout,
+            init=init,
             epochs=epochs,
             lr=lr,
             optimizer=optimizer,
