@@ -76,7 +76,8 @@ def test_xavier_and_kaiming_draw_within_their_bounds_with_zero_biases(activation
         reference = [m for m in default.layers if isinstance(m, nn.Linear)]
         assert not torch.equal(linears[0].weight, reference[0].weight)
         again = build_model(ModelConfig(**{**config.to_dict(), "init": init}), seed=0)
-        assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
+        pairs = zip(model.parameters(), again.parameters(), strict=True)
+        assert all(torch.equal(p, q) for p, q in pairs)
 
 
 def test_unknown_init_is_a_config_error():

@@ -278,12 +278,12 @@ class Targets:
             members, rows = logits.shape[0], self.rows
             log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
             picked = log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
-            losses = picked.sum(dim=(1, 2)).div_(-rows)  # (M,) mean negative log-likelihood
+            losses = picked.sum(dim=(1, 2)).div_(-float(rows))  # (M,) mean negative log-likelihood
             # max's indices, not argmax: argmax over a strided dim is several times slower
             correct = (logits.max(dim=1).indices == self.codes).sum(dim=1)
             if not gradient:
                 return losses, correct, None
-            return losses, correct, log_probs.exp_().sub_(self.onehot).div_(rows)
+            return losses, correct, log_probs.exp_().sub_(self.onehot).div_(float(rows))
         target = self.y.expand_as(logits)
         losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         probs = torch.sigmoid(logits)  # (M, K, n)
