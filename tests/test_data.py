@@ -8,6 +8,7 @@ import torch
 import torchclf
 from torchclf import ConfigError, DataError
 from torchclf.data import IndexBatches, as_features, default_batch_size, resolve_device
+from torchclf.encoders import Moments
 
 
 def test_split_is_stratified_and_reproducible():
@@ -192,3 +193,18 @@ def test_wrong_number_of_features():
         DataError, match=re.escape("X has 3 features, but the classifier was trained on 2")
     ):
         as_features(np.zeros((4, 3)), n_features=2)
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 8192])
+def test_chunked_moments_equal_numpys_float64_statistics(monkeypatch, chunk_rows):
+    # a large offset is where a one-pass sum of squares would lose digits; 1000 rows are not a
+    # multiple of 7, so the last chunk is short
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(1000, 3)) * [1.0, 0.01, 100.0] + [1e6, -3.0, 0.0]).astype(np.float32)
+    monkeypatch.setattr(Moments, "CHUNK_ROWS", chunk_rows)
+    moments = Moments(3)
+    moments.update(X[:400])
+    moments.update(X[400:])
+    assert moments.count == 1000
+    np.testing.assert_allclose(moments.mean, X.mean(axis=0, dtype=np.float64), rtol=1e-14)
+    np.testing.assert_allclose(moments.std, X.std(axis=0, dtype=np.float64), rtol=1e-10)

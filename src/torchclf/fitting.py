@@ -205,10 +205,12 @@ def fit(
         _check_threshold_rule(rule, fitted_task.name, validation_fraction)
     torch_device = resolve_device(device)
 
-    def rows(index: np.ndarray) -> Any:
-        return take_rows(X, index)
+    every_row = np.arange(n_rows)
 
-    train_rows, validation_rows = np.arange(n_rows), None
+    def rows(index: np.ndarray) -> Any:
+        return X if index is every_row else take_rows(X, index)  # no copy of all the rows
+
+    train_rows, validation_rows = every_row, None
     if validation_fraction > 0:
         train_rows, validation_rows = holdout_indices(targets.numpy(), validation_fraction, seed)
 

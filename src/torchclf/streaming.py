@@ -34,7 +34,7 @@ import torch
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
 from torchclf.data import resolve_device
-from torchclf.encoders import ArrayEncoder
+from torchclf.encoders import ArrayEncoder, Moments
 from torchclf.errors import ConfigError, DataError
 from torchclf.fitting import auto_hidden
 from torchclf.history import History, check_finite_loss
@@ -47,7 +47,6 @@ from torchclf.training import ProgressPrinter
 
 READ_AHEAD = 2  # row groups decoded ahead of the training loop
 MAX_CLASSES = 1000  # more distinct target values than this is not a classification target
-STATISTICS_CHUNK_ROWS = 65_536  # rows converted to float64 at once by the statistics pass
 
 
 @dataclass(frozen=True)
@@ -152,8 +151,7 @@ class Statistics:
 
 def scan(source: ParquetSource) -> Statistics:
     """One pass over every row group: Chan's parallel merge of means and squared deviations."""
-    count, mean = 0, np.zeros(len(source.features))
-    squares = np.zeros(len(source.features))
+    moments = Moments(len(source.features))
     classes: set[Any] = set()
     dropped = 0
     for group in source.groups:
@@ -175,20 +173,11 @@ def scan(source: ParquetSource) -> Statistics:
                 f"target column '{source.target}' has more than {MAX_CLASSES} distinct values: "
                 "it does not look like class labels"
             )
-        for start in range(0, len(X), STATISTICS_CHUNK_ROWS):  # float64 a slice at a time
-            part = X[start : start + STATISTICS_CHUNK_ROWS].astype(np.float64)
-            n = len(part)
-            part_mean = part.mean(axis=0)
-            part_squares = ((part - part_mean) ** 2).sum(axis=0)
-            delta = part_mean - mean
-            total = count + n
-            mean = mean + delta * n / total
-            squares = squares + part_squares + delta**2 * count * n / total
-            count = total
-    if count == 0:
+        moments.update(X)
+    if moments.count == 0:
         raise DataError(f"no rows with a target in '{source.files[0]}'")
-    std = np.sqrt(squares / count)
-    return Statistics(count, mean, std, np.array(sorted(classes)), dropped)
+    classes_found = np.array(sorted(classes))
+    return Statistics(moments.count, moments.mean, moments.std, classes_found, dropped)
 
 
 def shuffled_blocks(
