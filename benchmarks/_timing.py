@@ -43,12 +43,35 @@ def interleaved_medians(
     return {name: (statistics.median(seconds[name]), results[name]) for name in names}
 
 
+class MatmulYardstick:
+    """A large float32 matrix product, timed as one more contender of the interleaved rounds.
+
+    Its median time gives the machine's matmul speed under the same conditions as the
+    contenders (the speed of this shared machine drifts from round to round): the floors'
+    yardstick.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", size: int = 2048, repeats: int = 5):
+        self.a = torch.randn(size, size, device=device)
+        self.b = torch.randn(size, size, device=device)
+        self.out = torch.empty_like(self.a)
+        self.repeats = repeats
+        self.flops = 2 * size**3 * repeats
+
+    def __call__(self) -> None:
+        for _ in range(self.repeats):
+            torch.mm(self.a, self.b, out=self.out)
+        self.out[0, 0].item()  # waits for the device
+
+    def gflops(self, seconds: float) -> float:
+        """The speed, in GFLOP/s, of a run of :meth:`__call__` that took ``seconds``."""
+        return self.flops / seconds / 1e9
+
+
 def matmul_gflops(device: torch.device | str = "cpu", size: int = 2048, repeats: int = 5) -> float:
-    """A large float32 matrix product's speed here, in GFLOP/s: the floor's yardstick."""
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    (a @ b).sum().item()
+    """A large float32 matrix product's speed here, in GFLOP/s, measured once."""
+    yardstick = MatmulYardstick(device, size, repeats)
+    yardstick()  # warm-up
     start = time.perf_counter()
-    for _ in range(repeats):
-        product = a @ b
-    product.sum().item()  # waits for the device
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+    yardstick()
+    return yardstick.gflops(time.perf_counter() - start)
