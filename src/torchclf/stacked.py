@@ -267,6 +267,17 @@ class Targets:
             part.thresholds, part.rows = self.thresholds, part.y.shape[1]
         return part
 
+    def gradient(self, logits: Tensor) -> Tensor:
+        """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts.
+
+        The same arithmetic as :meth:`loss_and_correct`'s gradient (``exp(log_softmax)`` for
+        softmax, as autograd's cross-entropy backward computes it).
+        """
+        if self.multiclass:
+            probs = torch.log_softmax(logits, dim=1).exp_()  # (M, C, n)
+            return probs.sub_(self.onehot).div_(float(self.rows))
+        return torch.sigmoid(logits).sub_(self.y).div_(float(self.y.numel()))
+
     def loss_and_correct(
         self, logits: Tensor, *, gradient: bool = True
     ) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -352,14 +352,17 @@ def fit_parquet(
             for X_block, y_block in blocks:
                 X = torch.from_numpy(X_block).to(torch_device).T.contiguous()  # (d, m)
                 targets = Targets(task, y_block.to(torch_device), torch_dtype)
+                logits = X.new_empty(1, model_config.out_features, len(X_block))  # (1, out, m)
                 for start in range(0, len(X_block), batch_size):
                     columns = slice(start, start + batch_size)
                     step += 1
-                    losses, right = step_batch(
-                        net, stepper, X[:, columns], targets.subset(columns), step
+                    batch_targets = targets.subset(columns)
+                    step_batch(
+                        net, stepper, X[:, columns], batch_targets, step, logits[..., columns]
                     )
-                    loss_sum += losses[0] * X[:, columns].shape[1]
-                    correct += right[0]
+                losses, right, _ = targets.loss_and_correct(logits, gradient=False)
+                loss_sum += losses[0] * len(X_block)
+                correct += right[0]
             row = {
                 "epoch": float(epoch),
                 "train_loss": float(loss_sum) / statistics.rows,
