@@ -208,3 +208,12 @@ def test_chunked_moments_equal_numpys_float64_statistics(monkeypatch, chunk_rows
     assert moments.count == 1000
     np.testing.assert_allclose(moments.mean, X.mean(axis=0, dtype=np.float64), rtol=1e-14)
     np.testing.assert_allclose(moments.std, X.std(axis=0, dtype=np.float64), rtol=1e-10)
+
+
+def test_huge_finite_values_pass_even_where_their_sum_overflows():
+    X = np.full((4, 2), 1e308)  # the float64 sum is inf; every value is finite
+    features, _ = as_features(X, dtype=np.float64)
+    assert features is X or np.array_equal(features, X)
+    X[2, 1] = np.inf
+    with pytest.raises(DataError, match=r"row 2, column 1"):
+        as_features(X, dtype=np.float64)

@@ -111,6 +111,10 @@ def as_features(
             f"{name} has {array.shape[1]} features, but the classifier was trained on {n_features}"
         )
     array = np.ascontiguousarray(array, dtype=dtype)
+    # a float64 sum is finite exactly when every value is (but for an overflow, which the
+    # elementwise mask then settles), and reads the array once without writing a mask
+    if np.isfinite(array.sum(dtype=np.float64)):
+        return array, feature_names
     finite = np.isfinite(array)
     if not finite.all():
         row, column = map(int, np.argwhere(~finite)[0])

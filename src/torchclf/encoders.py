@@ -158,7 +158,9 @@ class ArrayEncoder(Encoder):
         if self.names is not None and hasattr(X, "columns"):
             X = _select_columns(X, self.names, warn)
         features, _ = as_features(X, n_features=self.n_inputs, dtype=self.dtype)
-        return (features - self.mean) / self.scale
+        standardized = features - self.mean  # (n, d), new: features may be the caller's array
+        standardized /= self.scale  # in place: one temporary, not two
+        return standardized
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         tensors = {"mean": torch.from_numpy(self.mean), "scale": torch.from_numpy(self.scale)}
