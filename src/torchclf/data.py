@@ -113,7 +113,9 @@ def as_features(
     array = np.ascontiguousarray(array, dtype=dtype)
     # a float64 sum is finite exactly when every value is (but for an overflow, which the
     # elementwise mask then settles), and reads the array once without writing a mask
-    if np.isfinite(array.sum(dtype=np.float64)):
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is settled below
+        total = array.sum(dtype=np.float64)
+    if np.isfinite(total):
         return array, feature_names
     finite = np.isfinite(array)
     if not finite.all():
