@@ -149,3 +149,19 @@ def test_sweep_grids_over_epoch_counts(tmp_path):
     assert sorted(table["max_epochs"]) == [20, 60] and sorted(table["epochs"]) == [20, 60]
     histories = pd.read_csv(tmp_path / "sweep-moons" / "histories.csv")
     assert len(histories) == 80
+
+
+def test_sweep_trains_members_on_shared_mini_batches(tmp_path):
+    arguments = ["sweep", "--data", "moons", "--hidden", "8", "--layers", "1", "--lr", "0.01,0.1"]
+    arguments += ["--epochs", "5", "--batch-size", "100", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, arguments, prog_name="torchclf")
+    assert result.exit_code == 0, result.output
+    best = torchclf.load(tmp_path / "sweep-moons")
+    assert best.train_config.batch_size == 100
+    bad_arguments = [*arguments, "--batch-size", "0", "--name", "bad"]  # the last value counts
+    bad = CliRunner().invoke(app, bad_arguments, prog_name="torchclf")
+    assert bad.exit_code == 2
+    assert "The 'batch_size' parameter must be an int in the range [1, inf). Got 0 instead." in (
+        bad.output
+    )
+    assert not (tmp_path / "bad").exists()

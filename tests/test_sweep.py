@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import numpy as np
@@ -33,7 +34,7 @@ def split():
     return torchclf.train_test_split(data.X, data.labels, test_size=0.25, seed=0)
 
 
-def _alone(split, member, dtype):
+def _alone(split, member, dtype, batch_size=None):
     return torchclf.fit(
         split.X_train,
         split.y_train,
@@ -46,6 +47,7 @@ def _alone(split, member, dtype):
         epochs=member.epochs,
         seed=member.seed,
         dtype=dtype,
+        batch_size=batch_size,
         eval_set=(split.X_test, split.y_test),
     )
 
@@ -75,6 +77,45 @@ def test_each_member_equals_the_same_configuration_trained_alone(
             alone.history.column("train_loss"),
             rtol=loss_rtol,
         )
+
+
+def test_mini_batch_members_equal_fit_when_their_seed_is_the_shuffle_seed(split):
+    # 180 training rows in batches of 64: three steps an epoch, every member the same batches
+    members = [dataclasses.replace(m, seed=7, epochs=min(m.epochs, 15)) for m in MEMBERS]
+    validation = (split.X_test[:20], split.y_test[:20])
+    trained = train_members(
+        split.X_train,
+        split.y_train,
+        members,
+        eval_set=(split.X_test, split.y_test),
+        dtype="float64",
+        batch_size=64,
+        shuffle_seed=7,
+    )
+    for member, classifier in zip(members, trained, strict=True):
+        alone = _alone(split, member, "float64", batch_size=64)
+        torch.testing.assert_close(_weights(classifier), _weights(alone), rtol=0, atol=1e-10)
+        assert classifier.history.column("test_accuracy") == alone.history.column("test_accuracy")
+        np.testing.assert_allclose(
+            classifier.history.column("train_loss"), alone.history.column("train_loss"), rtol=1e-9
+        )
+        assert classifier.train_config.batch_size == 64
+    # another shuffle seed gives other batches, so other weights
+    other = train_members(
+        split.X_train, split.y_train, members[:1], dtype="float64", batch_size=64, shuffle_seed=8
+    )
+    assert not torch.allclose(_weights(other[0]), _weights(trained[0]))
+    # early stopping on validation rows works batch by batch too
+    stopped = train_members(
+        split.X_train,
+        split.y_train,
+        [dataclasses.replace(members[0], epochs=400, lr=0.05)],
+        validation=validation,
+        early_stopping=True,
+        patience=3,
+        batch_size=64,
+    )
+    assert stopped[0].history.stopped_early and len(stopped[0].history) < 400
 
 
 def test_members_are_ordinary_classifiers(split, tmp_path):

@@ -7,9 +7,10 @@ or sgd), learning rate, weight decay, momentum and number of epochs. Every membe
 the validation and test rows after every epoch, exactly as :func:`torchclf.fit` would, may stop
 early on its own, and comes out as an ordinary :class:`torchclf.Classifier`.
 
-Sweeps train full batch (the small-data case they are for), without batch norm; dropout is
-per member, its masks drawn from the sweep's own generator. ``tests/test_sweep.py`` checks members
-against the same configurations trained alone by ``fit``.
+Data of up to 4096 rows trains full batch, as in ``fit``; larger data (or ``batch_size``) in
+mini-batches that every member shares, shuffled from ``shuffle_seed``. There is no batch norm;
+dropout is per member, its masks drawn from the sweep's own generator. ``tests/test_sweep.py``
+checks members against the same configurations trained alone by ``fit``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ import torch
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
-from torchclf.data import as_features, intra_op_threads, resolve_device, training_threads
+from torchclf.data import (
+    IndexBatches,
+    as_features,
+    default_batch_size,
+    intra_op_threads,
+    resolve_device,
+    training_threads,
+)
 from torchclf.encoders import ArrayEncoder
 from torchclf.errors import ConfigError
 from torchclf.history import History
@@ -47,7 +55,7 @@ class Member:
     weight_decay: float = 0.0  # L2 (adam, sgd) or decoupled (adamw) weight decay
     momentum: float = 0.0  # sgd momentum
     dropout: float = 0.0  # share of hidden activations dropped while training
-    epochs: int = 1000  # full-batch epochs
+    epochs: int = 1000  # passes over the training rows
     seed: int = 42  # initialisation
 
     def __post_init__(self) -> None:
@@ -83,6 +91,8 @@ def train_members(
     dtype: str = "float32",
     device: str = "cpu",
     chunk_size: int = 64,
+    batch_size: int | None = None,
+    shuffle_seed: int = 42,
 ) -> list[Classifier]:
     """Train every member, a group of same-architecture members at a time.
 
@@ -101,6 +111,10 @@ def train_members(
         device: "cpu", "cuda", "mps" or "auto".
         chunk_size: a group larger than this trains in chunks of this many members, which bounds
             the memory of the stacked activations ``(members, width, rows)``.
+        batch_size: rows per step, the same batches for every member; None: full batch up to
+            4096 rows, else 256 (``fit``'s default).
+        shuffle_seed: seeds the shared batch order. A member whose ``seed`` is this one trains
+            exactly as ``fit(..., seed=member.seed, batch_size=batch_size)`` would.
 
     Returns:
         One classifier per member, in order; each ``classifier.history`` holds its epochs.
@@ -115,7 +129,9 @@ def train_members(
         raise ConfigError(
             "early_stopping watches the validation loss: pass validation=(X_val, y_val)"
         )
-    TrainConfig(patience=patience, min_delta=min_delta)  # validates the numbers
+    TrainConfig(
+        patience=patience, min_delta=min_delta, batch_size=batch_size, seed=shuffle_seed
+    )  # validates the numbers
     torch_device, torch_dtype = resolve_device(device), getattr(torch, dtype)
     features, names = as_features(X, dtype=np.float64 if dtype == "float64" else np.float32)
     task = infer_task(y)
@@ -144,11 +160,14 @@ def train_members(
         for start in range(0, len(indices), chunk_size)
     ]
     stopping = {"early_stopping": early_stopping, "patience": patience, "min_delta": min_delta}
+    n_rows = train.targets.rows
+    size = default_batch_size(n_rows, batch_size, TrainConfig.FULL_BATCH_MAX)
+    batches = IndexBatches(n_rows, size, seed=shuffle_seed, device=torch_device)
     with intra_op_threads(training_threads("auto", len(features))):
         for indices in chunks:
             group = [members[i] for i in indices]
             trained = _train_group(
-                group, task, encoder, train, splits, torch_device, torch_dtype, stopping
+                group, task, encoder, train, splits, torch_device, torch_dtype, stopping, batches
             )
             for i, classifier in zip(indices, trained, strict=True):
                 results[i] = classifier
@@ -164,6 +183,7 @@ def _train_group(
     device: torch.device,
     dtype: torch.dtype,
     stopping: dict[str, Any],
+    batches: IndexBatches,
 ) -> list[Classifier]:
     first = members[0]
     n_validation = splits[0].targets.rows if splits and splits[0].name == "val" else 0
@@ -182,7 +202,10 @@ def _train_group(
         seed = int(np.random.SeedSequence([m.seed for m in members]).generate_state(1)[0])
         net.use_dropout([m.dropout for m in members], seed)
     hypers = [Hyper(m.optimizer, m.lr, m.weight_decay, m.momentum, m.epochs) for m in members]
-    result = train_stacked(net, hypers, train.X, train.targets, splits, **stopping)
+    epoch_batches = None if batches.full_batch else batches.epoch
+    result = train_stacked(
+        net, hypers, train.X, train.targets, splits, **stopping, batches=epoch_batches
+    )
 
     classifiers = []
     for i, member in enumerate(members):
@@ -203,6 +226,7 @@ def _train_group(
             weight_decay=member.weight_decay,
             momentum=member.momentum,
             epochs=member.epochs,
+            batch_size=None if batches.full_batch else batches.batch_size,
             **stopping,
             validation_fraction=validation_share,
             seed=member.seed,

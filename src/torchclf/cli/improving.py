@@ -125,7 +125,14 @@ def sweep(
     weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0",
     dropout: Annotated[str, typer.Option(help="Dropout rates to try.")] = "0",
     seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
-    epochs: Annotated[str, typer.Option(help="Full-batch epoch counts to try.")] = "1000",
+    epochs: Annotated[str, typer.Option(help="Epoch counts to try.")] = "1000",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Rows per step, the same batches for every member (default: full batch up to "
+            "4096 rows, else 256)."
+        ),
+    ] = None,
     test_size: TestSizeOption = 0.2,
     validation_size: Annotated[
         float,
@@ -138,7 +145,9 @@ def sweep(
         bool, typer.Option(help="Stop each member when its validation loss stops improving.")
     ] = False,
     patience: Annotated[int, typer.Option(help="Epochs without improvement to stop.")] = 20,
-    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 42,
+    split_seed: Annotated[
+        int, typer.Option(help="Seed of the train/test split and of the shared batch order.")
+    ] = 42,
     out: OutOption = Path("runs"),
     name: Annotated[
         str | None, typer.Option(help="Results folder name (default: sweep-DATA, numbered).")
@@ -223,6 +232,8 @@ def sweep(
         validation=validation,
         early_stopping=early_stopping,
         patience=patience,
+        batch_size=batch_size,
+        shuffle_seed=split_seed,
     )
     rank_on = "val" if validation is not None else "test"
     rows = []
