@@ -170,18 +170,16 @@ class StackedMLP:
             return tensor if tensor.shape[-1] == rows else tensor[..., :rows]
 
         for layer in reversed(range(len(self.weights))):
-            inputs = first_rows(
-                forward.inputs[layer]
-            )  # (in, n) for the first layer, else (M, in, n)
+            # (in, n) for the first layer, else (M, in, n)
+            inputs = first_rows(forward.inputs[layer])
             torch.sum(dz, dim=2, keepdim=True, out=views.biases[layer])  # (M, out, 1)
             if inputs.dim() == 2:  # the features, shared by every member
                 inputs = inputs.expand(dz.shape[0], *inputs.shape)
             torch.bmm(dz, inputs.transpose(1, 2), out=views.weights[layer])  # (M, out, in)
             if layer == 0:
                 break
-            dh = torch.bmm(
-                self.weights_t[layer], dz, out=self._grad_buffer(layer, rows)
-            )  # (M, in, n)
+            dh = self._grad_buffer(layer, rows)  # (M, in, n)
+            torch.bmm(self.weights_t[layer], dz, out=dh)
             mask = forward.masks[layer - 1]
             if mask is not None:
                 dh.mul_(mask)
@@ -274,9 +272,14 @@ class Targets:
         softmax, as autograd's cross-entropy backward computes it).
         """
         if self.multiclass:
-            probs = torch.log_softmax(logits, dim=1).exp_()  # (M, C, n)
+            return self._gradient_from(torch.log_softmax(logits, dim=1).exp_())
+        return self._gradient_from(torch.sigmoid(logits))
+
+    def _gradient_from(self, probs: Tensor) -> Tensor:
+        """The gradient from the predicted probabilities ``(M, outputs, n)``, in place."""
+        if self.multiclass:  # softmax cross-entropy: (p - onehot) / n
             return probs.sub_(self.onehot).div_(float(self.rows))
-        return torch.sigmoid(logits).sub_(self.y).div_(float(self.y.numel()))
+        return probs.sub_(self.y).div_(float(self.y.numel()))  # sigmoid BCE: (p - y) / (K n)
 
     def loss_and_correct(
         self, logits: Tensor, *, gradient: bool = True
@@ -294,7 +297,7 @@ class Targets:
             correct = (logits.max(dim=1).indices == self.codes).sum(dim=1)
             if not gradient:
                 return losses, correct, None
-            return losses, correct, log_probs.exp_().sub_(self.onehot).div_(float(rows))
+            return losses, correct, self._gradient_from(log_probs.exp_())
         target = self.y.expand_as(logits)
         losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         probs = torch.sigmoid(logits)  # (M, K, n)
@@ -302,7 +305,7 @@ class Targets:
         correct = (right if len(self.y) == 1 else right.all(dim=1, keepdim=True)).sum(dim=(1, 2))
         if not gradient:
             return losses.mean(dim=(1, 2)), correct, None
-        return losses.mean(dim=(1, 2)), correct, probs.sub_(target).div_(self.y.numel())
+        return losses.mean(dim=(1, 2)), correct, self._gradient_from(probs)
 
 
 __all__ = ["KEEPS_PRE_ACTIVATION", "Pass", "StackedMLP", "Targets"]
