@@ -143,6 +143,14 @@ def test_info_describes_the_model(main_run):
         "circles, test size 0.2, seed 42",
     ):
         assert text in result.stdout
+    assert "init" not in result.stdout  # nn.Linear's own initialisation goes unmentioned
+
+
+def test_train_with_another_init_says_so_in_info(tmp_path):
+    trained = invoke("train", "--init", "kaiming", "--epochs", "5", "--out", tmp_path, "--quiet")
+    assert trained.exit_code == 0, trained.output
+    result = invoke("info", tmp_path / "circles")
+    assert "adam lr 0.003, 5 epochs, seed 42, init kaiming" in result.stdout
 
 
 def test_datasets_lists_every_builtin():

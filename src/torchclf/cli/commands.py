@@ -360,12 +360,12 @@ def info(model: ModelArgument) -> None:
     ]
     if classifier.train_config is not None:
         config = classifier.train_config
-        rows.append(
-            (
-                "training",
-                f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs, seed {config.seed}",
-            )
+        training = (
+            f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs, seed {config.seed}"
         )
+        if classifier.model_config.init != "torch":  # nn.Linear's own needs no mention
+            training += f", init {classifier.model_config.init}"
+        rows.append(("training", training))
     summary = classifier.training_summary
     if summary:
         last = summary.get("last", {})
