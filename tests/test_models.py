@@ -155,3 +155,19 @@ def test_batched_prediction_equals_the_module_forward(options):
         expected = model(torch.from_numpy(features))
     torch.testing.assert_close(logits, expected)
     assert not model.training
+
+    # standardizing and finishing batch by batch equals doing each on the whole array
+    mean, scale = np.float32([1, 2, 3, 4, 5]), np.float32([2, 1, 0.5, 3, 1])
+    raw = features * scale + mean
+    before = raw.copy()
+    probabilities = predict_logits(
+        model,
+        raw,
+        torch.device("cpu"),
+        batch_rows=16,
+        standardize=(mean, scale),
+        finish=lambda z: torch.softmax(z, dim=1),
+    )
+    whole = predict_logits(model, (raw - mean) / scale, torch.device("cpu"), batch_rows=16)
+    assert torch.equal(probabilities, torch.softmax(whole, dim=1))
+    assert np.array_equal(raw, before)  # the caller's rows are left as they were

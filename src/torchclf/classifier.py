@@ -7,7 +7,7 @@ thresholds), the preprocessing state, the feature names and the configs it was t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from torch import Tensor
 from torchclf.checkpoint import read_model_file, write_model_file
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import resolve_device
-from torchclf.encoders import Encoder, encoder_from_state
+from torchclf.encoders import ArrayEncoder, Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
 from torchclf.history import History
 from torchclf.metrics import Evaluation
@@ -105,7 +105,7 @@ class Classifier:
         Returns ``(n, n_classes)`` rows that sum to 1 (two columns for binary) or, for multilabel,
         ``(n, n_labels)`` independent per-label probabilities.
         """
-        return self.task.probabilities(self._logits(X)).cpu().numpy()
+        return self._logits(X, finish=self.task.probabilities).cpu().numpy()
 
     @torch.inference_mode()
     def predict(self, X: Any, *, threshold: float | Sequence[float] | None = None) -> np.ndarray:
@@ -115,21 +115,33 @@ class Classifier:
         or one per label).
         """
         task = self.task if threshold is None else self.task.with_threshold(threshold)
-        probs = task.probabilities(self._logits(X))
+        probs = self._logits(X, finish=task.probabilities)
         return task.decode(task.decide(probs))
 
     @torch.inference_mode()
     def evaluate(self, X: Any, y: Any) -> Evaluation:
         """Accuracy, precision, recall, F1, ROC AUC, log loss, per class, confusion matrix."""
-        probs = self.task.probabilities(self._logits(X))
+        probs = self._logits(X, finish=self.task.probabilities)
         targets = self.task.encode(y)
         if len(targets) != len(probs):
             raise DataError(f"X has {len(probs)} rows but y has {len(targets)}; they must match")
         return self.task.evaluate(probs.cpu(), targets)
 
-    def _logits(self, X: Any) -> Tensor:
-        features = self.encoder.transform(X)  # (n, model inputs) float32, validated
-        return predict_logits(self.model, features, self.device, PREDICT_BATCH_ROWS)
+    def _logits(self, X: Any, finish: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """The logits of ``X``, or ``finish`` of them (probabilities), computed batch by batch."""
+        if isinstance(self.encoder, ArrayEncoder):  # standardized a batch at a time, in cache
+            raw = self.encoder.validate(X)
+            standardize = (self.encoder.mean, self.encoder.scale)
+            return predict_logits(
+                self.model,
+                raw,
+                self.device,
+                PREDICT_BATCH_ROWS,
+                standardize=standardize,
+                finish=finish,
+            )
+        features = self.encoder.transform(X)  # (n, model inputs), validated
+        return predict_logits(self.model, features, self.device, PREDICT_BATCH_ROWS, finish=finish)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the classifier to a ``.safetensors`` file (atomically) and return its path."""

@@ -155,12 +155,21 @@ class ArrayEncoder(Encoder):
         return len(self.mean)
 
     def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
-        if self.names is not None and hasattr(X, "columns"):
-            X = _select_columns(X, self.names, warn)
-        features, _ = as_features(X, n_features=self.n_inputs, dtype=self.dtype)
+        features = self.validate(X, warn=warn)
         standardized = features - self.mean  # (n, d), new: features may be the caller's array
         standardized /= self.scale  # in place: one temporary, not two
         return standardized
+
+    def validate(self, X: Any, *, warn: bool = True) -> np.ndarray:
+        """``X`` checked and as a ``(n, d)`` array of the encoder's dtype, not yet standardized.
+
+        Prediction standardizes it batch by batch with :attr:`mean` and :attr:`scale` (see
+        :func:`torchclf.models.predict_logits`), rather than all of it at once.
+        """
+        if self.names is not None and hasattr(X, "columns"):
+            X = _select_columns(X, self.names, warn)
+        features, _ = as_features(X, n_features=self.n_inputs, dtype=self.dtype)
+        return features
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         tensors = {"mean": torch.from_numpy(self.mean), "scale": torch.from_numpy(self.scale)}

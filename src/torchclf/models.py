@@ -7,6 +7,8 @@ so ``torch.func.functional_call`` / ``vmap`` can run stacked copies of it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -97,20 +99,37 @@ def build_model(config: ModelConfig, seed: int) -> MLP:
 
 @torch.inference_mode()
 def predict_logits(
-    model: MLP, features: np.ndarray, device: torch.device, batch_rows: int
+    model: MLP,
+    features: np.ndarray,
+    device: torch.device,
+    batch_rows: int,
+    *,
+    standardize: tuple[np.ndarray, np.ndarray] | None = None,
+    finish: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Logits ``(n, out_features)`` for encoded ``features``, ``batch_rows`` rows at a time.
+    """Logits ``(n, out_features)`` for ``features``, ``batch_rows`` rows at a time.
 
     Batches small enough for their activations to stay in cache; each layer of the usual MLP
-    (no batch norm) is one ``addmm`` into a reused buffer with the activation applied in place,
-    and every batch's logits go straight into one output tensor. Batch norm and from-scratch
-    activations run the module's own forward instead. No autograd, no per-batch synchronisation.
+    (no batch norm) is one ``addmm`` into a reused buffer with the activation applied in place.
+    Batch norm and from-scratch activations run the module's own forward instead. No autograd,
+    no per-batch synchronisation.
+
+    Work on whole arrays is done batch by batch too, while the batch is in cache:
+    ``standardize`` ``(mean, scale)``, each ``(in_features,)``, standardizes the raw ``features``
+    on the way in (the caller's array is left as it is), and ``finish`` maps each batch's logits
+    ``(b, out_features)`` to what is returned instead, such as probabilities ``(b, C)``.
     """
     model.eval()
     dtype = next(model.parameters()).dtype
-    logits = torch.empty(len(features), model.config.out_features, dtype=dtype, device=device)
+    out_features = model.config.out_features
+    width = out_features if finish is None else finish(torch.zeros(1, out_features)).shape[1]
+    result = torch.empty(len(features), width, dtype=dtype, device=device)
     linears = [m for m in model.layers if isinstance(m, nn.Linear)]
     buffers = [torch.empty(batch_rows, m.out_features, dtype=dtype, device=device) for m in linears]
+    inputs = None
+    if standardize is not None:
+        mean, scale = (torch.from_numpy(values).to(device, dtype) for values in standardize)
+        inputs = torch.empty(batch_rows, len(mean), dtype=dtype, device=device)
     rows_in = torch.from_numpy(features)
     own_forward = model.config.batch_norm or model.config.activation_impl != "torch"
     copy_ahead = device.type == "cuda"
@@ -119,16 +138,21 @@ def predict_logits(
     for start in range(0, len(features), batch_rows):
         batch = rows_in[start : start + batch_rows].to(device, non_blocking=copy_ahead)
         rows = len(batch)
+        if inputs is not None:
+            batch = torch.sub(batch, mean, out=inputs[:rows]).div_(scale)
+        # the logits go straight into the result, unless finish has them first
+        logits = result[start : start + rows] if finish is None else buffers[-1][:rows]
         if own_forward:
-            logits[start : start + rows] = model(batch)
-            continue
-        h = batch
-        for layer, linear in enumerate(linears[:-1]):
-            h = torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows])
-            h = activate_(model.config.activation, h)
-        last = linears[-1]
-        torch.addmm(last.bias, h, last.weight.T, out=logits[start : start + rows])
-    return logits
+            logits.copy_(model(batch))
+        else:
+            h = batch
+            for layer, linear in enumerate(linears[:-1]):
+                h = torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows])
+                h = activate_(model.config.activation, h)
+            torch.addmm(linears[-1].bias, h, linears[-1].weight.T, out=logits)
+        if finish is not None:
+            result[start : start + rows] = finish(logits)
+    return result
 
 
 def count_parameters(model: nn.Module) -> int:
