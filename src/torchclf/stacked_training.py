@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from torchclf.config import ModelConfig, TrainConfig
+from torchclf.data import IndexBatches
 from torchclf.history import History, check_finite_loss
 from torchclf.stacked import StackedMLP, Targets
 from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
@@ -64,13 +65,13 @@ def train_stacked(
     patience: int = 20,
     min_delta: float = 0.0,
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None = None,
-    batches: Callable[[int], Iterable[Tensor | slice]] | None = None,
+    batches: IndexBatches | None = None,
 ) -> StackedResult:
     """Train every member of ``net`` for its own number of epochs.
 
-    Full batch by default; ``batches(epoch)`` instead gives each epoch's mini-batches as row
-    indices (:meth:`torchclf.data.IndexBatches.epoch`), one optimizer step each, as the autograd
-    loop takes them.
+    Full batch when ``batches`` is None or holds every row in one batch; otherwise each epoch's
+    mini-batches are ``batches.epoch(epoch)``, one optimizer step each, as the autograd loop
+    takes them.
 
     ``X_train`` is ``(in, n)``. After every epoch each member is evaluated on ``splits``; with
     ``early_stopping`` a member stops when the first split's loss ("val") has not improved by
@@ -90,7 +91,7 @@ def train_stacked(
     records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
     # members that may stop before the others take their steps with a 0/1 mask on the rate
     masked = stopping is not None or len({h.epochs for h in hypers}) > 1
-    if batches is not None:
+    if batches is not None and not batches.full_batch:
         return _train_in_batches(
             net,
             optimizer,
@@ -155,7 +156,7 @@ def _train_in_batches(
     X_train: Tensor,
     train_targets: Targets,
     splits: Sequence[Split],
-    batches: Callable[[int], Iterable[Tensor | slice]],
+    batches: IndexBatches,
     stopping: _EarlyStopping | None,
     records: _Records,
     masked: bool,
@@ -178,7 +179,7 @@ def _train_in_batches(
                 rows
                 if isinstance(rows, Tensor)
                 else torch.arange(rows.start, rows.stop, device=X_train.device)
-                for rows in batches(epoch)
+                for rows in batches.epoch(epoch)
             ]
             order = torch.cat(chosen).to(X_train.device)
             # gathered as rows (fast when X_train is a view of row-major features), used as
@@ -354,7 +355,7 @@ def train_single(
     validation: Labelled | None,
     test: Labelled | None,
     on_epoch: Callable[[dict[str, float]], None] | None,
-    batches: Callable[[int], Iterator[slice | Tensor]] | None,
+    batches: IndexBatches,
 ) -> History:
     """:func:`torchclf.training.train_model` on these loops: the same epochs, rows and weights.
 

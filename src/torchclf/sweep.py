@@ -202,10 +202,7 @@ def _train_group(
         seed = int(np.random.SeedSequence([m.seed for m in members]).generate_state(1)[0])
         net.use_dropout([m.dropout for m in members], seed)
     hypers = [Hyper(m.optimizer, m.lr, m.weight_decay, m.momentum, m.epochs) for m in members]
-    epoch_batches = None if batches.full_batch else batches.epoch
-    result = train_stacked(
-        net, hypers, train.X, train.targets, splits, **stopping, batches=epoch_batches
-    )
+    result = train_stacked(net, hypers, train.X, train.targets, splits, **stopping, batches=batches)
 
     classifiers = []
     for i, member in enumerate(members):

@@ -159,10 +159,7 @@ def train_model(
     ):
         refusal = stacked_refusal(model, loss_fn, train, config, batch_size)
         if refusal is None:  # the same batches, on the hand-written engine
-            epoch_batches = None if batches.full_batch else batches.epoch
-            return train_single(
-                model, task, train, config, validation, test, on_epoch, epoch_batches
-            )
+            return train_single(model, task, train, config, validation, test, on_epoch, batches)
         if config.engine == "stacked":
             raise ConfigError(
                 f"engine='stacked' cannot train this run: {refusal}. Use engine='auto' (or "
