@@ -129,19 +129,20 @@ class Classifier:
 
     def _logits(self, X: Any, finish: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """The logits of ``X``, or ``finish`` of them (probabilities), computed batch by batch."""
+        standardize = None
         if isinstance(self.encoder, ArrayEncoder):  # standardized a batch at a time, in cache
-            raw = self.encoder.validate(X)
+            features = self.encoder.validate(X)
             standardize = (self.encoder.mean, self.encoder.scale)
-            return predict_logits(
-                self.model,
-                raw,
-                self.device,
-                PREDICT_BATCH_ROWS,
-                standardize=standardize,
-                finish=finish,
-            )
-        features = self.encoder.transform(X)  # (n, model inputs), validated
-        return predict_logits(self.model, features, self.device, PREDICT_BATCH_ROWS, finish=finish)
+        else:
+            features = self.encoder.transform(X)  # (n, model inputs), validated
+        return predict_logits(
+            self.model,
+            features,
+            self.device,
+            PREDICT_BATCH_ROWS,
+            standardize=standardize,
+            finish=finish,
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the classifier to a ``.safetensors`` file (atomically) and return its path."""
