@@ -192,7 +192,8 @@ def test_mini_batches_and_gradient_clipping_train():
     assert clf.evaluate(split.X_test, split.y_test)["accuracy"] >= 0.95
 
 
-def test_diverging_loss_stops_with_a_clear_error():
+@pytest.mark.parametrize("engine", ["autograd", "stacked"])
+def test_diverging_loss_stops_with_a_clear_error(engine):
     X = np.random.default_rng(0).normal(size=(100, 3)) * 100
     y = (X[:, 0] > 0).astype(int)
     message = (
@@ -200,7 +201,9 @@ def test_diverging_loss_stops_with_a_clear_error():
         "learning rate (for example lr=100000) or set grad_clip"
     )
     with pytest.raises(TrainingError, match=re.escape(message)):
-        torchclf.fit(X, y, optimizer="sgd", lr=1e6, standardize=False, epochs=50, hidden=(8,))
+        torchclf.fit(
+            X, y, optimizer="sgd", lr=1e6, standardize=False, epochs=50, hidden=(8,), engine=engine
+        )
 
 
 def test_progress_is_printed_when_verbose_and_silent_otherwise(capsys):
