@@ -7,9 +7,12 @@ that run every contender once, in a rotating order, spread it over all of them.
 
 from __future__ import annotations
 
+import itertools
+import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,3 +78,14 @@ def matmul_gflops(device: torch.device | str = "cpu", size: int = 2048, repeats:
     start = time.perf_counter()
     yardstick()
     return yardstick.gflops(time.perf_counter() - start)
+
+
+def multiply_adds(sizes: Sequence[int]) -> int:
+    """Multiply-adds of one row's forward pass through an MLP with layer ``sizes``."""
+    return sum(fan_in * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+
+
+def write_report(path: Path, report: Any) -> None:
+    """Write a benchmark's results as JSON and say where."""
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"JSON: {path}")

@@ -17,8 +17,6 @@ Run: OMP_NUM_THREADS=1 python benchmarks/circles.py [--repeats 5] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import interleaved_medians, matmul_gflops
+from _timing import interleaved_medians, matmul_gflops, multiply_adds, write_report
 from torch import nn
 
 import torchclf
@@ -136,9 +134,7 @@ class _Squeezed(nn.Module):
 
 def matmul_floor_seconds(n_train: int, n_test: int, n_in: int) -> float:
     """Time of the products alone (forward + backward on train, forward on test) at full speed."""
-    sizes = [n_in, *HIDDEN, 1]
-    weights = sum(a * b for a, b in itertools.pairwise(sizes))
-    flops = 2 * weights * (3 * n_train + n_test) * EPOCHS
+    flops = 2 * multiply_adds([n_in, *HIDDEN, 1]) * (3 * n_train + n_test) * EPOCHS
     return flops / (matmul_gflops() * 1e9)
 
 
@@ -194,8 +190,7 @@ def main() -> None:
     print("'torchclf is': how many times faster torchclf is (below 1: slower)")
     np.testing.assert_(results["torchclf"]["test_accuracy"] >= 0.99, "torchclf below 99%")
     report = {"epochs": EPOCHS, "floor_seconds": floor, "results": results}
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"JSON: {args.json}")
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":

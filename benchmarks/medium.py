@@ -16,7 +16,6 @@ Run: OMP_NUM_THREADS=1 python benchmarks/medium.py [--rows 200000] [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import MatmulYardstick, interleaved_medians
+from _timing import MatmulYardstick, interleaved_medians, multiply_adds, write_report
 from torch import nn
 
 import torchclf
@@ -147,8 +146,7 @@ def run_sklearn(X, y, X_test, y_test, scaled) -> float:
 
 def matmul_floor_seconds(rows: int, gflops: float) -> float:
     """Forward (1x) and backward (2x) products of one epoch at a large product's ``gflops``."""
-    weights = FEATURES * HIDDEN[0] + HIDDEN[0] * HIDDEN[1] + HIDDEN[1] * CLASSES
-    flops = 2 * weights * 3 * rows
+    flops = 2 * multiply_adds([FEATURES, *HIDDEN, CLASSES]) * 3 * rows
     return flops / (gflops * 1e9)
 
 
@@ -215,8 +213,7 @@ def main() -> None:
         "torchclf_accuracy_with_torch_init": torch_init_accuracy,
         "results": results,
     }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"JSON: {args.json}")
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ Run: OMP_NUM_THREADS=1 python benchmarks/predict.py [--rows 1000000] [--repeats 
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import MatmulYardstick, interleaved_medians
+from _timing import MatmulYardstick, interleaved_medians, multiply_adds, write_report
 from torch import nn
 
 import torchclf
@@ -81,7 +80,7 @@ def skorch_model(classifier):
 
 def matmul_floor_seconds(rows: int, gflops: float) -> float:
     """The model's products for ``rows`` rows at a large matrix product's ``gflops``."""
-    flops = 2 * rows * (FEATURES * HIDDEN[0] + HIDDEN[0] * HIDDEN[1] + HIDDEN[1] * CLASSES)
+    flops = 2 * rows * multiply_adds([FEATURES, *HIDDEN, CLASSES])
     return flops / (gflops * 1e9)
 
 
@@ -149,8 +148,7 @@ def main() -> None:
         "matmul_gflops": gflops,
         "results": results,
     }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"JSON: {args.json}")
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":
