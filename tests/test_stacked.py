@@ -86,6 +86,51 @@ def test_dropout_gradients_equal_autograd_with_the_same_masks(activation):
         torch.testing.assert_close(grads[i], torch.cat([g.reshape(-1) for g in expected]))
 
 
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_the_backward_follows_the_features_a_forward_met(activation):
+    # the backward reuses its views of the features and activations while they stay the same
+    # tensors: a new tensor, or new values in the same one, must give that data's gradients
+    config = ModelConfig(in_features=3, out_features=3, hidden=(6, 5), activation=activation)
+    states = [build_model(config, seed).double().state_dict() for seed in range(2)]
+    task = infer_task(TARGETS["multiclass"])
+    targets = Targets(task, task.encode(TARGETS["multiclass"]), torch.float64)
+    generator = torch.Generator().manual_seed(3)
+    first, second = (torch.randn(3, 30, dtype=torch.float64, generator=generator) for _ in "12")
+
+    def gradients(net: StackedMLP, X: torch.Tensor) -> torch.Tensor:
+        forward = net.forward(X)
+        return net.backward(forward, targets.gradient(forward.logits)).clone()
+
+    def fresh(X: torch.Tensor) -> torch.Tensor:
+        return gradients(StackedMLP.from_config(config, states), X)
+
+    net = StackedMLP.from_config(config, states)
+    buffer = first.clone()
+    torch.testing.assert_close(gradients(net, buffer), fresh(first), rtol=0, atol=0)
+    buffer.copy_(second)  # the same tensor, new rows: a gathered batch
+    torch.testing.assert_close(gradients(net, buffer), fresh(second), rtol=0, atol=0)
+    torch.testing.assert_close(gradients(net, first), fresh(first), rtol=0, atol=0)
+    assert not torch.equal(fresh(first), fresh(second))
+
+
+@pytest.mark.parametrize("task_name", list(TARGETS))
+def test_gathered_targets_equal_the_subset(task_name):
+    task = infer_task(TARGETS[task_name])
+    targets = Targets(task, task.encode(TARGETS[task_name]), torch.float32)
+    rows = torch.tensor([4, 0, 17, 4, 29])
+    gathered = targets.gather(rows, into=targets.batch_buffer(len(rows)))
+    subset = targets.subset(rows)
+    assert gathered.rows == subset.rows == len(rows)
+    logits = torch.randn(2, task.n_outputs, len(rows), generator=torch.Generator().manual_seed(0))
+    for got, expected in zip(
+        gathered.loss_and_correct(logits), subset.loss_and_correct(logits), strict=True
+    ):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # and the subset is the rows' own targets
+    alone = Targets(task, task.encode(TARGETS[task_name])[rows], torch.float32)
+    torch.testing.assert_close(subset.gradient(logits), alone.gradient(logits), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     ("optimizer", "options"),
     [

@@ -13,6 +13,7 @@ branch that ``torch.where`` discards never overflows and never sends NaN into th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -165,23 +166,29 @@ _MODULES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default, the one torchclf's models use
 
 
-def activate_(name: str, z: Tensor) -> Tensor:
-    """Apply activation ``name`` with torch's kernels, in place where torch has an in-place form.
+def in_place_activation(name: str) -> Callable[[Tensor], Tensor]:
+    """Activation ``name`` with torch's kernels, in place where torch has an in-place form.
 
     For the fast paths (stacked training, prediction) whose buffers are their own: in-place ops
-    save a pass over memory. gelu returns a new tensor; identity returns ``z``.
+    save a pass over memory. gelu returns a new tensor; identity returns its input. Looked up
+    once by a caller that applies it many times (a call per layer per step).
     """
-    if name == "relu":
-        return z.relu_()
-    if name == "leaky_relu":
-        return torch.nn.functional.leaky_relu_(z, LEAKY_SLOPE)
-    if name == "sigmoid":
-        return z.sigmoid_()
-    if name == "tanh":
-        return z.tanh_()
-    if name == "gelu":
-        return torch.nn.functional.gelu(z)
-    return z
+    return _IN_PLACE[name]
+
+
+def activate_(name: str, z: Tensor) -> Tensor:
+    """:func:`in_place_activation` ``name`` applied to ``z``."""
+    return _IN_PLACE[name](z)
+
+
+_IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": torch.relu_,
+    "leaky_relu": lambda z: torch.nn.functional.leaky_relu_(z, LEAKY_SLOPE),
+    "sigmoid": torch.sigmoid_,
+    "tanh": torch.tanh_,
+    "gelu": torch.nn.functional.gelu,
+    "identity": lambda z: z,
+}
 
 
 def make_activation(name: str, impl: str = "torch") -> nn.Module:
@@ -204,6 +211,7 @@ __all__ = [
     "activate_",
     "gelu",
     "identity",
+    "in_place_activation",
     "leaky_relu",
     "make_activation",
     "relu",

@@ -14,21 +14,23 @@ hundred), so much of the time goes to per-operation overhead (``../shared/PERF_N
 - the gradients are written out (no autograd graph) with the backward kernels autograd itself
   uses; ``tests/test_stacked.py`` checks them against ``torch.autograd`` for every activation and
   task;
-- outputs and gradients go into buffers reused from call to call.
+- outputs and gradients go into buffers reused from call to call, and so do the views of them
+  that the backward takes (a view costs microseconds, as much as the arithmetic on a small batch).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from torchclf.activations import LEAKY_SLOPE, activate_
+from torchclf.activations import LEAKY_SLOPE, in_place_activation
 from torchclf.config import ModelConfig
 from torchclf.tasks import MulticlassTask, Task
 
@@ -56,8 +58,9 @@ class StackedMLP:
             offset += fan_out
             self.shapes += [(fan_out, fan_in), (fan_out,)]
         self.weights_t = [weight.transpose(1, 2) for weight in self.weights]  # (M, in, out) views
-        self._buffers: dict[int, list[Tensor]] = {}  # columns -> one output per layer
-        self._grad_buffers: dict[tuple[int, int], Tensor] = {}
+        self._activate = in_place_activation(activation)
+        self._activation_backward = _ACTIVATION_BACKWARD[activation]
+        self._buffers: dict[int, _Buffers] = {}  # columns -> outputs and views reused per call
         self._grads: Tensor | None = None
         self._grad_views: StackedMLP | None = None
         self.keep: Tensor | None = None  # dropout: each member's keep probability, (M, 1, 1)
@@ -114,23 +117,25 @@ class StackedMLP:
         With dropout, the activations of the first ``train_rows`` columns (the training rows)
         are dropped; the other columns are evaluated as in ``eval()`` mode. The outputs live in
         buffers reused by the next call with as many columns (writing into memory already touched
-        is about twice as fast as a fresh tensor), so a :class:`Pass` is valid until then.
+        is about twice as fast as a fresh tensor), so a :class:`Pass` is valid until then. A
+        caller that passes the same ``X`` tensor again (a batch gathered into one buffer) also
+        gets its views reused.
         """
-        members = self.flat.shape[0]
-        buffers = self._buffers.get(X.shape[1])
+        members, columns = self.flat.shape[0], X.shape[1]
+        buffers = self._buffers.get(columns)
         if buffers is None:  # one set per column count: mini-batches, a last batch, evaluation
-            buffers = [X.new_empty(members, width, X.shape[1]) for width in self.sizes[1:]]
-            self._buffers[X.shape[1]] = buffers
-        result = Pass(pre=[], activations=[], inputs=[X], masks=[])
-        h = X.expand(members, *X.shape)  # (M, in, N), no copy
+            buffers = _Buffers(X.new_empty(members, width, columns) for width in self.sizes[1:])
+            self._buffers[columns] = buffers
+        result = Pass(pre=[], activations=[], inputs=[X], masks=[], buffers=buffers)
+        h = buffers.expanded(X, members)  # (M, in, N), no copy
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            z = torch.baddbmm(bias, weight, h, out=buffers[layer])  # (M, out, N)
+            z = torch.baddbmm(bias, weight, h, out=buffers.outputs[layer])  # (M, out, N)
             if layer == last:
                 result.pre.append(z)
                 break
             result.pre.append(z if self.activation in KEEPS_PRE_ACTIVATION else None)
-            h = activate_(self.activation, z)  # in place, except gelu
+            h = self._activate(z)  # in place, except gelu
             result.activations.append(h)
             mask = None
             if self.keep is not None and train_rows > 0:
@@ -143,14 +148,6 @@ class StackedMLP:
             result.inputs.append(h)
         return result
 
-    def _grad_buffer(self, layer: int, rows: int) -> Tensor:
-        """A reused ``(M, sizes[layer], rows)`` buffer for ``d loss / d inputs[layer]``."""
-        buffer = self._grad_buffers.get((layer, rows))
-        if buffer is None:
-            buffer = self.flat.new_empty(self.flat.shape[0], self.sizes[layer], rows)
-            self._grad_buffers[layer, rows] = buffer
-        return buffer
-
     def backward(self, forward: Pass, dlogits: Tensor) -> Tensor:
         """Gradients ``(M, P)`` of the members' losses, given ``d loss / d logits``.
 
@@ -159,38 +156,86 @@ class StackedMLP:
         ``dlogits`` is ``(M, outputs, n)`` for the first ``n`` columns of the forward (the
         training rows); the other columns (evaluation rows) take no part.
         """
-        rows = dlogits.shape[2]
         if self._grads is None:  # (M, P), laid out as flat; written in place by every backward
             self._grads = torch.empty_like(self.flat)
             self._grad_views = StackedMLP(self.sizes, self.activation, self._grads)
-        views = self._grad_views
+        grads = self._grad_views
+        layers = forward.buffers.backward_views(forward, dlogits.shape[2])
         dz = dlogits
-
-        def first_rows(tensor: Tensor) -> Tensor:  # the training columns, a view if not all
-            return tensor if tensor.shape[-1] == rows else tensor[..., :rows]
-
         for layer in reversed(range(len(self.weights))):
-            # (in, n) for the first layer, else (M, in, n)
-            inputs = first_rows(forward.inputs[layer])
-            torch.sum(dz, dim=2, keepdim=True, out=views.biases[layer])  # (M, out, 1)
-            if inputs.dim() == 2:  # the features, shared by every member
-                inputs = inputs.expand(dz.shape[0], *inputs.shape)
-            torch.bmm(dz, inputs.transpose(1, 2), out=views.weights[layer])  # (M, out, in)
+            inputs_t, dh, z, h = layers[layer]
+            torch.sum(dz, dim=2, keepdim=True, out=grads.biases[layer])  # (M, out, 1)
+            torch.bmm(dz, inputs_t, out=grads.weights[layer])  # (M, out, in)
             if layer == 0:
                 break
-            dh = self._grad_buffer(layer, rows)  # (M, in, n)
-            torch.bmm(self.weights_t[layer], dz, out=dh)
+            torch.bmm(self.weights_t[layer], dz, out=dh)  # (M, in, n)
             mask = forward.masks[layer - 1]
             if mask is not None:
                 dh.mul_(mask)
-            z = forward.pre[layer - 1]
-            dz = _activation_backward(
-                self.activation,
-                dh,
-                None if z is None else first_rows(z),
-                first_rows(forward.activations[layer - 1]),
-            )
+            dz = self._activation_backward(dh, z, h)
         return self._grads
+
+
+class _Buffers:
+    """The outputs of a forward of one column count ``N``, and the views the backward takes.
+
+    The views are kept while the forward meets the same features tensor and its layers' inputs
+    are these outputs (no dropout copy, an in-place activation).
+    """
+
+    def __init__(self, outputs: Iterable[Tensor]) -> None:
+        self.outputs = list(outputs)  # (M, width, N) per layer
+        self._features: tuple[Tensor, Tensor] | None = None  # the last X (in, N), as (M, in, N)
+        # rows -> per layer: input (M, rows, in), d loss / d input buffer, pre-activation, output
+        self._views: dict[int, list[LayerViews]] = {}
+        self._grad_buffers: dict[tuple[int, int], Tensor] = {}  # (layer, rows) -> (M, in, rows)
+
+    def expanded(self, X: Tensor, members: int) -> Tensor:
+        """``X`` ``(in, N)`` as every member's input ``(M, in, N)``: a view, kept for next time."""
+        if self._features is None or self._features[0] is not X:
+            self._features = (X, X.expand(members, *X.shape))
+            self._views.clear()
+        return self._features[1]
+
+    def backward_views(self, forward: Pass, rows: int) -> list[LayerViews]:
+        """Per layer, what the backward of ``forward``'s first ``rows`` columns reads and writes."""
+        own = all(h is output for h, output in zip(forward.inputs[1:], self.outputs, strict=False))
+        views = self._views.get(rows) if own else None
+        if views is None:
+            views = [self._layer_views(forward, layer, rows) for layer in range(len(self.outputs))]
+            if own:
+                self._views[rows] = views
+        return views
+
+    def _layer_views(self, forward: Pass, layer: int, rows: int) -> LayerViews:
+        def first_rows(tensor: Tensor) -> Tensor:  # the training columns, a view if not all
+            return tensor if tensor.shape[-1] == rows else tensor[..., :rows]
+
+        assert self._features is not None  # set by the forward
+        inputs = self._features[1] if layer == 0 else forward.inputs[layer]
+        inputs_t = first_rows(inputs).transpose(1, 2)  # (M, rows, in)
+        if layer == 0:
+            return LayerViews(inputs_t, None, None, None)
+        dh = self._grad_buffers.get((layer, rows))
+        if dh is None:  # d loss / d inputs[layer], (M, in, rows)
+            dh = inputs.new_empty(*inputs.shape[:2], rows)
+            self._grad_buffers[layer, rows] = dh
+        z = forward.pre[layer - 1]
+        return LayerViews(
+            inputs_t,
+            dh,
+            None if z is None else first_rows(z),
+            first_rows(forward.activations[layer - 1]),
+        )
+
+
+class LayerViews(NamedTuple):
+    """One layer's tensors in the backward; the first layer needs only ``inputs_t``."""
+
+    inputs_t: Tensor  # the layer's input, transposed, training columns: (M, rows, in)
+    grad_inputs: Tensor | None  # buffer for d loss / d input, (M, in, rows)
+    pre: Tensor | None  # the previous layer's pre-activation where its backward needs it
+    activation: Tensor | None  # the previous layer's activation (before dropout)
 
 
 @dataclass
@@ -201,6 +246,7 @@ class Pass:
     activations: list[Tensor]  # hidden layers' activations, before dropout, (M, width, N)
     inputs: list[Tensor]  # each layer's input: X (in, N), then the (dropped) activations
     masks: list[Tensor | None]  # dropout masks scaled by 1 / keep, (M, width, train_rows)
+    buffers: _Buffers  # where the outputs live, with the views of them the backward reuses
 
     @property
     def logits(self) -> Tensor:
@@ -212,23 +258,19 @@ KEEPS_PRE_ACTIVATION = ("gelu", "identity")  # their backward needs z (or h is z
 _ATEN = torch.ops.aten  # the fused backward kernels autograd itself calls
 
 
-def _activation_backward(name: str, dh: Tensor, z: Tensor | None, h: Tensor) -> Tensor:
-    """``d loss / d z`` from ``d loss / d h`` where ``h = activation(z)`` (all ``(M, w, n)``).
-
-    Each is the kernel torch's autograd runs for that activation, so the numbers are the same.
-    """
-    # each writes into dh itself: memory already touched is faster than a fresh tensor
-    if name == "relu":
-        return _ATEN.threshold_backward.grad_input(dh, h, 0, grad_input=dh)
-    if name == "leaky_relu":
-        return _ATEN.leaky_relu_backward.grad_input(dh, h, LEAKY_SLOPE, True, grad_input=dh)
-    if name == "sigmoid":
-        return _ATEN.sigmoid_backward.grad_input(dh, h, grad_input=dh)
-    if name == "tanh":
-        return _ATEN.tanh_backward.grad_input(dh, h, grad_input=dh)
-    if name == "gelu":
-        return _ATEN.gelu_backward.grad_input(dh, z, grad_input=dh)
-    return dh  # identity
+# d loss / d z from d loss / d h, where h = activation(z) (all (M, w, n)): each the kernel
+# torch's autograd runs for that activation, so the numbers are the same. Each writes into dh
+# itself (memory already touched is faster than a fresh tensor). Arguments: (dh, z, h).
+_ACTIVATION_BACKWARD: dict[str, Callable[[Tensor, Tensor | None, Tensor], Tensor]] = {
+    "relu": lambda dh, z, h: _ATEN.threshold_backward.grad_input(dh, h, 0, grad_input=dh),
+    "leaky_relu": lambda dh, z, h: _ATEN.leaky_relu_backward.grad_input(
+        dh, h, LEAKY_SLOPE, True, grad_input=dh
+    ),
+    "sigmoid": lambda dh, z, h: _ATEN.sigmoid_backward.grad_input(dh, h, grad_input=dh),
+    "tanh": lambda dh, z, h: _ATEN.tanh_backward.grad_input(dh, h, grad_input=dh),
+    "gelu": lambda dh, z, h: _ATEN.gelu_backward.grad_input(dh, z, grad_input=dh),
+    "identity": lambda dh, z, h: dh,
+}
 
 
 class Targets:
@@ -244,26 +286,53 @@ class Targets:
         self.multiclass = isinstance(task, MulticlassTask)
         if self.multiclass:
             self.codes = y  # (n,)
-            self.onehot = F.one_hot(y, task.n_outputs).T.to(dtype)  # (C, n)
+            # contiguous: index_select copies a strided tensor whole before gathering from it
+            self.onehot = F.one_hot(y, task.n_outputs).T.to(dtype).contiguous()  # (C, n)
         else:
-            self.y = y.T.to(dtype)  # (K, n)
+            self.y = y.T.to(dtype).contiguous()  # (K, n)
             self.truth = self.y.bool()
             thresholds = getattr(task, "thresholds", None)
             if thresholds is None:
                 thresholds = [task.threshold]  # type: ignore[attr-defined]
             self.thresholds = torch.tensor(thresholds, dtype=dtype, device=y.device)[:, None]
 
+    def _columns(self) -> tuple[str, ...]:
+        """The per-row tensors, each with its rows along the last dimension."""
+        return ("codes", "onehot") if self.multiclass else ("y", "truth")
+
+    def _like(self, rows: int) -> Targets:
+        part = object.__new__(Targets)
+        part.multiclass, part.rows = self.multiclass, rows
+        if not self.multiclass:
+            part.thresholds = self.thresholds
+        return part
+
     def subset(self, columns: Tensor | slice) -> Targets:
         """The targets of some rows: an index tensor gathers them, a slice views them."""
-        part = object.__new__(Targets)
-        part.multiclass = self.multiclass
-        if self.multiclass:
-            part.codes, part.onehot = self.codes[columns], self.onehot[:, columns]
-            part.rows = len(part.codes)
-        else:
-            part.y, part.truth = self.y[:, columns], self.truth[:, columns]
-            part.thresholds, part.rows = self.thresholds, part.y.shape[1]
+        part = self._like(0)
+        for name in self._columns():
+            values = getattr(self, name)
+            if isinstance(columns, slice):
+                setattr(part, name, values[..., columns])
+            else:  # index_select: several times faster than indexing along a strided dimension
+                setattr(part, name, values.index_select(values.dim() - 1, columns))
+        part.rows = getattr(part, self._columns()[0]).shape[-1]
         return part
+
+    def batch_buffer(self, rows: int) -> Targets:
+        """Targets of ``rows`` rows for :meth:`gather` to fill, allocated once for many batches."""
+        part = self._like(rows)
+        for name in self._columns():
+            values = getattr(self, name)
+            setattr(part, name, values.new_empty(*values.shape[:-1], rows))
+        return part
+
+    def gather(self, columns: Tensor, into: Targets) -> Targets:
+        """The targets of the rows ``columns`` written into ``into`` (a :meth:`batch_buffer`)."""
+        for name in self._columns():
+            values = getattr(self, name)
+            torch.index_select(values, values.dim() - 1, columns, out=getattr(into, name))
+        return into
 
     def gradient(self, logits: Tensor) -> Tensor:
         """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts.

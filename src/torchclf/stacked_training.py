@@ -164,11 +164,13 @@ def _train_in_batches(
 ) -> StackedResult:
     """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
 
-    Each epoch gathers its rows once, in batch order, so that every batch is a slice.
+    Each batch's rows are gathered into buffers reused from batch to batch: the step then meets
+    the same tensors every time, and keeps its views of them.
     """
     flat, members = net.flat, net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=flat.device)
     step, epoch = 0, 0
+    gather = _BatchGatherer(X_train.T, train_targets)
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
@@ -181,22 +183,20 @@ def _train_in_batches(
                 else torch.arange(rows.start, rows.stop, device=X_train.device)
                 for rows in batches.epoch(epoch)
             ]
-            order = torch.cat(chosen).to(X_train.device)
-            # gathered as rows (fast when X_train is a view of row-major features), used as
-            # the (in, n) view that the forward takes: batch after batch
-            X_epoch = X_train.T.index_select(0, order).T
-            targets_epoch = train_targets.subset(order)
-            # (M, outputs, rows): each batch's logits, as it met them, for the epoch's metrics
-            logits = flat.new_empty(members, net.sizes[-1], len(order))
+            # the epoch's targets in batch order, and each batch's logits as it met them, read
+            # once for the epoch's metrics: (M, outputs, rows)
+            targets_epoch = train_targets.subset(torch.cat(chosen).to(X_train.device))
+            logits = flat.new_empty(members, net.sizes[-1], targets_epoch.rows)
             mask = live[:, None].to(flat.dtype) if masked else None
             start = 0
-            for size in [rows.shape[0] for rows in chosen]:
-                columns = slice(start, start + size)
-                start += size
+            for rows in chosen:
+                stop = start + rows.shape[0]
                 step += 1  # the optimizer counts steps, not epochs, as torch.optim does
-                batch_targets = targets_epoch.subset(columns)
-                X_batch = X_epoch[:, columns]
-                step_batch(net, optimizer, X_batch, batch_targets, step, logits[..., columns], mask)
+                X_batch, batch_targets = gather(rows)
+                step_batch(
+                    net, optimizer, X_batch, batch_targets, step, logits[..., start:stop], mask
+                )
+                start = stop
             losses, correct, _ = targets_epoch.loss_and_correct(logits, gradient=False)
             records.add("train", losses, correct)
             for index, split in enumerate(splits):
@@ -233,6 +233,31 @@ def step_batch(
     forward = net.forward(X, train_rows=X.shape[1])
     logits_out.copy_(forward.logits)
     optimizer.step(net.flat, net.backward(forward, targets.gradient(forward.logits)), step, mask)
+
+
+class _BatchGatherer:
+    """Gathers a batch's rows into buffers reused by every batch of that size.
+
+    ``X_rows`` are the training features ``(n, in)`` (gathered fastest when row-major); a call
+    with row indices ``(b,)`` returns the batch's features as ``(in, b)`` and its targets, the
+    same tensors for every batch of ``b`` rows.
+    """
+
+    def __init__(self, X_rows: Tensor, targets: Targets) -> None:
+        self.X_rows, self.targets = X_rows, targets
+        self._buffers: dict[int, tuple[Tensor, Tensor, Targets]] = {}
+
+    def __call__(self, rows: Tensor) -> tuple[Tensor, Targets]:
+        size = rows.shape[0]
+        buffers = self._buffers.get(size)
+        if buffers is None:
+            rows_buffer = self.X_rows.new_empty(size, self.X_rows.shape[1])  # (b, in)
+            buffers = (rows_buffer, rows_buffer.T, self.targets.batch_buffer(size))
+            self._buffers[size] = buffers
+        rows_buffer, features, targets = buffers
+        torch.index_select(self.X_rows, 0, rows, out=rows_buffer)
+        self.targets.gather(rows, into=targets)
+        return features, targets
 
 
 def _last_epochs(epochs: Tensor, stopping: _EarlyStopping | None) -> list[int]:

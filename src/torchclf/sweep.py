@@ -138,11 +138,15 @@ def train_members(
     encoder = ArrayEncoder.fit(features, standardize=standardize, names=names, dtype=dtype)
 
     def rows(name: str, rows_X: Any, rows_y: Any) -> Split:
-        """Encoded, feature-major features ``(in, n)`` and targets on the device."""
+        """Encoded, feature-major features ``(in, n)`` and targets on the device.
+
+        The training rows stay a view of the row-major features: mini-batches gather rows.
+        """
         labelled = to_labelled(
             encoder.transform(rows_X), task.encode(rows_y), torch_device, torch_dtype
         )
-        return Split(name, labelled.X.T.contiguous(), Targets(task, labelled.y, torch_dtype))
+        X = labelled.X.T if name == "train" else labelled.X.T.contiguous()
+        return Split(name, X, Targets(task, labelled.y, torch_dtype))
 
     train = rows("train", features, y)
     splits = [
