@@ -171,3 +171,30 @@ def test_batched_prediction_equals_the_module_forward(options):
     whole = predict_logits(model, (raw - mean) / scale, torch.device("cpu"), batch_rows=16)
     assert torch.equal(probabilities, torch.softmax(whole, dim=1))
     assert np.array_equal(raw, before)  # the caller's rows are left as they were
+
+
+@pytest.mark.parametrize(
+    ("hidden", "dtype", "device", "rows"),
+    [
+        ((256, 256), torch.float32, "cpu", 512),  # 512 rows x 256 x 4 bytes: 512 KiB
+        ((256, 256), torch.float64, "cpu", 256),  # twice the bytes a value: half the rows
+        ((64, 32), torch.float32, "cpu", 2048),
+        ((8,), torch.float32, "cpu", 8192),  # capped: little left to gain
+        ((4096,), torch.float32, "cpu", 256),  # floored: per-batch overheads
+        ((256, 256), torch.float32, "cuda", 2048),
+    ],
+)
+def test_prediction_batches_keep_the_widest_activations_in_cache(hidden, dtype, device, rows):
+    from torchclf.models import predict_batch_rows
+
+    config = ModelConfig(in_features=2, out_features=4, hidden=hidden)
+    assert predict_batch_rows(config, torch.device(device), dtype) == rows
+
+
+def test_predictions_do_not_depend_on_the_batch_size():
+    from torchclf.models import predict_logits
+
+    model = build_model(ModelConfig(in_features=32, out_features=4, hidden=(256, 256)), seed=0)
+    features = np.random.default_rng(1).normal(size=(3000, 32)).astype(np.float32)
+    logits = [predict_logits(model, features, torch.device("cpu"), rows) for rows in (512, 2048)]
+    assert torch.equal(logits[0], logits[1])

@@ -22,10 +22,8 @@ from torchclf.encoders import ArrayEncoder, Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
 from torchclf.history import History
 from torchclf.metrics import Evaluation
-from torchclf.models import MLP, count_parameters, predict_logits
+from torchclf.models import MLP, count_parameters, predict_batch_rows, predict_logits
 from torchclf.tasks import Task, task_from_dict
-
-PREDICT_BATCH_ROWS = 2048  # rows per forward pass at prediction time: activations stay in cache
 
 
 class Classifier:
@@ -135,11 +133,12 @@ class Classifier:
             standardize = (self.encoder.mean, self.encoder.scale)
         else:
             features = self.encoder.transform(X)  # (n, model inputs), validated
+        weight = next(self.model.parameters())
         return predict_logits(
             self.model,
             features,
-            self.device,
-            PREDICT_BATCH_ROWS,
+            weight.device,
+            predict_batch_rows(self.model_config, weight.device, weight.dtype),
             standardize=standardize,
             finish=finish,
         )

@@ -213,6 +213,7 @@ def fit(
     train_rows, validation_rows = every_row, None
     if validation_fraction > 0:
         train_rows, validation_rows = holdout_indices(targets.numpy(), validation_fraction, seed)
+    train_targets = targets if train_rows is every_row else targets[train_rows]
 
     encoder: Encoder
     if is_frame:
@@ -236,7 +237,7 @@ def fit(
 
     train = to_labelled(
         encoder.transform(rows(train_rows), warn=False),
-        targets[train_rows],
+        train_targets,
         torch_device,
         torch_dtype,
         None if weights is None else weights[train_rows],
@@ -261,7 +262,7 @@ def fit(
         init=init,
     )
     model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
-    loss_fn = fitted_task.loss_fn(targets[train_rows], class_weight, label_smoothing)
+    loss_fn = fitted_task.loss_fn(train_targets, class_weight, label_smoothing)
     loss_fn = loss_fn.to(device=torch_device, dtype=torch_dtype)
     callbacks = [c for c in (on_epoch,) if c is not None]
     if verbose or log is not None:

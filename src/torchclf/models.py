@@ -97,6 +97,28 @@ def build_model(config: ModelConfig, seed: int) -> MLP:
         return MLP(config)
 
 
+PREDICT_CACHE_BYTES = 512 * 1024  # about a core's L2 cache: one batch's widest activations
+PREDICT_ROWS_CPU = (256, 8192)  # fewest rows (per-batch overheads), most (little left to gain)
+PREDICT_ROWS_OTHER = 2048  # on a GPU: not yet measured against other sizes
+
+
+def predict_batch_rows(config: ModelConfig, device: torch.device, dtype: torch.dtype) -> int:
+    """Rows per forward pass at prediction time on ``device``.
+
+    On the CPU, as many rows as keep the widest layer's activations ``(rows, width)`` within
+    :data:`PREDICT_CACHE_BYTES`, so that each layer reads its input from the cache: for 256-wide
+    layers that is 512 rows, measured 1.1-1.2x faster than 2048 rows (whose activations spill to
+    the shared cache); 64-wide layers get 2048 rows and 16-wide ones 8192, each near the fastest
+    size measured. Only the speed depends on it: each row is computed on its own.
+    """
+    if device.type != "cpu":
+        return PREDICT_ROWS_OTHER
+    width = max(config.in_features, *config.hidden, config.out_features)
+    rows = PREDICT_CACHE_BYTES // (width * dtype.itemsize)
+    low, high = PREDICT_ROWS_CPU
+    return min(max(rows, low), high)
+
+
 @torch.inference_mode()
 def predict_logits(
     model: MLP,
@@ -160,4 +182,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MLP", "build_model", "count_parameters", "initialize_", "predict_logits"]
+__all__ = [
+    "MLP",
+    "build_model",
+    "count_parameters",
+    "initialize_",
+    "predict_batch_rows",
+    "predict_logits",
+]
