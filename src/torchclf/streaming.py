@@ -336,7 +336,7 @@ def fit_parquet(
     history = History()
     printer = ProgressPrinter(epochs, write=print) if verbose else None
     start_time, step = time.perf_counter(), 0
-    with torch.no_grad():
+    with torch.inference_mode():  # no autograd bookkeeping on the engine's small operations
         for epoch in range(1, epochs + 1):
             loss_sum = torch.zeros((), dtype=torch_dtype, device=torch_device)
             correct = torch.zeros((), dtype=torch.long, device=torch_device)
