@@ -2,9 +2,10 @@
 
 Full batch, one forward pass per epoch covers the training rows and the evaluation rows
 together: the evaluation columns of epoch ``e``'s forward are exactly the after-step metrics of
-epoch ``e - 1``, so a separate evaluation pass is not needed. With mini-batches each epoch's rows
-are gathered once, in batch order, and every batch is a view. Metrics and early-stopping state
-stay on the device and are read every :data:`SYNC_EVERY` epochs (after every mini-batch epoch).
+epoch ``e - 1``, so a separate evaluation pass is not needed. With mini-batches each batch's rows
+are gathered into buffers reused from batch to batch. Both run under ``torch.inference_mode``.
+Metrics and early-stopping state stay on the device and are read every :data:`SYNC_EVERY` epochs
+(after every mini-batch epoch).
 
 :func:`train_single` runs one ordinary model (``fit``'s fast path) on these loops, and
 :func:`stacked_refusal` says when it cannot.
