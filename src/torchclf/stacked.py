@@ -321,21 +321,6 @@ class Targets:
         part.rows = getattr(part, self._columns()[0]).shape[-1]
         return part
 
-    def batch_buffer(self, rows: int) -> Targets:
-        """Targets of ``rows`` rows for :meth:`gather` to fill, allocated once for many batches."""
-        part = self._like(rows)
-        for name in self._columns():
-            values = getattr(self, name)
-            setattr(part, name, values.new_empty(*values.shape[:-1], rows))
-        return part
-
-    def gather(self, columns: Tensor, into: Targets) -> Targets:
-        """The targets of the rows ``columns`` written into ``into`` (a :meth:`batch_buffer`)."""
-        for name in self._columns():
-            values = getattr(self, name)
-            torch.index_select(values, values.dim() - 1, columns, out=getattr(into, name))
-        return into
-
     def gradient(self, logits: Tensor) -> Tensor:
         """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts.
 
