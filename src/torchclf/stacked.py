@@ -285,7 +285,9 @@ class Targets:
     def __init__(self, task: Task, y: Tensor, dtype: torch.dtype) -> None:
         self.rows = len(y)
         self.multiclass = isinstance(task, MulticlassTask)
-        self._divisor: Tensor | None = None  # the gradient's mean: rows (times outputs for BCE)
+        # the gradient's divisors (rows, times outputs for BCE) as 0-dim tensors, by count;
+        # shared with every subset, so that a run's batches make each one once
+        self._divisors: dict[int, Tensor] = {}
         if self.multiclass:
             self.codes = y  # (n,)
             # contiguous: index_select copies a strided tensor whole before gathering from it
@@ -302,16 +304,12 @@ class Targets:
         """The per-row tensors, each with its rows along the last dimension."""
         return ("codes", "onehot") if self.multiclass else ("y", "truth")
 
-    def _like(self, rows: int) -> Targets:
-        part = object.__new__(Targets)
-        part.multiclass, part.rows, part._divisor = self.multiclass, rows, None
-        if not self.multiclass:
-            part.thresholds = self.thresholds
-        return part
-
     def subset(self, columns: Tensor | slice) -> Targets:
         """The targets of some rows: an index tensor gathers them, a slice views them."""
-        part = self._like(0)
+        part = object.__new__(Targets)
+        part.multiclass, part._divisors = self.multiclass, self._divisors
+        if not self.multiclass:
+            part.thresholds = self.thresholds
         for name in self._columns():
             values = getattr(self, name)
             if isinstance(columns, slice):
@@ -336,10 +334,12 @@ class Targets:
 
         Softmax cross-entropy: ``(p - onehot) / n``; sigmoid BCE: ``(p - y) / (K n)``.
         """
-        if self._divisor is None:  # a 0-dim tensor divides 2x faster than a float, same result
-            count = self.rows if self.multiclass else self.y.numel()
-            self._divisor = torch.tensor(float(count), dtype=probs.dtype, device=probs.device)
-        return probs.sub_(self.onehot if self.multiclass else self.y).div_(self._divisor)
+        count = self.rows if self.multiclass else self.y.numel()
+        divisor = self._divisors.get(count)
+        if divisor is None:  # a 0-dim tensor divides 2x faster than a float, same result
+            divisor = torch.tensor(float(count), dtype=probs.dtype, device=probs.device)
+            self._divisors[count] = divisor
+        return probs.sub_(self.onehot if self.multiclass else self.y).div_(divisor)
 
     def loss_and_correct(
         self, logits: Tensor, *, gradient: bool = True
