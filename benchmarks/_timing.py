@@ -12,16 +12,32 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 
-def interleaved_medians(
-    contenders: dict[str, Callable[[], Any]], repeats: int
-) -> dict[str, tuple[float, Any]]:
-    """Each contender's median seconds over ``repeats`` rounds, and its last result.
+@dataclass
+class Rounds:
+    """One contender's seconds in each interleaved round, and its last result."""
+
+    seconds: list[float]
+    result: Any
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def best(self) -> float:
+        """The fastest round: interference from the machine's other tenants only slows a run."""
+        return min(self.seconds)
+
+
+def interleaved_rounds(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, Rounds]:
+    """Each contender's seconds in ``repeats`` rounds that run every contender once.
 
     Every contender runs once untimed first (imports, caches); one that raises ImportError
     (a peer that is not installed) is reported and left out.
@@ -35,15 +51,22 @@ def interleaved_medians(
             continue
         ready[name] = run
     names = list(ready)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    results: dict[str, Any] = {}
+    rounds = {name: Rounds([], None) for name in names}
     for round_index in range(repeats):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            results[name] = ready[name]()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(seconds[name]), results[name]) for name in names}
+            rounds[name].result = ready[name]()
+            rounds[name].seconds.append(time.perf_counter() - start)
+    return rounds
+
+
+def interleaved_medians(
+    contenders: dict[str, Callable[[], Any]], repeats: int
+) -> dict[str, tuple[float, Any]]:
+    """Each contender's median seconds over ``repeats`` rounds, and its last result."""
+    rounds = interleaved_rounds(contenders, repeats)
+    return {name: (timed.median, timed.result) for name, timed in rounds.items()}
 
 
 class MatmulYardstick:
@@ -69,6 +92,36 @@ class MatmulYardstick:
     def gflops(self, seconds: float) -> float:
         """The speed, in GFLOP/s, of a run of :meth:`__call__` that took ``seconds``."""
         return self.flops / seconds / 1e9
+
+
+def spread_report(
+    rounds: dict[str, Rounds],
+    yardstick: MatmulYardstick,
+    floor_seconds: Callable[[float], float],
+    peer: str = "scikit-learn",
+) -> dict[str, Any]:
+    """Print how the machine's speed moved over the rounds, and the fastest rounds' ratios.
+
+    The medians are the benchmark's figures; the fastest round of each contender (and the
+    yardstick's fastest, the lowest floor) show what the code does when the machine's other
+    tenants leave it alone. ``rounds`` holds torchclf, ``peer`` and the yardstick ("matmul");
+    ``floor_seconds`` turns GFLOP/s into the workload's floor. Returns the figures for the JSON.
+    """
+    rates = [yardstick.gflops(seconds) for seconds in rounds["matmul"].seconds]
+    ours, theirs = rounds["torchclf"].best, rounds[peer].best
+    floor = floor_seconds(max(rates))
+    print(
+        f"the machine is shared: its matmul yardstick ran at {min(rates):.0f}-{max(rates):.0f} "
+        "GFLOP/s over these rounds"
+    )
+    print(
+        f"fastest round of each: torchclf {ours:.3f} s, {peer} {theirs:.3f} s "
+        f"(torchclf {theirs / ours:.2f}x faster), floor {floor:.3f} s ({floor / ours:.2f} of it)"
+    )
+    return {
+        "matmul_gflops_rounds": rates,
+        "fastest_rounds": {"torchclf": ours, peer: theirs, "floor": floor},
+    }
 
 
 def matmul_gflops(device: torch.device | str = "cpu", size: int = 2048, repeats: int = 5) -> float:

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import MatmulYardstick, interleaved_medians, multiply_adds, write_report
+from _timing import (
+    MatmulYardstick,
+    interleaved_rounds,
+    multiply_adds,
+    spread_report,
+    write_report,
+)
 from torch import nn
 
 import torchclf
@@ -176,11 +182,17 @@ def main() -> None:
     }
     yardstick = MatmulYardstick()
     runs = {name: partial(run, X, y, X_test, y_test, scaled) for name, run in contenders.items()}
-    timed = interleaved_medians({**runs, "matmul": yardstick}, args.repeats)
-    gflops = yardstick.gflops(timed.pop("matmul")[0])
+    rounds = interleaved_rounds({**runs, "matmul": yardstick}, args.repeats)
+    gflops = yardstick.gflops(rounds["matmul"].median)
     results = {
-        name: {"seconds": median, "samples_per_second": args.rows / median, "test_accuracy": acc}
-        for name, (median, acc) in timed.items()
+        name: {
+            "seconds": timed.median,
+            "samples_per_second": args.rows / timed.median,
+            "test_accuracy": timed.result,
+            "rounds": timed.seconds,
+        }
+        for name, timed in rounds.items()
+        if name != "matmul"
     }
     floor = matmul_floor_seconds(args.rows, gflops)
     torch_init_accuracy = run_torchclf(X, y, X_test, y_test, scaled, init="torch")
@@ -206,12 +218,14 @@ def main() -> None:
         f"torchclf starts from init='xavier' (scikit-learn's); from nn.Linear's default init, "
         f"as the plain loops, its test accuracy is {torch_init_accuracy:.4f}"
     )
+    spread = spread_report(rounds, yardstick, partial(matmul_floor_seconds, args.rows))
     report = {
         "rows": args.rows,
         "floor_seconds": floor,
         "matmul_gflops": gflops,
         "torchclf_accuracy_with_torch_init": torch_init_accuracy,
         "results": results,
+        **spread,
     }
     write_report(args.json, report)
 

@@ -17,11 +17,18 @@ from __future__ import annotations
 import argparse
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import MatmulYardstick, interleaved_medians, multiply_adds, write_report
+from _timing import (
+    MatmulYardstick,
+    interleaved_rounds,
+    multiply_adds,
+    spread_report,
+    write_report,
+)
 from torch import nn
 
 import torchclf
@@ -116,15 +123,17 @@ def main() -> None:
 
     reference = contenders["torchclf"]()
     yardstick = MatmulYardstick()
-    timed = interleaved_medians({**contenders, "matmul": yardstick}, args.repeats)
-    gflops = yardstick.gflops(timed.pop("matmul")[0])
+    rounds = interleaved_rounds({**contenders, "matmul": yardstick}, args.repeats)
+    gflops = yardstick.gflops(rounds["matmul"].median)
     results = {
         name: {
-            "seconds": median,
-            "rows_per_second": args.rows / median,
-            "max_diff": float(np.abs(probabilities - reference).max()),
+            "seconds": timed.median,
+            "rows_per_second": args.rows / timed.median,
+            "max_diff": float(np.abs(timed.result - reference).max()),
+            "rounds": timed.seconds,
         }
-        for name, (median, probabilities) in timed.items()
+        for name, timed in rounds.items()
+        if name != "matmul"
     }
     floor = matmul_floor_seconds(args.rows, gflops)
 
@@ -142,11 +151,15 @@ def main() -> None:
         f"{'':>16}{floor / ours:>13.2f}x"
     )
     print("'torchclf is': how many times faster torchclf is (below 1: slower)")
+    spread = {}
+    if "scikit-learn" in rounds:
+        spread = spread_report(rounds, yardstick, partial(matmul_floor_seconds, args.rows))
     report = {
         "rows": args.rows,
         "floor_seconds": floor,
         "matmul_gflops": gflops,
         "results": results,
+        **spread,
     }
     write_report(args.json, report)
 
