@@ -67,11 +67,11 @@ def test_the_stacked_engine_trains_the_same_model_as_autograd(task, options):
 
 
 def test_batches_cut_across_the_gathered_chunks_train_as_autograd(monkeypatch):
-    from torchclf.stacked_training import _BatchFeatures
+    from torchclf.stacked_training import BatchFeatures
 
     # chunks of 70 rows (2 float64 features) against batches of 32 of the 120 training rows:
     # the second batch comes from inside a chunk, the third straddles one's end and refills it
-    monkeypatch.setattr(_BatchFeatures, "CHUNK_BYTES", 70 * 2 * 8)
+    monkeypatch.setattr(BatchFeatures, "CHUNK_BYTES", 70 * 2 * 8)
     split = _data("binary")
     common = dict(epochs=5, dtype="float64", batch_size=32, lr=0.01)
     fast = torchclf.fit(split.X_train, split.y_train, engine="stacked", **common)

@@ -5,9 +5,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 import torchclf
-from torchclf import ConfigError, DataError
+from torchclf import ConfigError, DataError, streaming
 from torchclf.encoders import ArrayEncoder
 from torchclf.streaming import ParquetSource, scan, shuffled_blocks
 from torchclf.tasks import infer_task
@@ -41,6 +42,27 @@ def test_statistics_from_one_streaming_pass_equal_the_in_memory_ones(tmp_path):
     assert statistics.classes.tolist() == [0, 1, 2] and statistics.dropped == 0
 
 
+def test_a_row_group_becomes_rows_a_block_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "STACK_ROWS", 7)  # blocks of 7 rows, the last one short
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "f64": rng.normal(size=50),
+            "i64": rng.integers(-5, 5, 50),
+            "flag": rng.random(50) > 0.5,
+            "label": rng.integers(0, 2, 50),
+        }
+    )
+    path = tmp_path / "mixed.parquet"
+    frame.to_parquet(path, row_group_size=30)
+    source = ParquetSource.open(path, "label")
+    X, y, skipped = source.read(source.groups[1])
+    expected = frame.iloc[30:][["f64", "i64", "flag"]].to_numpy(dtype=np.float32)
+    assert X.dtype == np.float32 and skipped == 0
+    np.testing.assert_array_equal(X, expected)
+    np.testing.assert_array_equal(y, frame["label"].to_numpy()[30:])
+
+
 def test_every_row_once_per_epoch_shuffled_across_row_groups(tmp_path):
     frame = _frame()
     source = ParquetSource.open(_write_folder(tmp_path, frame, group_rows=300), "label")
@@ -48,8 +70,9 @@ def test_every_row_once_per_epoch_shuffled_across_row_groups(tmp_path):
     task = infer_task(frame["label"].to_numpy())
 
     def epoch_ids(epoch, seed=0):
-        blocks = list(
-            shuffled_blocks(
+        blocks = [  # each block is a view of a buffer that the next one overwrites
+            (X.clone(), y.clone())
+            for X, y in shuffled_blocks(
                 source,
                 encoder,
                 task,
@@ -58,10 +81,13 @@ def test_every_row_once_per_epoch_shuffled_across_row_groups(tmp_path):
                 seed=seed,
                 epoch=epoch,
             )
-        )
+        ]
         # every block but the last is whole batches; none is larger than buffer + a row group
         assert all(len(X) % 64 == 0 for X, _ in blocks[:-1])
         assert max(len(X) for X, _ in blocks) <= 500 + 300
+        for X, y in blocks:  # the targets travel with their rows (label = (a > 0) + (b > 1))
+            a, b = X[:, source.features.index("a")], X[:, source.features.index("b")]
+            assert torch.equal(y, (a > 0).long() + (b > 1).long())
         return np.concatenate([X[:, source.features.index("row_id")] for X, _ in blocks])
 
     first, second = epoch_ids(1), epoch_ids(2)

@@ -169,13 +169,13 @@ def _train_in_batches(
     """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
 
     Each batch's features are copied into a buffer reused from batch to batch
-    (:class:`_BatchFeatures`): the step then meets the same tensor every time, and keeps its
+    (:class:`BatchFeatures`): the step then meets the same tensor every time, and keeps its
     views of it.
     """
     flat, members = net.flat, net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=flat.device)
     step, epoch = 0, 0
-    features = _BatchFeatures(X_train.T)
+    features, X_rows = BatchFeatures(), X_train.T
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
@@ -195,7 +195,8 @@ def _train_in_batches(
             logits = flat.new_empty(members, net.sizes[-1], len(order))
             mask = live[:, None].to(flat.dtype) if masked else None
             start = 0
-            for X_batch in features.epoch(order, [rows.shape[0] for rows in chosen]):
+            sizes = [rows.shape[0] for rows in chosen]
+            for X_batch in features.batches(X_rows, sizes, order):
                 stop = start + X_batch.shape[1]
                 step += 1  # the optimizer counts steps, not epochs, as torch.optim does
                 batch_targets = targets_epoch.subset(slice(start, stop))
@@ -241,44 +242,53 @@ def step_batch(
     optimizer.step(net.flat, net.backward(forward, targets.gradient(forward.logits)), step, mask)
 
 
-class _BatchFeatures:
+class BatchFeatures:
     """Each batch's features, copied into a buffer reused by every batch of that size.
 
-    The rows are gathered from ``X_rows`` ``(n, in)`` (fastest when row-major) a chunk of
-    about :data:`CHUNK_BYTES` at a time, in the epoch's order, and each batch is copied out of
-    the chunk. Gathered one batch at a time, between the products, the rows cost about 70 us a
-    batch of 256 (their cache misses wait one after another), against under 20 in chunks. The
-    forward meets the same tensor every batch and keeps its views of it.
+    The forward then meets the same tensor every batch and keeps its views of it. Rows are cut
+    from ``X_rows`` ``(n, in)`` (row-major; one dtype, device and width per instance) in turn, or
+    in a given order: those are gathered a chunk of about :data:`CHUNK_BYTES` at a time and each
+    batch is copied out of the chunk. Gathered one batch at a time, between the products, the
+    rows cost about 70 us a batch of 256 (their cache misses wait one after another), against
+    under 20 in chunks.
     """
 
     CHUNK_BYTES = 1 << 20  # 8,192 rows of 32 float32 features
 
-    def __init__(self, X_rows: Tensor) -> None:
-        self.X_rows = X_rows
+    def __init__(self) -> None:
         self._chunk: Tensor | None = None
         self._buffers: dict[int, tuple[Tensor, Tensor]] = {}  # rows -> (b, in) and its (in, b)
 
-    def epoch(self, order: Tensor, sizes: Sequence[int]) -> Iterator[Tensor]:
-        """The features ``(in, b)`` of each batch in turn: ``order``'s rows cut into ``sizes``."""
-        row_bytes = self.X_rows.shape[1] * self.X_rows.element_size()
-        capacity = max(self.CHUNK_BYTES // row_bytes, *sizes)
-        if self._chunk is None or len(self._chunk) < capacity:
-            self._chunk = self.X_rows.new_empty(capacity, self.X_rows.shape[1])
-        chunk = self._chunk
+    def batches(
+        self, X_rows: Tensor, sizes: Sequence[int], order: Tensor | None = None
+    ) -> Iterator[Tensor]:
+        """The features ``(in, b)`` of each batch, valid until the next batch of its size.
+
+        The batches are ``X_rows`` (or ``order``'s rows of it) cut into ``sizes``.
+        """
+        chunk = self._chunk_for(X_rows, sizes) if order is not None else X_rows
         start = chunk_start = chunk_stop = 0
         for size in sizes:
             stop = start + size
-            if stop > chunk_stop:  # the next rows in the epoch's order, a chunk at once
+            if order is not None and stop > chunk_stop:  # the next rows in order, a chunk at once
                 chunk_start, chunk_stop = start, min(start + len(chunk), len(order))
                 rows = order[chunk_start:chunk_stop]
-                torch.index_select(self.X_rows, 0, rows, out=chunk[: len(rows)])
+                torch.index_select(X_rows, 0, rows, out=chunk[: len(rows)])
             buffers = self._buffers.get(size)
             if buffers is None:
-                rows_buffer = self.X_rows.new_empty(size, self.X_rows.shape[1])  # (b, in)
+                rows_buffer = X_rows.new_empty(size, X_rows.shape[1])  # (b, in)
                 buffers = self._buffers[size] = (rows_buffer, rows_buffer.T)
             buffers[0].copy_(chunk[start - chunk_start : stop - chunk_start])
             yield buffers[1]
             start = stop
+
+    def _chunk_for(self, X_rows: Tensor, sizes: Sequence[int]) -> Tensor:
+        """The buffer that gathered rows go through: about CHUNK_BYTES, and at least a batch."""
+        row_bytes = X_rows.shape[1] * X_rows.element_size()
+        capacity = max(self.CHUNK_BYTES // row_bytes, *sizes)
+        if self._chunk is None or len(self._chunk) < capacity:
+            self._chunk = X_rows.new_empty(capacity, X_rows.shape[1])
+        return self._chunk
 
 
 def _last_epochs(epochs: Tensor, stopping: _EarlyStopping | None) -> list[int]:
@@ -452,6 +462,7 @@ def train_single(
 
 __all__ = [
     "SYNC_EVERY",
+    "BatchFeatures",
     "Split",
     "StackedResult",
     "stacked_refusal",

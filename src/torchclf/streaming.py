@@ -8,8 +8,10 @@ shuffled order on a background thread, standardizes them, and feeds a shuffle bu
 shuffling plus a shuffle buffer, the usual approximation of a full shuffle when a full one does
 not fit. The batches train the hand-written engine (:mod:`torchclf.stacked`), one step each.
 
-Peak memory is bounded by the settings, not by the file: about ``shuffle_buffer_rows`` rows plus
-``READ_AHEAD + 1`` row groups of features, as float32, on top of the model and torch itself.
+Peak memory is bounded by the settings, not by the file: the shuffle buffer's three reused
+arrays (the rows waiting, their permuted copy, the block leaving) of ``shuffle_buffer_rows`` rows
+plus a row group each, and ``READ_AHEAD + 1`` row groups being read, as float32, on top of the
+model and torch itself.
 
 Scope: numeric feature columns without missing values and one label column (binary or
 multiclass). Anything else is a clear :class:`~torchclf.errors.DataError`; such tables train in
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
@@ -41,11 +44,12 @@ from torchclf.history import History, check_finite_loss
 from torchclf.models import build_model
 from torchclf.stacked import StackedMLP, Targets
 from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
-from torchclf.stacked_training import step_batch
+from torchclf.stacked_training import BatchFeatures, step_batch
 from torchclf.tasks import Task, infer_task
 from torchclf.training import ProgressPrinter
 
 READ_AHEAD = 2  # row groups decoded ahead of the training loop
+STACK_ROWS = 8192  # rows of a row group turned from columns to rows at once
 MAX_CLASSES = 1000  # more distinct target values than this is not a classification target
 
 
@@ -130,9 +134,13 @@ class ParquetSource:
         table = pq.ParquetFile(self.files[file]).read_row_group(
             index, columns=[*self.features, self.target]
         )
-        X = np.column_stack(
-            [table.column(name).to_numpy(zero_copy_only=False) for name in self.features]
-        ).astype(np.float32, copy=False)
+        columns = [table.column(name).to_numpy(zero_copy_only=False) for name in self.features]
+        X = np.empty((table.num_rows, len(columns)), dtype=np.float32)
+        # a block of rows at a time, in cache: column_stack's strided writes take 4x as long
+        for start in range(0, len(X), STACK_ROWS):
+            stop = start + STACK_ROWS
+            block = [column[start:stop] for column in columns]
+            np.stack(block, axis=1, out=X[start:stop], casting="unsafe")  # as astype does
         y = table.column(self.target).to_numpy(zero_copy_only=False)
         keep = ~pd.isna(y)  # the in-memory path's rule (tabular.prepare_table)
         return X[keep], y[keep], int((~keep).sum())
@@ -189,7 +197,7 @@ def shuffled_blocks(
     shuffle_buffer_rows: int,
     seed: int,
     epoch: int,
-) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+) -> Iterator[tuple[Tensor, Tensor]]:
     """One epoch of shuffled rows in blocks: encoded features ``(m, d)`` and encoded targets.
 
     Every block but the last is a whole number of ``batch_size`` batches, so the batches that
@@ -199,8 +207,9 @@ def shuffled_blocks(
     adds each group to a buffer; once the buffer holds more than ``shuffle_buffer_rows`` rows it
     is shuffled and everything beyond that many rows leaves as batches, so the rows kept back
     mix with the next group (a shuffle buffer, vectorised). The last fill empties the buffer.
-    Blocks, not batches, cross from numpy to torch: each becomes one feature-major tensor whose
-    batches are views.
+
+    The blocks are CPU tensors, row-major ``(m, d)``, in buffers reused from block to block: each
+    is valid until the next one is asked for (clone it to keep it).
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(source.groups))
@@ -220,9 +229,7 @@ def shuffled_blocks(
 
     thread = threading.Thread(target=reader, name="torchclf-parquet-reader", daemon=True)
     thread.start()
-    features: list[np.ndarray] = []
-    targets: list[torch.Tensor] = []
-    buffered = 0
+    buffer = _ShuffleBuffer()
     try:
         while True:
             item = ready.get()
@@ -230,18 +237,11 @@ def shuffled_blocks(
                 raise item
             done = item is None
             if not done:
-                features.append(item[0])
-                targets.append(item[1])
-                buffered += len(item[0])
-            surplus = buffered if done else buffered - shuffle_buffer_rows
+                buffer.add(torch.from_numpy(item[0]), item[1])
+            surplus = buffer.rows if done else buffer.rows - shuffle_buffer_rows
             leaving = surplus if done else surplus - surplus % batch_size
             if leaving > 0:
-                X_buffer, y_buffer = np.concatenate(features), torch.cat(targets)
-                mix = rng.permutation(buffered)
-                X_buffer, y_buffer = X_buffer[mix], y_buffer[torch.from_numpy(mix)]
-                yield X_buffer[:leaving], y_buffer[:leaving]
-                features, targets = [X_buffer[leaving:]], [y_buffer[leaving:]]
-                buffered -= leaving
+                yield buffer.leave(torch.from_numpy(rng.permutation(buffer.rows)), leaving)
             if done:
                 return
     finally:
@@ -251,6 +251,49 @@ def shuffled_blocks(
                 ready.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.01)
+
+
+class _ShuffleBuffer:
+    """The rows waiting to leave, features ``(n, d)`` and targets, in buffers reused throughout.
+
+    Concatenating the rows and permuting them with numpy's fancy indexing, into fresh memory for
+    every row group, took about 0.35 s per 262,144-row group (measured in place, the reader
+    thread running); ``index_select`` into these buffers takes about 0.07 s. The permutation is
+    the same, and so is every block.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._pool: list[Tensor] = []  # features, targets: the buffered rows, first self.rows
+        self._spare: list[Tensor] = []  # the same shapes: the kept rows' next home
+        self._out: list[Tensor] = []  # the leaving block
+
+    def add(self, X: Tensor, y: Tensor) -> None:
+        """Append a row group's features ``(g, d)`` and targets."""
+        needed = self.rows + len(X)
+        if not self._pool or len(self._pool[0]) < needed:  # grows with the first groups only
+            old = self._pool
+            self._pool = [value.new_empty(needed, *value.shape[1:]) for value in (X, y)]
+            self._spare = [value.new_empty(needed, *value.shape[1:]) for value in (X, y)]
+            self._out = [value.new_empty(needed, *value.shape[1:]) for value in (X, y)]
+            for kept, new in zip(old, self._pool, strict=False):
+                new[: self.rows].copy_(kept[: self.rows])
+        for value, pool in zip((X, y), self._pool, strict=True):
+            pool[self.rows : needed].copy_(value)
+        self.rows = needed
+
+    def leave(self, mix: Tensor, leaving: int) -> tuple[Tensor, Tensor]:
+        """The first ``leaving`` rows of the buffer permuted by ``mix``; the rest stay, permuted.
+
+        The returned views hold until the next call.
+        """
+        kept = self.rows - leaving
+        for pool, out, spare in zip(self._pool, self._out, self._spare, strict=True):
+            torch.index_select(pool[: self.rows], 0, mix[:leaving], out=out[:leaving])
+            torch.index_select(pool[: self.rows], 0, mix[leaving:], out=spare[:kept])
+        self._pool, self._spare = self._spare, self._pool
+        self.rows = kept
+        return self._out[0][:leaving], self._out[1][:leaving]
 
 
 def fit_parquet(
@@ -336,6 +379,7 @@ def fit_parquet(
     history = History()
     printer = ProgressPrinter(epochs, write=print) if verbose else None
     start_time, step = time.perf_counter(), 0
+    features = BatchFeatures()  # each batch copied into a buffer the step keeps its views of
     with torch.inference_mode():  # no autograd bookkeeping on the engine's small operations
         for epoch in range(1, epochs + 1):
             loss_sum = torch.zeros((), dtype=torch_dtype, device=torch_device)
@@ -350,16 +394,18 @@ def fit_parquet(
                 epoch=epoch,
             )
             for X_block, y_block in blocks:
-                X = torch.from_numpy(X_block).to(torch_device).T.contiguous()  # (d, m)
+                rows = len(X_block)
                 targets = Targets(task, y_block.to(torch_device), torch_dtype)
-                logits = X.new_empty(1, model_config.out_features, len(X_block))  # (1, out, m)
-                for start in range(0, len(X_block), batch_size):
-                    columns = slice(start, start + batch_size)
+                logits = net.flat.new_empty(1, model_config.out_features, rows)  # (1, out, m)
+                sizes = [min(batch_size, rows - start) for start in range(0, rows, batch_size)]
+                start = 0
+                for X_batch in features.batches(X_block.to(torch_device), sizes):
+                    columns = slice(start, start + X_batch.shape[1])
                     step += 1
-                    batch_targets = targets.subset(columns)
                     step_batch(
-                        net, stepper, X[:, columns], batch_targets, step, logits[..., columns]
+                        net, stepper, X_batch, targets.subset(columns), step, logits[..., columns]
                     )
+                    start = columns.stop
                 losses, right, _ = targets.loss_and_correct(logits, gradient=False)
                 loss_sum += losses[0] * len(X_block)
                 correct += right[0]
