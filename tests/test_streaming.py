@@ -182,3 +182,27 @@ def test_stream_command_trains_evaluates_and_writes_a_run_folder(tmp_path):
     assert wrong.exit_code == 2
     assert "target column 'lable' is not in" in wrong.output
     assert "Did you mean 'label'?" in wrong.output
+
+
+def test_read_ahead_keeps_order_raises_the_readers_error_and_stops_when_closed():
+    import threading
+
+    def readers():
+        return [t for t in threading.enumerate() if t.name == "torchclf-parquet-reader"]
+
+    assert list(streaming.read_ahead(range(10), lambda job: job * job)) == [
+        j * j for j in range(10)
+    ]
+
+    def load(job):
+        if job == 3:
+            raise ValueError("row group 3 is corrupt")
+        return job
+
+    with pytest.raises(ValueError, match="row group 3 is corrupt"):
+        list(streaming.read_ahead(range(10), load))
+
+    loaded = streaming.read_ahead(range(1000), lambda job: job)
+    assert next(loaded) == 0
+    loaded.close()  # the reader may be waiting on a full queue: closing must still stop it
+    assert not readers()

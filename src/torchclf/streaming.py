@@ -24,10 +24,11 @@ import difflib
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,7 @@ from torchclf.tasks import Task, infer_task
 from torchclf.training import ProgressPrinter
 
 READ_AHEAD = 2  # row groups decoded ahead of the training loop
+T, R = TypeVar("T"), TypeVar("R")
 STACK_ROWS = 8192  # rows of a row group turned from columns to rows at once
 MAX_CLASSES = 1000  # more distinct target values than this is not a classification target
 
@@ -158,30 +160,33 @@ class Statistics:
 
 
 def scan(source: ParquetSource) -> Statistics:
-    """One pass over every row group: Chan's parallel merge of means and squared deviations."""
+    """One pass over every row group: Chan's parallel merge of means and squared deviations.
+
+    The row groups are read and decoded on a background thread while this one folds in the last.
+    """
     moments = Moments(len(source.features))
     classes: set[Any] = set()
     dropped = 0
-    for group in source.groups:
-        X, y, skipped = source.read(group)
-        dropped += skipped
-        missing = np.isnan(X).sum(axis=0)
-        if missing.any():
-            column = source.features[int(np.argmax(missing))]
-            raise DataError(
-                f"column '{column}' has missing values (row group {group[1]} of "
-                f"'{source.files[group[0]].name}'): streaming training needs complete numeric "
-                "columns; impute them first, or train in memory with torchclf.fit"
-            )
-        if len(y) == 0:
-            continue
-        classes.update(np.unique(y).tolist())
-        if len(classes) > MAX_CLASSES:
-            raise DataError(
-                f"target column '{source.target}' has more than {MAX_CLASSES} distinct values: "
-                "it does not look like class labels"
-            )
-        moments.update(X)
+    with closing(read_ahead(source.groups, source.read)) as groups_read:
+        for group, (X, y, skipped) in zip(source.groups, groups_read, strict=True):
+            dropped += skipped
+            missing = np.isnan(X).sum(axis=0)
+            if missing.any():
+                column = source.features[int(np.argmax(missing))]
+                raise DataError(
+                    f"column '{column}' has missing values (row group {group[1]} of "
+                    f"'{source.files[group[0]].name}'): streaming training needs complete numeric "
+                    "columns; impute them first, or train in memory with torchclf.fit"
+                )
+            if len(y) == 0:
+                continue
+            classes.update(np.unique(y).tolist())
+            if len(classes) > MAX_CLASSES:
+                raise DataError(
+                    f"target column '{source.target}' has more than {MAX_CLASSES} distinct values: "
+                    "it does not look like class labels"
+                )
+            moments.update(X)
     if moments.count == 0:
         raise DataError(f"no rows with a target in '{source.files[0]}'")
     classes_found = np.array(sorted(classes))
@@ -213,37 +218,51 @@ def shuffled_blocks(
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(source.groups))
+
+    def prepare(group: tuple[int, int, int]) -> tuple[np.ndarray, Tensor]:
+        X, y, _ = source.read(group)
+        return encoder.transform(X, warn=False), task.encode(y)
+
+    buffer = _ShuffleBuffer()
+    groups = [source.groups[index] for index in order]
+    with closing(read_ahead(groups, prepare)) as prepared:
+        for X, y in prepared:
+            buffer.add(torch.from_numpy(X), y)
+            surplus = buffer.rows - shuffle_buffer_rows
+            leaving = surplus - surplus % batch_size
+            if leaving > 0:
+                yield buffer.leave(torch.from_numpy(rng.permutation(buffer.rows)), leaving)
+    if buffer.rows > 0:  # the last fill empties the buffer
+        yield buffer.leave(torch.from_numpy(rng.permutation(buffer.rows)), buffer.rows)
+
+
+def read_ahead(jobs: Sequence[T], load: Callable[[T], R]) -> Iterator[R]:
+    """``load(job)`` for each job in turn, run up to :data:`READ_AHEAD` jobs ahead on a thread.
+
+    Reading and decoding Parquet releases the GIL, so it runs on another core while the caller
+    works on the last result. An exception in ``load`` is raised here; closing the generator
+    stops the thread.
+    """
     ready: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
     cancelled = threading.Event()
 
     def reader() -> None:
         try:
-            for index in order:
+            for job in jobs:
                 if cancelled.is_set():
                     return
-                X, y, _ = source.read(source.groups[index])
-                ready.put((encoder.transform(X, warn=False), task.encode(y)))
-            ready.put(None)
-        except BaseException as error:  # handed to the training side, raised there
-            ready.put(error)
+                ready.put(load(job))
+            ready.put(_DONE)
+        except BaseException as error:  # handed to the caller, raised there
+            ready.put(_Failed(error))
 
     thread = threading.Thread(target=reader, name="torchclf-parquet-reader", daemon=True)
     thread.start()
-    buffer = _ShuffleBuffer()
     try:
-        while True:
-            item = ready.get()
-            if isinstance(item, BaseException):
-                raise item
-            done = item is None
-            if not done:
-                buffer.add(torch.from_numpy(item[0]), item[1])
-            surplus = buffer.rows if done else buffer.rows - shuffle_buffer_rows
-            leaving = surplus if done else surplus - surplus % batch_size
-            if leaving > 0:
-                yield buffer.leave(torch.from_numpy(rng.permutation(buffer.rows)), leaving)
-            if done:
-                return
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
     finally:
         cancelled.set()
         while thread.is_alive():  # unblock a reader waiting on a full queue
@@ -251,6 +270,16 @@ def shuffled_blocks(
                 ready.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.01)
+
+
+_DONE = object()  # the reader's last item
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The exception the reader thread met, to raise on the caller's side."""
+
+    error: BaseException
 
 
 class _ShuffleBuffer:
