@@ -125,10 +125,13 @@ def test_fit_parquet_trains_a_model_that_predicts_raw_rows(tmp_path):
 def test_rows_without_a_target_are_skipped_and_counted(tmp_path):
     frame = _frame(1000).astype({"label": float})
     frame.loc[[3, 500, 999], "label"] = np.nan
+    frame.loc[600:799, "label"] = np.nan  # a whole row group without targets
     path = tmp_path / "gaps.parquet"
-    frame.to_parquet(path)
+    frame.to_parquet(path, row_group_size=200)
     statistics = scan(ParquetSource.open(path, "label"))
-    assert statistics.dropped == 3 and statistics.rows == 997
+    assert statistics.dropped == 203 and statistics.rows == 797
+    classifier = torchclf.fit_parquet(path, "label", hidden=(8,), epochs=2, seed=0)
+    assert len(classifier.history) == 2
 
 
 def test_bad_parquet_inputs_get_clear_errors(tmp_path):

@@ -219,15 +219,19 @@ def shuffled_blocks(
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(source.groups))
 
-    def prepare(group: tuple[int, int, int]) -> tuple[np.ndarray, Tensor]:
+    def prepare(group: tuple[int, int, int]) -> tuple[np.ndarray, Tensor] | None:
         X, y, _ = source.read(group)
+        if len(y) == 0:  # no row of this group has a target (the statistics pass counted them)
+            return None
         return encoder.transform(X, warn=False), task.encode(y)
 
     buffer = _ShuffleBuffer()
     groups = [source.groups[index] for index in order]
     with closing(read_ahead(groups, prepare)) as prepared:
-        for X, y in prepared:
-            buffer.add(torch.from_numpy(X), y)
+        for item in prepared:
+            if item is None:
+                continue
+            buffer.add(torch.from_numpy(item[0]), item[1])
             surplus = buffer.rows - shuffle_buffer_rows
             leaving = surplus - surplus % batch_size
             if leaving > 0:
