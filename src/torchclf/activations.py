@@ -176,11 +176,6 @@ def in_place_activation(name: str) -> Callable[[Tensor], Tensor]:
     return _IN_PLACE[name]
 
 
-def activate_(name: str, z: Tensor) -> Tensor:
-    """:func:`in_place_activation` ``name`` applied to ``z``."""
-    return _IN_PLACE[name](z)
-
-
 _IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu_,
     "leaky_relu": lambda z: torch.nn.functional.leaky_relu_(z, LEAKY_SLOPE),
@@ -208,7 +203,6 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
-    "activate_",
     "gelu",
     "identity",
     "in_place_activation",

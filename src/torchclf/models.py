@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.activations import LEAKY_SLOPE, activate_, make_activation
+from torchclf.activations import LEAKY_SLOPE, in_place_activation, make_activation
 from torchclf.config import ModelConfig
 
 
@@ -154,6 +154,7 @@ def predict_logits(
         inputs = torch.empty(batch_rows, len(mean), dtype=dtype, device=device)
     rows_in = torch.from_numpy(features)
     own_forward = model.config.batch_norm or model.config.activation_impl != "torch"
+    activate = in_place_activation(model.config.activation)  # looked up once, not per layer
     copy_ahead = device.type == "cuda"
     if copy_ahead:  # page-locked rows copy to the GPU asynchronously, overlapping the compute
         rows_in = rows_in.pin_memory()
@@ -170,7 +171,7 @@ def predict_logits(
             h = batch
             for layer, linear in enumerate(linears[:-1]):
                 h = torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows])
-                h = activate_(model.config.activation, h)
+                h = activate(h)
             torch.addmm(linears[-1].bias, h, linears[-1].weight.T, out=logits)
         if finish is not None:
             result[start : start + rows] = finish(logits)
