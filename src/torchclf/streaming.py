@@ -306,9 +306,9 @@ class _ShuffleBuffer:
         needed = self.rows + len(X)
         if not self._pool or len(self._pool[0]) < needed:  # grows with the first groups only
             old = self._pool
-            self._pool = [value.new_empty(needed, *value.shape[1:]) for value in (X, y)]
-            self._spare = [value.new_empty(needed, *value.shape[1:]) for value in (X, y)]
-            self._out = [value.new_empty(needed, *value.shape[1:]) for value in (X, y)]
+            self._pool, self._spare, self._out = (
+                [value.new_empty(needed, *value.shape[1:]) for value in (X, y)] for _ in range(3)
+            )
             for kept, new in zip(old, self._pool, strict=False):
                 new[: self.rows].copy_(kept[: self.rows])
         for value, pool in zip((X, y), self._pool, strict=True):
@@ -440,7 +440,7 @@ def fit_parquet(
                     )
                     start = columns.stop
                 losses, right, _ = targets.loss_and_correct(logits, gradient=False)
-                loss_sum += losses[0] * len(X_block)
+                loss_sum += losses[0] * rows
                 correct += right[0]
             row = {
                 "epoch": float(epoch),
