@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import torchclf
+from golden import assert_same_output
 from torchclf.cli import app
 
 runner = CliRunner()
@@ -386,8 +387,19 @@ def test_readme_shows_a_real_run(main_run):
     start = readme.index("$ torchclf train\n") + len("$ torchclf train\n")
     shown = readme[start : readme.index("```", start)].rstrip("\n").splitlines()
     printed = main_run[1].stdout.rstrip("\n").splitlines()
-    assert shown[:-1] == printed[:-1]  # every line but the run folder's path, which is tmp here
+    # every line but the run folder's path, which is tmp here
+    assert_same_output("\n".join(printed[:-1]), "\n".join(shown[:-1]))
     assert shown[-1] == "run folder: runs/circles"
+
+
+def test_readme_shows_real_predictions(main_run):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("$ head -3 preds.csv\n") + len("$ head -3 preds.csv\n")
+    shown = readme[start : readme.index("```", start)].rstrip("\n")
+    written = (main_run[0] / "test_predictions.csv").read_text().splitlines()[:3]
+    assert_same_output("\n".join(written), shown)
 
 
 @pytest.fixture(scope="module")

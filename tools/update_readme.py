@@ -1,6 +1,7 @@
 """Rewrite the README's golden outputs from real runs (the tests check they match).
 
-It re-runs ``torchclf train`` with its defaults for the CLI transcript, and executes each python
+It re-runs ``torchclf train`` with its defaults for the CLI transcript (and the predictions
+shown after it), and executes each python
 block of "A tour of the Python API" for the output block after it. Run it after a change that
 moves a printed number, then read the diff before committing it.
 
@@ -20,7 +21,7 @@ README = Path(__file__).parents[1] / "README.md"
 
 
 def cli_transcript(text: str) -> str:
-    """The block after ``$ torchclf train``, from a fresh run; its folder shown as runs/circles."""
+    """The blocks after ``$ torchclf train`` and ``head -3 preds.csv``, from a fresh run."""
     from typer.testing import CliRunner
 
     from torchclf.cli import app
@@ -30,7 +31,16 @@ def cli_transcript(text: str) -> str:
         if result.exit_code != 0:
             raise SystemExit(result.output)
         printed = result.stdout.replace(str(Path(out) / "circles"), "runs/circles")
-    start = text.index("$ torchclf train\n") + len("$ torchclf train\n")
+        # `torchclf predict runs/circles` writes exactly the run's test predictions (tested)
+        predictions = (Path(out) / "circles" / "test_predictions.csv").read_text()
+    text = _replace_block(text, "$ torchclf train\n", printed)
+    head = "".join(predictions.splitlines(keepends=True)[:3])
+    return _replace_block(text, "$ head -3 preds.csv\n", head)
+
+
+def _replace_block(text: str, after: str, printed: str) -> str:
+    """``text`` with what follows ``after``, up to the end of its block, replaced."""
+    start = text.index(after) + len(after)
     end = text.index("```", start)
     return text[:start] + printed + text[end:]
 
