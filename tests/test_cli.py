@@ -2,6 +2,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -548,3 +549,127 @@ def test_multiclass_and_multilabel_files_from_the_cli(
     raw.to_csv(tmp_path / "raw.csv", index=False)
     predicted = invoke("predict", run, "--data", tmp_path / "raw.csv")
     assert predicted.exit_code == 0 and len(predicted.stdout.splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(
+            "inf",
+            "column 'weight' holds inf at line 9 (1 of its values is infinite or beyond float32's "
+            "±3.4e+38): fix or remove such values, or empty those cells to have them imputed",
+            id="inf",
+        ),
+        pytest.param(
+            "1e308",
+            "column 'weight' holds 1e+308 at line 9 (1 of its values is infinite or beyond "
+            "float32's ±3.4e+38): fix or remove such values, or empty those cells to have them "
+            "imputed",
+            id="float32-overflow",
+        ),
+    ],
+)
+def test_a_column_out_of_range_is_named_before_training(tmp_path, value, message):
+    rows = ["size,weight,label"] + [f"{i % 7},{i * 2.5},{i % 2}" for i in range(40)]
+    rows[8] = f"3,{value},1"  # line 9 of the file
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = invoke("train", "--data", path, "--target", "label", "--out", tmp_path / "runs")
+    assert caught == []  # no overflow warnings from NumPy on the way
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message}\n"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("hidden", ["10,,10", "10,10,", ",10"])
+def test_an_empty_layer_size_is_refused(tmp_path, hidden):
+    result = invoke("train", "--hidden", hidden, "--out", tmp_path / "runs")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: Invalid value for '--hidden': expected comma-separated numbers such as 10,10 (or "
+        f"'none' for the linear model), got {hidden!r}, which has an empty item; remove the extra "
+        "comma or fill in the number (see 'torchclf train --help')\n"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["train"], id="train"),
+        pytest.param(["improve", "--epochs", "2"], id="improve"),
+        pytest.param(["activations"], id="activations"),
+    ],
+)
+def test_out_naming_a_file_is_refused_in_one_line(tmp_path, args):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    for out, inside in ((taken, ""), (taken / "runs", f" (inside '{taken}')")):
+        result = invoke(*args, "--out", out)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"Error: Invalid value for '--out': expected a folder, got '{out}'{inside}, which is a "
+            f"file; name a folder, new or existing (see 'torchclf {args[0]} --help')\n"
+        )
+    assert taken.read_text() == "mine" and sorted(tmp_path.iterdir()) == [taken]
+
+
+def test_a_diverged_run_is_advised_in_the_commands_options(tmp_path):
+    result = invoke(
+        "train", "--data", "moons", "--optimizer", "sgd", "--lr", "1e6", "--hidden", "64,64",
+        "--epochs", "50", "--out", tmp_path / "runs",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert re.fullmatch(
+        r"Error: the training loss became (nan|inf) at epoch \d+ with --lr 1e\+06: training "
+        r"diverged\. Lower the learning rate \(for example --lr 0\.003\) or clip the gradients "
+        r"\(for example --grad-clip 1\)\n",
+        result.stderr,
+    ), result.stderr
+    assert "lr=" not in result.stderr and "grad_clip" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def _size_color_csv(path):
+    rng = np.random.default_rng(0)
+    size = rng.normal(10, 3, 200).round(1)
+    color = rng.choice(["red", "green", "blue"], 200)
+    label = np.where(size + 4 * (color == "red") > 11, "big", "small")
+    pd.DataFrame({"size": size, "color": color, "label": label}).to_csv(path, index=False)
+    return path
+
+
+def test_two_features_one_of_them_text_train_and_write_the_whole_run(tmp_path):
+    path = _size_color_csv(tmp_path / "shapes.csv")
+    result = invoke("train", "--data", path, "--target", "label", "--epochs", "50", "--quiet",
+                    "--out", tmp_path / "runs")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "runs" / "shapes"
+    assert {p.name for p in folder.iterdir()} == RUN_FILES - {"decision_boundary.png"}
+    page = (folder / "report.html").read_text()
+    assert (
+        "No decision boundary: it is drawn over 2 numeric features, and &#x27;color&#x27; is "
+        "categorical." in page
+    )
+    assert page.count("src='data:image/png;base64,") == 3
+
+
+def test_a_picture_that_fails_is_left_out_and_the_run_is_kept(tmp_path, monkeypatch):
+    from torchclf import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("no room on the canvas")
+
+    monkeypatch.setattr(plots, "plot_roc_pr", broken)
+    result = invoke("train", "--epochs", "20", "--quiet", "--out", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "runs" / "circles"
+    assert {p.name for p in folder.iterdir()} == RUN_FILES - {"roc_pr.png"}
+    assert result.stderr == (
+        "Warning: roc_pr.png could not be drawn (ValueError: no room on the canvas); the run "
+        "folder is written without it\n"
+    )
+    page = (folder / "report.html").read_text()
+    assert "ROC and precision-recall curves (test): not drawn (ValueError: no room on the " in page

@@ -173,8 +173,14 @@ def test_as_features_accepts_lists_tensors_and_frames():
         ),
         pytest.param(
             np.array([[1.0, np.nan], [np.inf, 2.0]]),
-            "X holds NaN or infinite values (2 in all; the first at row 0, column 1): impute or drop them",
+            "X holds NaN or infinite values (2 in all; the first, nan, at row 0, column 1): impute or drop them",
             id="nan",
+        ),
+        pytest.param(
+            np.array([[1.0, 2.0], [1e308, -1e300]]),
+            "X holds 2 values too large for float32 (beyond ±3.4e+38); the first is 1e+308 at "
+            "row 1, column 0: rescale or clip them",
+            id="float32-overflow",
         ),
         pytest.param(
             pd.DataFrame({"a": [1.0], "city": ["Oslo"]}),

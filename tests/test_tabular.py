@@ -311,3 +311,25 @@ def test_target_problems_are_named(target, frame, message):
     frame = patients() if frame is None else frame
     with pytest.raises(DataError, match=re.escape(message)):
         prepare_table(frame, target, source="'p.csv'")
+
+
+def test_an_empty_label_set_is_a_row_to_which_no_label_applies(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 2))
+    tags = [
+        "|".join(t for t, on in (("a", u > 0), ("b", v > 0.3)) if on) for u, v in x
+    ]  # "" where neither label applies
+    frame = pd.DataFrame({"u": x[:, 0], "v": x[:, 1], "tags": tags})
+    frame.loc[:2, "tags"] = None  # also missing: in a column of label sets, the same as empty
+    path = tmp_path / "tags.csv"
+    frame.to_csv(path, index=False)
+    empty = sum(not t for t in tags) + sum(bool(t) for t in tags[:3])
+    table = prepare_table(read_table(path), ["tags"])
+    assert table.report["rows"] == 1000 and table.report["dropped (missing target)"] == 0
+    assert len(table.y) == 1000 and table.report["rows with no label"] == empty > 100
+    assert [labels for labels in table.y[:3]] == [[], [], []]
+    clf = torchclf.fit(table.features, table.y, epochs=300, seed=0)
+    assert clf.task.name == "multilabel" and list(clf.classes) == ["a", "b"]
+    predicted = clf.predict(table.features)  # (1000, 2) 0/1
+    none_apply = np.array([not labels for labels in table.y])
+    assert (predicted[none_apply].sum(axis=1) == 0).mean() > 0.9

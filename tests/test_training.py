@@ -198,7 +198,7 @@ def test_diverging_loss_stops_with_a_clear_error(engine):
     y = (X[:, 0] > 0).astype(int)
     message = (
         "the training loss became nan at epoch 4 with lr=1e+06: training diverged. Lower the "
-        "learning rate (for example lr=100000) or set grad_clip"
+        "learning rate (for example lr=0.003) or clip the gradients (for example grad_clip=1)"
     )
     with pytest.raises(TrainingError, match=re.escape(message)):
         torchclf.fit(

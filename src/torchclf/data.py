@@ -110,7 +110,9 @@ def as_features(
         raise DataError(
             f"{name} has {array.shape[1]} features, but the classifier was trained on {n_features}"
         )
-    array = np.ascontiguousarray(array, dtype=dtype)
+    given = array
+    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: named below
+        array = np.ascontiguousarray(array, dtype=dtype)
     # a float64 sum is finite exactly when every value is (but for an overflow, which the
     # elementwise mask then settles), and reads the array once without writing a mask
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is settled below
@@ -119,11 +121,19 @@ def as_features(
         return array, feature_names
     finite = np.isfinite(array)
     if not finite.all():
-        row, column = map(int, np.argwhere(~finite)[0])
+        bad = np.argwhere(~finite)
+        row, column = map(int, bad[0])
+        where = f"row {row}, column {feature_names[column] if feature_names else column}"
+        value = given[row, column]
+        if np.isfinite(value):  # finite as given, too large for dtype
+            limit = float(np.finfo(dtype).max)
+            raise DataError(
+                f"{name} holds {len(bad)} values too large for {np.dtype(dtype).name} (beyond "
+                f"±{limit:.3g}); the first is {float(value):g} at {where}: rescale or clip them"
+            )
         raise DataError(
-            f"{name} holds NaN or infinite values ({int((~finite).sum())} in all; the first at row "
-            f"{row}, column {feature_names[column] if feature_names else column}): impute or drop "
-            "them"
+            f"{name} holds NaN or infinite values ({len(bad)} in all; the first, {value}, at "
+            f"{where}): impute or drop them"
         )
     return array, feature_names
 

@@ -241,7 +241,9 @@ class TableEncoder(Encoder):
             if str(name) in categorical or _is_categorical(series, str(name)):
                 columns.append(_fit_categorical(str(name), series))
             else:
-                columns.append(_fit_numeric(str(name), _as_numbers(series, str(name)), standardize))
+                numbers = _as_numbers(series, str(name))
+                _check_range(str(name), numbers, np.dtype(dtype))
+                columns.append(_fit_numeric(str(name), numbers, standardize))
         return cls(columns, dtype)
 
     @property
@@ -384,6 +386,26 @@ def _as_numbers(series: Any, name: str, reason: str = "looks numeric") -> Any:
     return numbers.astype(np.float64)
 
 
+def _check_range(name: str, numbers: Any, dtype: np.dtype) -> None:
+    """Refuse infinite values, and values that ``dtype`` cannot hold; NaN (missing) is fine.
+
+    Either would turn the column's statistics, and then the loss, into inf or NaN, and the error
+    would surface far away, as a diverged loss blamed on the learning rate.
+    """
+    limit = float(np.finfo(dtype).max)
+    values = numbers.to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(values) > limit  # NaN compares False; inf is beyond any limit
+    if bad.any():
+        first, count = int(np.flatnonzero(bad)[0]), int(bad.sum())
+        raise DataError(
+            f"column {name!r} holds {values[first]:g} at {row_label(numbers.index, first)} "
+            f"({count} of its values {'is' if count == 1 else 'are'} infinite or beyond "
+            f"{dtype.name}'s ±{limit:.3g}): fix or remove such values, or empty those cells to "
+            "have them imputed"
+        )
+
+
 def _fit_numeric(name: str, numbers: Any, standardize: bool) -> NumericColumn:
     observed = numbers.dropna()
     median = float(observed.median()) if len(observed) else 0.0
@@ -396,6 +418,7 @@ def _fit_numeric(name: str, numbers: Any, standardize: bool) -> NumericColumn:
 
 def _encode_numeric(column: NumericColumn, series: Any, dtype: np.dtype) -> list[np.ndarray]:
     numbers = _as_numbers(series, column.name, reason="was numeric in training")
+    _check_range(column.name, numbers, dtype)
     missing = numbers.isna().to_numpy()
     filled = numbers.fillna(column.median).to_numpy(dtype=dtype)
     encoded = [(filled - dtype.type(column.mean)) / dtype.type(column.scale)]

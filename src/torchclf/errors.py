@@ -28,5 +28,29 @@ class TrainingError(TorchclfError, RuntimeError):
     """Training cannot continue, for example because the loss became NaN or infinite."""
 
 
+class TrainingDiverged(TrainingError):
+    """The training loss became NaN or infinite.
+
+    The advice names the parameters to change, and each face of torchclf names them its own way
+    (``lr=`` in Python, ``--lr`` on the command line, ``learning_rate=`` in the estimator), so the
+    error keeps its facts and :meth:`advice` words them for the face that reports it.
+    """
+
+    def __init__(self, loss: float, epoch: int, lr: float, suggested_lr: float) -> None:
+        self.loss, self.epoch, self.lr, self.suggested_lr = loss, epoch, lr, suggested_lr
+        super().__init__(self.advice())
+
+    def advice(self, lr: str = "lr={}", grad_clip: str | None = "grad_clip={}") -> str:
+        """The message, with ``lr`` and ``grad_clip`` as templates of that face's parameters."""
+        message = (
+            f"the training loss became {self.loss} at epoch {self.epoch} with "
+            f"{lr.format(f'{self.lr:g}')}: training diverged. Lower the learning rate (for "
+            f"example {lr.format(f'{self.suggested_lr:g}')})"
+        )
+        if grad_clip is not None:
+            message += f" or clip the gradients (for example {grad_clip.format(1)})"
+        return message
+
+
 class TorchclfWarning(UserWarning):
     """Something worth knowing that does not stop the work, e.g. unseen categories at predict."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from torchclf.errors import TrainingError
+from torchclf.config import TrainConfig
+from torchclf.errors import TrainingDiverged
 
 
 @dataclass
@@ -50,13 +52,15 @@ class History:
 
 
 def check_finite_loss(row: dict[str, float], lr: float) -> None:
-    """Raise :class:`TrainingError` when an epoch's training loss is NaN or infinite."""
+    """Raise :class:`TrainingDiverged` when an epoch's training loss is NaN or infinite.
+
+    It suggests a tenth of ``lr``, but never more than the default learning rate: after lr=1e6
+    diverged, 1e5 would too.
+    """
     if not math.isfinite(row["train_loss"]):
-        raise TrainingError(
-            f"the training loss became {row['train_loss']} at epoch {int(row['epoch'])} with "
-            f"lr={lr:g}: training diverged. Lower the learning rate (for example lr={lr / 10:g}) "
-            "or set grad_clip"
-        )
+        default_lr = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "lr")
+        suggested = min(lr / 10, float(default_lr))  # type: ignore[arg-type]
+        raise TrainingDiverged(row["train_loss"], int(row["epoch"]), lr, suggested)
 
 
 __all__ = ["History", "check_finite_loss"]

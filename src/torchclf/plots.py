@@ -56,9 +56,29 @@ def plot_history(history: History) -> Figure:
     return figure
 
 
+def decision_boundary_refusal(classifier: Classifier) -> str | None:
+    """Why no decision boundary can be drawn for ``classifier``, or None when one can.
+
+    The picture is a plane of two numeric features coloured by the predicted class, so it needs
+    a single-label classifier of exactly two numeric input columns.
+    """
+    if classifier.task.name == "multilabel":
+        return "it is drawn for one predicted class per point, and this classifier is multilabel"
+    if classifier.n_features != 2:
+        return f"it is drawn over 2 features, and this classifier has {classifier.n_features}"
+    kinds = getattr(classifier.encoder, "kinds", None)
+    categorical = kinds()["categorical"] if kinds is not None else []
+    if categorical:
+        return (
+            f"it is drawn over 2 numeric features, and {', '.join(map(repr, categorical))} "
+            f"{'is' if len(categorical) == 1 else 'are'} categorical"
+        )
+    return None
+
+
 def can_plot_decision_boundary(classifier: Classifier) -> bool:
-    """Decision boundaries are drawn for single-label classifiers of exactly two features."""
-    return classifier.n_features == 2 and classifier.task.name != "multilabel"
+    """Decision boundaries are drawn for single-label classifiers of two numeric features."""
+    return decision_boundary_refusal(classifier) is None
 
 
 def plot_decision_boundary(
@@ -80,17 +100,16 @@ def plot_decision_boundaries(
     ``panels`` holds ``(title, classifier, X, y)``; at most ``columns`` panels share a row.
     """
     for _, classifier, _, _ in panels:
-        if not can_plot_decision_boundary(classifier):
-            raise DataError(
-                f"a decision boundary needs a binary or multiclass classifier of 2 features; "
-                f"this one is {classifier.task.name} with {classifier.n_features} features"
-            )
+        refusal = decision_boundary_refusal(classifier)
+        if refusal is not None:
+            raise DataError(f"no decision boundary can be drawn: {refusal}")
     import matplotlib
     from matplotlib.colors import ListedColormap
 
     reference = panels[0][1]
     all_points = np.concatenate([np.asarray(X, dtype=np.float64) for _, _, X, _ in panels])
-    low, high = all_points.min(axis=0) - PADDING, all_points.max(axis=0) + PADDING
+    # nan-aware: a table's numeric columns may have gaps, which are imputed, not drawn
+    low, high = np.nanmin(all_points, axis=0) - PADDING, np.nanmax(all_points, axis=0) + PADDING
     xx, yy = np.meshgrid(
         np.linspace(low[0], high[0], GRID_STEPS), np.linspace(low[1], high[1], GRID_STEPS)
     )
@@ -257,6 +276,7 @@ def _activation_pairs() -> list[tuple[str, Any, Any]]:
 __all__ = [
     "activation_differences",
     "can_plot_decision_boundary",
+    "decision_boundary_refusal",
     "plot_activations",
     "plot_confusion_matrix",
     "plot_decision_boundaries",

@@ -20,10 +20,13 @@ import csv
 import html
 import json
 import os
+import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torchclf.errors import TorchclfWarning
 from torchclf.files import atomic_directory
 
 if TYPE_CHECKING:
@@ -41,19 +44,31 @@ PICTURES = {
 }
 
 
-def run_figures(classifier: Classifier, split: Split, evaluation: Evaluation) -> dict[str, Figure]:
-    """The run's pictures by file name; the decision boundary only for 2-feature data."""
+def run_figures(
+    classifier: Classifier, split: Split, evaluation: Evaluation
+) -> tuple[dict[str, Callable[[], Figure]], dict[str, str]]:
+    """The run's pictures by file name, each as a function that draws it, and why any is left out.
+
+    The decision boundary is drawn only where it means something (two numeric features, one
+    class per point); otherwise the second dictionary says why.
+    """
     from torchclf import plots
 
-    figures = {"loss_curves.png": plots.plot_history(classifier.history)}
-    if plots.can_plot_decision_boundary(classifier):
-        figures["decision_boundary.png"] = plots.plot_decision_boundary(
+    figures: dict[str, Callable[[], Figure]] = {
+        "loss_curves.png": lambda: plots.plot_history(classifier.history)
+    }
+    left_out: dict[str, str] = {}
+    refusal = plots.decision_boundary_refusal(classifier)
+    if refusal is None:
+        figures["decision_boundary.png"] = lambda: plots.plot_decision_boundary(
             classifier,
             [("Train", split.X_train, split.y_train), ("Test", split.X_test, split.y_test)],
         )
-    figures["confusion_matrix.png"] = plots.plot_confusion_matrix(evaluation)
-    figures["roc_pr.png"] = plots.plot_roc_pr(classifier, split.X_test, split.y_test)
-    return figures
+    else:
+        left_out["decision_boundary.png"] = f"No decision boundary: {refusal}."
+    figures["confusion_matrix.png"] = lambda: plots.plot_confusion_matrix(evaluation)
+    figures["roc_pr.png"] = lambda: plots.plot_roc_pr(classifier, split.X_test, split.y_test)
+    return figures, left_out
 
 
 def write_run(
@@ -66,7 +81,11 @@ def write_run(
     data_summary: dict[str, Any],
     overwrite: bool = False,
 ) -> Path:
-    """Write the complete run folder (atomically) and return its path."""
+    """Write the complete run folder (atomically) and return its path.
+
+    A picture that fails to draw is left out with a warning and a line in the report: a trained
+    model is never lost to a picture.
+    """
     from torchclf.predictions import prediction_frame
 
     folder = Path(folder)
@@ -77,8 +96,19 @@ def write_run(
         prediction_frame(classifier, split.X_test).to_csv(
             staging / "test_predictions.csv", index=False
         )
-        for name, figure in run_figures(classifier, split, evaluation).items():
-            figure.savefig(staging / name)
+        figures, left_out = run_figures(classifier, split, evaluation)
+        for name, draw in figures.items():
+            try:
+                draw().savefig(staging / name)
+            except Exception as error:
+                (staging / name).unlink(missing_ok=True)
+                left_out[name] = f"{PICTURES[name]}: not drawn ({type(error).__name__}: {error})."
+                warnings.warn(
+                    f"{name} could not be drawn ({type(error).__name__}: {error}); the run "
+                    "folder is written without it",
+                    TorchclfWarning,
+                    stacklevel=2,
+                )
         page = render_report(
             title=f"torchclf run {folder.name}",
             command=command,
@@ -86,6 +116,7 @@ def write_run(
             classifier=classifier,
             evaluation=evaluation,
             pictures={name: staging / name for name in PICTURES if (staging / name).exists()},
+            left_out=left_out,
         )
         (staging / "report.html").write_text(page, encoding="utf-8")
     return folder
@@ -119,8 +150,12 @@ def render_report(
     classifier: Classifier,
     evaluation: Evaluation,
     pictures: dict[str, Path],
+    left_out: dict[str, str] | None = None,
 ) -> str:
-    """One self-contained HTML page: command, data, model, metrics and embedded pictures."""
+    """One self-contained HTML page: command, data, model, metrics and embedded pictures.
+
+    ``left_out`` maps a picture's file name to the sentence that says why it is missing.
+    """
     from torchclf.models import count_parameters
 
     config = classifier.train_config.to_dict() if classifier.train_config else {}
@@ -145,12 +180,8 @@ def render_report(
         _table(per_class, ["class", "precision", "recall", "f1", "support"]),
         "<h2>Pictures</h2>",
     ]
-    if "decision_boundary.png" not in pictures:
-        sections.append(
-            f"<p>No decision boundary: it is drawn for binary and multiclass data of exactly 2 "
-            f"features, and this classifier is {classifier.task.name} on "
-            f"{classifier.n_features} features.</p>"
-        )
+    for sentence in (left_out or {}).values():
+        sections.append(f"<p>{html.escape(sentence)}</p>")
     for name, path in pictures.items():
         encoded = base64.b64encode(path.read_bytes()).decode("ascii")
         caption = html.escape(PICTURES.get(name, name))

@@ -131,7 +131,13 @@ def prepare_table(
             hint = f". Did you mean {close[0]!r}?" if close else ""
             raise DataError(f"column {name!r} is not in {source}; its columns are {columns}{hint}")
 
-    missing_target = frame[target].isna().any(axis=1).to_numpy()
+    delimited = len(target) == 1 and _is_delimited_labels(frame[target[0]])
+    # In a column of delimited labels an empty cell is a row to which no label applies, a valid
+    # target: only single-label and indicator targets can be missing.
+    missing_target = (
+        np.zeros(len(frame), dtype=bool) if delimited else frame[target].isna().any(axis=1)
+    )
+    missing_target = np.asarray(missing_target)
     kept = frame.loc[~missing_target]
     if len(kept) == 0:
         raise DataError(
@@ -158,9 +164,9 @@ def prepare_table(
         label_names = target
     else:
         values = kept[target[0]]
-        is_text = not (is_numeric_dtype(values) or is_bool_dtype(values))
-        if is_text and values.astype(str).str.contains(LABEL_SEPARATOR, regex=False).any():
-            y = [_split_labels(v) for v in values]
+        if delimited:
+            y = [[] if pd.isna(v) else _split_labels(v) for v in values]
+            report["rows with no label"] = sum(not labels for labels in y)
         else:
             y = values.to_numpy()
             classes = pd.unique(values)
@@ -170,6 +176,14 @@ def prepare_table(
                     f"({classes[0]!r}); a classifier needs at least two classes"
                 )
     return Table(kept[chosen], y, tuple(target), label_names, report)
+
+
+def _is_delimited_labels(values: pd.Series) -> bool:
+    """A text column of ``"x|y"`` label sets: a multilabel target."""
+    if is_numeric_dtype(values) or is_bool_dtype(values):
+        return False
+    present = values.dropna().astype(str)
+    return bool(present.str.contains(LABEL_SEPARATOR, regex=False).any())
 
 
 def _split_labels(value: Any) -> list[str]:

@@ -56,6 +56,9 @@ class _OneLineErrors(TyperGroup):
             _fail("aborted")
         except TorchclfError as error:
             _fail(str(error))
+        except OSError as error:  # a file or folder the system refused: permissions, full disk
+            where = f" '{error.filename}'" if error.filename else ""
+            _fail(f"{error.strerror or error}:{where}")
         if standalone_mode:
             sys.exit(code if isinstance(code, int) else 0)
         return code

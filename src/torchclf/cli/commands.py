@@ -14,6 +14,8 @@ from torchclf.cli.inputs import (
     OutOption,
     OverwriteOption,
     TestSizeOption,
+    advice_in_options,
+    check_folder_option,
     command_line,
     parse_hidden,
     parse_numbers,
@@ -75,6 +77,10 @@ def train(
     batch_size: Annotated[
         int | None,
         typer.Option(help="Rows per step (default: full batch up to 4096 rows, else 256)."),
+    ] = None,
+    grad_clip: Annotated[
+        float | None,
+        typer.Option(help="Clip the gradients' global norm to this value (default: no clipping)."),
     ] = None,
     class_weight: Annotated[
         str, typer.Option(help="none, or balanced: weigh classes by their inverse frequency.")
@@ -160,32 +166,34 @@ def train(
         epoch_table = EpochTable(console, epochs, max(1, epochs // 10), heading(data, summary))
     tunes_threshold = isinstance(threshold_value, str)
     try:
-        classifier = torchclf.fit(
-            split.X_train,
-            split.y_train,
-            task=task,
-            hidden=sizes,
-            activation=activation,
-            dropout=dropout,
-            init=init,
-            epochs=epochs,
-            lr=lr,
-            optimizer=optimizer,
-            batch_size=batch_size,
-            early_stopping=early_stopping,
-            validation_fraction=0.2 if early_stopping or tunes_threshold else 0.0,
-            class_weight=None if class_weight == "none" else class_weight,
-            threshold=0.5 if threshold_value is None else threshold_value,
-            categorical=split_names(categorical),
-            label_names=loaded.label_names,
-            feature_names=loaded.feature_names,
-            seed=seed,
-            device=device,
-            threads=thread_count,
-            compile=compile_model,
-            eval_set=(split.X_test, split.y_test),
-            on_epoch=epoch_table,
-        )
+        with advice_in_options(grad_clip=True):
+            classifier = torchclf.fit(
+                split.X_train,
+                split.y_train,
+                task=task,
+                hidden=sizes,
+                activation=activation,
+                dropout=dropout,
+                init=init,
+                epochs=epochs,
+                lr=lr,
+                optimizer=optimizer,
+                batch_size=batch_size,
+                grad_clip=grad_clip,
+                early_stopping=early_stopping,
+                validation_fraction=0.2 if early_stopping or tunes_threshold else 0.0,
+                class_weight=None if class_weight == "none" else class_weight,
+                threshold=0.5 if threshold_value is None else threshold_value,
+                categorical=split_names(categorical),
+                label_names=loaded.label_names,
+                feature_names=loaded.feature_names,
+                seed=seed,
+                device=device,
+                threads=thread_count,
+                compile=compile_model,
+                eval_set=(split.X_test, split.y_test),
+                on_epoch=epoch_table,
+            )
     finally:
         if epoch_table is not None:
             epoch_table.close()
@@ -270,10 +278,11 @@ def evaluate(
     from torchclf.files import atomic_directory
 
     model_path = resolve_model_path(model)
+    folder = out if out is not None else model_path.parent / "evaluation"
+    check_folder_option(folder)
     classifier = torchclf.load(model_path)
     description, X, y = rows_to_score(classifier, data, split)
     evaluation = classifier.evaluate(X, y)
-    folder = out if out is not None else model_path.parent / "evaluation"
     with atomic_directory(folder, overwrite=True) as staging:
         (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
         plots.plot_confusion_matrix(evaluation).savefig(staging / "confusion_matrix.png")
@@ -423,6 +432,7 @@ def activations(
     from torchclf import plots
     from torchclf.files import atomic_file
 
+    check_folder_option(out)
     table = Table(title="from scratch vs torch, x in [-1e4, 1e4]", title_justify="left")
     table.add_column("activation")
     table.add_column("largest |difference|", justify="right")

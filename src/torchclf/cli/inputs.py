@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,9 +23,20 @@ DataOption = Annotated[
 
 
 def parse_numbers(text: str, option: str, kind: type, example: str) -> tuple[Any, ...]:
-    """Comma-separated numbers of ``kind``; anything else is a BadParameter naming ``option``."""
+    """Comma-separated numbers of ``kind``; anything else is a BadParameter naming ``option``.
+
+    An empty item (``10,,10`` or a trailing comma) is refused rather than skipped: it is more
+    likely a typo for a missing number than a wish for fewer.
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if "" in parts:
+        raise typer.BadParameter(
+            f"expected comma-separated numbers such as {example}, got {text!r}, which has an "
+            "empty item; remove the extra comma or fill in the number",
+            param_hint=option,
+        )
     try:
-        return tuple(kind(part) for part in text.split(",") if part.strip())
+        return tuple(kind(part) for part in parts)
     except ValueError:
         raise typer.BadParameter(
             f"expected comma-separated numbers such as {example}, got {text!r}", param_hint=option
@@ -57,13 +70,43 @@ def parse_hidden(text: str) -> tuple[int, ...] | str:
     return sizes
 
 
+@contextmanager
+def advice_in_options(*, grad_clip: bool) -> Iterator[None]:
+    """Word a diverged run's advice in the command's options (``--lr``), not Python's ``lr=``.
+
+    ``grad_clip`` says whether the command has ``--grad-clip`` to suggest.
+    """
+    from torchclf.errors import TrainingDiverged, TrainingError
+
+    try:
+        yield
+    except TrainingDiverged as error:
+        advice = error.advice(lr="--lr {}", grad_clip="--grad-clip {}" if grad_clip else None)
+        raise TrainingError(advice) from None
+
+
 def resolve_model_path(model: Path) -> Path:
     """A model file, or a run folder holding ``model.safetensors``."""
     return model / "model.safetensors" if model.is_dir() else model
 
 
+def check_folder_option(folder: Path, option: str = "'--out'") -> None:
+    """Refuse a folder option naming a file, or inside one, before any work is done."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                inside = "" if path == folder else f" (inside '{path}')"
+                raise typer.BadParameter(
+                    f"expected a folder, got '{folder}'{inside}, which is a file; name a folder, "
+                    "new or existing",
+                    param_hint=option,
+                )
+            return
+
+
 def run_folder(out: Path, name: str | None, data: str, overwrite: bool) -> Path:
     """``out/name``, refusing a taken name unless overwriting; by default ``out/data[-N]``."""
+    check_folder_option(out)
     if name is not None:
         folder = out / name
         if folder.exists() and not overwrite:
@@ -143,6 +186,8 @@ def rows_to_score(
 
 
 __all__ = [
+    "advice_in_options",
+    "check_folder_option",
     "command_line",
     "parse_hidden",
     "parse_numbers",

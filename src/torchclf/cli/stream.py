@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from torchclf.cli import app
-from torchclf.cli.inputs import OutOption, OverwriteOption, parse_hidden, run_folder, split_names
+from torchclf.cli.inputs import (
+    OutOption,
+    OverwriteOption,
+    advice_in_options,
+    parse_hidden,
+    run_folder,
+    split_names,
+)
 from torchclf.cli.output import examples, make_console, metrics_tables
 
 
@@ -62,20 +69,21 @@ def stream(
     from torchclf.training import format_progress
 
     console = make_console()
-    classifier = torchclf.fit_parquet(
-        data,
-        target,
-        features=split_names(features) or None,
-        hidden=sizes,
-        activation=activation,
-        optimizer=optimizer,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle_buffer_rows=shuffle_buffer_rows,
-        seed=seed,
-        device=device,
-    )
+    with advice_in_options(grad_clip=False):
+        classifier = torchclf.fit_parquet(
+            data,
+            target,
+            features=split_names(features) or None,
+            hidden=sizes,
+            activation=activation,
+            optimizer=optimizer,
+            lr=lr,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle_buffer_rows=shuffle_buffer_rows,
+            seed=seed,
+            device=device,
+        )
     evaluation = None
     if test_data is not None:
         from torchclf.tabular import read_table
