@@ -668,7 +668,7 @@ def test_a_picture_that_fails_is_left_out_and_the_run_is_kept(tmp_path, monkeypa
     folder = tmp_path / "runs" / "circles"
     assert {p.name for p in folder.iterdir()} == RUN_FILES - {"roc_pr.png"}
     assert result.stderr == (
-        "Warning: roc_pr.png could not be drawn (ValueError: no room on the canvas); the run "
+        "Warning: roc_pr.png could not be drawn (ValueError: no room on the canvas); the "
         "folder is written without it\n"
     )
     page = (folder / "report.html").read_text()

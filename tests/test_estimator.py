@@ -188,3 +188,105 @@ def test_a_fitted_estimator_is_served_by_torchclf_predict(iris, tmp_path):
     assert result.exit_code == 0, result.output
     served = pd.read_csv(__import__("io").StringIO(result.stdout))
     assert served["prediction"].tolist() == clf.predict(frame.head(5)).tolist()
+
+
+def _raw_table(n=240, seed=0):
+    """Text, boolean, category and numeric columns, with gaps, and a target they explain."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(50, 12, n)
+    city = rng.choice(["Oslo", "Lima", "Pune"], n).astype(object)
+    smoker = rng.choice([True, False], n)
+    stage = pd.Categorical(rng.choice([1, 2, 3], n))  # numbers, declared categorical
+    risk = 0.1 * (age - 50) + 2 * smoker + 1.5 * (city == "Lima") + (np.asarray(stage) == 3)
+    frame = pd.DataFrame({"age": age, "city": city, "smoker": smoker, "stage": stage})
+    frame.loc[rng.choice(n, 20, replace=False), "age"] = np.nan
+    frame.loc[rng.choice(n, 15, replace=False), "city"] = None
+    return frame, np.where(risk + rng.normal(0, 0.2, n) > 1, "sick", "well")
+
+
+def test_a_raw_table_is_preprocessed_saved_and_served_as_it_is(tmp_path):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    frame, y = _raw_table()
+    clf = small(max_epochs=200).fit(frame[:180], y[:180])
+    assert list(clf.feature_names_in_) == ["age", "city", "smoker", "stage"]
+    assert clf.n_features_in_ == 4
+    assert clf.classifier_.encoder.kinds() == {
+        "numeric": ["age"],
+        "categorical": ["city", "smoker", "stage"],
+    }
+    predicted = clf.predict(frame[180:])
+    assert (predicted == y[180:]).mean() > 0.8
+    np.testing.assert_allclose(clf.predict_proba(frame[180:]).sum(axis=1), 1.0)
+    clf.save(tmp_path / "model.safetensors")
+    loaded = torchclf.load(tmp_path / "model.safetensors")
+    assert loaded.predict(frame[180:]).tolist() == predicted.tolist()
+    assert pickle.loads(pickle.dumps(clf)).predict(frame[180:]).tolist() == predicted.tolist()
+    frame[180:].to_csv(tmp_path / "rows.csv", index=False)
+    result = CliRunner().invoke(
+        app, ["predict", str(tmp_path / "model.safetensors"), "--data", str(tmp_path / "rows.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    served = pd.read_csv(__import__("io").StringIO(result.stdout))
+    assert served["prediction"].tolist() == predicted.tolist()
+
+
+def test_a_raw_table_refuses_other_columns_as_scikit_learn_does():
+    frame, y = _raw_table()
+    clf = small(max_epochs=5).fit(frame, y)
+    with pytest.raises(ValueError, match="Feature names unseen at fit time"):
+        clf.predict(frame.rename(columns={"city": "town"}))
+
+
+def test_numeric_columns_named_categorical_are_one_hot_encoded():
+    frame, y = _raw_table()
+    frame = frame.assign(stage=np.asarray(frame["stage"]).astype(int))
+    clf = small(max_epochs=5, categorical_features=["stage"]).fit(frame, y)
+    assert clf.classifier_.encoder.kinds()["categorical"] == ["city", "smoker", "stage"]
+
+
+def test_a_diverged_fit_is_advised_in_the_estimators_names():
+    X = np.random.default_rng(0).normal(size=(100, 3)) * 100
+    y = (X[:, 0] > 0).astype(int)
+    message = (
+        "with learning_rate=1e+06: training diverged. Lower the learning rate (for example "
+        "learning_rate=0.003)"
+    )
+    with pytest.raises(torchclf.TrainingError, match=re.escape(message) + "$"):
+        small(optimizer="sgd", learning_rate=1e6, hidden_layer_sizes=(8,)).fit(X, y)
+
+
+def test_a_pipelines_last_step_is_not_served_silently_from_named_columns(tmp_path):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    frame, y = datasets.load("breast_cancer").X, datasets.load("breast_cancer").labels
+    X = pd.DataFrame(frame, columns=[f"f{i}" for i in range(frame.shape[1])])
+    pipeline = make_pipeline(StandardScaler(), small(max_epochs=20)).fit(X, y)
+    pipeline[-1].save(tmp_path / "last.safetensors")  # the scaler is not in this file
+    X.to_csv(tmp_path / "raw.csv", index=False)
+    runner = CliRunner()
+    model = str(tmp_path / "last.safetensors")
+    refused = runner.invoke(app, ["predict", model, "--data", str(tmp_path / "raw.csv")])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr.startswith(
+        "Error: Invalid value for '--data': the model was fitted on 30 unnamed features, so it "
+        f"cannot tell whether the columns of '{tmp_path / 'raw.csv'}' are those it learned from"
+    )
+    assert refused.stderr.count("\n") == 1 and "--by-position" in refused.stderr
+    info = runner.invoke(app, ["info", model])
+    cells = " ".join(re.sub("[│]", " ", info.stdout).split())  # the table's wrapped cells
+    assert "features 30, unnamed (fitted on an array: columns are taken by position" in cells
+    scaled = pd.DataFrame(pipeline[0].transform(X), columns=X.columns)
+    scaled.to_csv(tmp_path / "scaled.csv", index=False)
+    served = runner.invoke(
+        app, ["predict", model, "--data", str(tmp_path / "scaled.csv"), "--by-position"]
+    )
+    assert served.exit_code == 0 and served.stderr == ""
+    labels = pd.read_csv(__import__("io").StringIO(served.stdout))["prediction"]
+    assert labels.tolist() == pipeline.predict(X).tolist()
+    with pytest.warns(torchclf.TorchclfWarning, match="fitted on 30 unnamed features"):
+        torchclf.load(model).predict(X)

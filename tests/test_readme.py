@@ -51,3 +51,37 @@ def test_readme_tour_output_is_what_the_code_prints(tmp_path, monkeypatch):
 )
 def test_readme_names_the_two_commands(command):
     assert command in README.read_text()
+
+
+def _section(title):
+    text = README.read_text()
+    start = text.index(f"\n## {title}\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_readme_scikit_learn_recipe_is_served_row_for_row(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    section = _section("scikit-learn")
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, flags=re.S)
+    code = next(body for language, body in blocks if language == "python")
+    printed_block = blocks[blocks.index(("python", code)) + 1][1]
+    command = next(body for _, body in blocks if body.startswith("$ torchclf predict"))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, str(README), "exec"), namespace)
+    assert_same_output(printed.getvalue(), printed_block)
+    arguments = command.splitlines()[0].split()[2:]  # after "$ torchclf"
+    result = CliRunner().invoke(app, arguments, prog_name="torchclf")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == command.splitlines()[1] + "\n"
+    import pandas as pd
+
+    served = pd.read_csv(tmp_path / "predictions.csv")["prediction"].to_numpy()
+    model, X_test = namespace["model"], namespace["X_test"]
+    assert served.tolist() == model.predict(X_test).tolist()
+    assert (served == namespace["y_test"].to_numpy()).mean() > 0.95

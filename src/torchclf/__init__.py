@@ -45,6 +45,8 @@ _EXPORTS = {
     "DataError": "torchclf.errors",
     "ModelFileError": "torchclf.errors",
     "TrainingError": "torchclf.errors",
+    "TrainingDiverged": "torchclf.errors",
+    "TorchclfWarning": "torchclf.errors",
     "Evaluation": "torchclf.metrics",
     "History": "torchclf.history",
     "NeuralNetClassifier": "torchclf.estimator",
@@ -67,7 +69,9 @@ __all__ = [
     "Split",
     "Task",
     "TorchclfError",
+    "TorchclfWarning",
     "TrainConfig",
+    "TrainingDiverged",
     "TrainingError",
     "__version__",
     "activations",
@@ -110,6 +114,8 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
         DataError,
         ModelFileError,
         TorchclfError,
+        TorchclfWarning,
+        TrainingDiverged,
         TrainingError,
     )
     from torchclf.estimator import NeuralNetClassifier

@@ -168,6 +168,14 @@ class ArrayEncoder(Encoder):
         """
         if self.names is not None and hasattr(X, "columns"):
             X = _select_columns(X, self.names, warn)
+        elif hasattr(X, "columns") and warn:
+            warnings.warn(
+                f"X has column names, but this model was fitted on {self.n_inputs} unnamed "
+                "features, so its columns are taken by position, as they are (a model saved "
+                "from the end of a scikit-learn pipeline lacks the pipeline's earlier steps)",
+                TorchclfWarning,
+                stacklevel=4,
+            )
         features, _ = as_features(X, n_features=self.n_inputs, dtype=self.dtype)
         return features
 
@@ -337,6 +345,10 @@ def _select_columns(X: Any, names: list[str], warn: bool) -> Any:
 
 
 def _is_categorical(series: Any, name: str) -> bool:
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.CategoricalDtype):  # declared categorical, even of numbers
+        return True
     kind = series.dtype.kind
     if kind == "b":
         return True

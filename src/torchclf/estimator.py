@@ -4,20 +4,28 @@
 parameters, ``fit`` validates them and the data, learned attributes end in ``_`` and ``fit``
 returns ``self``. Training, tasks and model files are torchclf's own, so a fitted estimator's
 ``classifier_`` is an ordinary :class:`torchclf.Classifier` that ``torchclf predict`` can serve.
+
+Like :func:`torchclf.fit`, it does its own preprocessing and keeps it in the model file. A NumPy
+array (or an all-numeric, complete DataFrame) is standardized; a DataFrame with text, boolean or
+category columns, or with missing values, is read as a table, as HistGradientBoostingClassifier
+reads one: numeric columns imputed and standardized, the others one-hot encoded. So a saved
+estimator predicts from the same raw rows it was fitted on, with nothing to re-apply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from torchclf.config import ACTIVATIONS, OPTIMIZERS, check_number
-from torchclf.errors import ConfigError
+from torchclf.errors import ConfigError, TrainingDiverged, TrainingError
 
 # The declarative parameter table: numeric ranges (see torchclf.config.check_number) and choices.
 _RANGES: dict[str, dict[str, Any]] = {
@@ -71,6 +79,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         verbose: print progress every tenth of the epochs.
         warm_start: a new ``fit`` continues from the last weights (and optimizer state) for
             ``max_epochs`` more epochs, instead of starting over.
+        categorical_features: names of DataFrame columns of numbers to one-hot encode as
+            categories (text, boolean and category columns always are).
     """
 
     def __init__(
@@ -96,6 +106,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
         warm_start: bool = False,
+        categorical_features: Sequence[str] | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -118,6 +129,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.categorical_features = categorical_features
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NeuralNetClassifier:
         """Train on features ``X`` ``(n, d)`` and targets ``y`` (labels, or an indicator matrix).
@@ -163,40 +175,44 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         from torchclf.fitting import fit
 
         self._validate_params()
-        X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64, y_numeric=False)
+        categorical = tuple(self.categorical_features or ())
+        self._table = _is_table(X) or (bool(categorical) and hasattr(X, "columns"))
+        X, y = self._validate(X, y, reset=True)
         self._check_targets(y)
         multilabel = type_of_target(y) == "multilabel-indicator"
         hidden = self.hidden_layer_sizes
         if not isinstance(hidden, str):
             hidden = tuple(hidden)
-        self.classifier_ = fit(
-            X,
-            y,
-            task="multilabel" if multilabel else "auto",
-            classes=None if multilabel else classes,
-            hidden=hidden,
-            activation=self.activation,
-            dropout=self.dropout,
-            batch_norm=self.batch_norm,
-            init=self.init,
-            optimizer=self.optimizer,
-            lr=self.learning_rate,
-            weight_decay=self.weight_decay,
-            batch_size=self.batch_size,
-            epochs=epochs,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction if self.early_stopping else 0.0,
-            patience=self.n_iter_no_change,
-            min_delta=self.tol,
-            class_weight=self.class_weight,
-            threshold=self.threshold,
-            sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
-            feature_names=getattr(self, "feature_names_in_", None),
-            dtype=self.dtype,
-            seed=self._seed(),
-            device=self.device,
-            verbose=bool(self.verbose),
-        )
+        with _advice_in_estimator_names():
+            self.classifier_ = fit(
+                X,
+                y,
+                task="multilabel" if multilabel else "auto",
+                classes=None if multilabel else classes,
+                hidden=hidden,
+                activation=self.activation,
+                dropout=self.dropout,
+                batch_norm=self.batch_norm,
+                init=self.init,
+                optimizer=self.optimizer,
+                lr=self.learning_rate,
+                weight_decay=self.weight_decay,
+                batch_size=self.batch_size,
+                epochs=epochs,
+                early_stopping=self.early_stopping,
+                validation_fraction=self.validation_fraction if self.early_stopping else 0.0,
+                patience=self.n_iter_no_change,
+                min_delta=self.tol,
+                class_weight=self.class_weight,
+                threshold=self.threshold,
+                sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
+                feature_names=None if self._table else getattr(self, "feature_names_in_", None),
+                categorical=categorical,
+                dtype=self.dtype,
+                seed=self._seed(),
+                device=self.device,
+                verbose=bool(self.verbose),
+            )
         self._optimizer = None  # the next partial_fit or warm start makes a fresh one
         self.classes_ = (
             np.arange(y.shape[1]) if multilabel else np.asarray(self.classifier_.classes)
@@ -207,19 +223,31 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     def _train_more(self, X: Any, y: Any, sample_weight: Any, epochs: int) -> NeuralNetClassifier:
         from torchclf.fitting import train_more
 
-        X, y = validate_data(
-            self, X, y, reset=False, multi_output=True, dtype=np.float64, y_numeric=False
-        )
-        self._optimizer = train_more(
-            self.classifier_,
-            X,
-            y,
-            epochs=epochs,
-            sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
-            optimizer=self._optimizer,
-        )
+        X, y = self._validate(X, y, reset=False)
+        with _advice_in_estimator_names():
+            self._optimizer = train_more(
+                self.classifier_,
+                X,
+                y,
+                epochs=epochs,
+                sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
+                optimizer=self._optimizer,
+            )
         self._record_history()
         return self
+
+    def _validate(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, np.ndarray]:
+        """scikit-learn's checks of ``X`` and ``y``; a table keeps its columns as they are."""
+        if not self._table:
+            return validate_data(
+                self, X, y, reset=reset, multi_output=True, dtype=np.float64, y_numeric=False
+            )
+        # The table's columns are checked (names, count) here and encoded by torchclf's
+        # TableEncoder, which names any bad column itself.
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False)
+        check_consistent_length(X, y)
+        return X, y
 
     def _record_history(self) -> None:
         self.n_iter_ = len(self.classifier_.history)
@@ -237,8 +265,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             return int(generator.randint(0, 2**31 - 1))
         return int(state)
 
-    def _features(self, X: Any) -> np.ndarray:
+    def _features(self, X: Any) -> Any:
         check_is_fitted(self, "classifier_")
+        if self._table:
+            validate_data(self, X, reset=False, skip_check_array=True)
+            return X
         return validate_data(self, X, reset=False, dtype=np.float64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -278,6 +309,24 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_label = True
         tags.non_deterministic = False
         return tags
+
+
+def _is_table(X: Any) -> bool:
+    """A DataFrame that needs torchclf's table preprocessing: a column not of numbers, or a gap."""
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "isna")):
+        return False
+    # pandas' extension dtypes (nullable ints, category, string) all have a NumPy-style kind
+    numbers = all(getattr(dtype, "kind", "O") in "iuf" for dtype in X.dtypes)
+    return not numbers or bool(X.isna().to_numpy().any())
+
+
+@contextmanager
+def _advice_in_estimator_names() -> Iterator[None]:
+    """A diverged run's advice in the estimator's names: learning_rate, not fit's lr."""
+    try:
+        yield
+    except TrainingDiverged as error:
+        raise TrainingError(error.advice(lr="learning_rate={}", grad_clip=None)) from None
 
 
 __all__ = ["NeuralNetClassifier"]

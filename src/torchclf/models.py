@@ -7,6 +7,7 @@ so ``torch.func.functional_call`` / ``vmap`` can run stacked copies of it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -152,7 +153,10 @@ def predict_logits(
     if standardize is not None:
         mean, scale = (torch.from_numpy(values).to(device, dtype) for values in standardize)
         inputs = torch.empty(batch_rows, len(mean), dtype=dtype, device=device)
-    rows_in = torch.from_numpy(features)
+    with warnings.catch_warnings():
+        # Only read: a read-only array (pandas 3's copy-on-write frames give them) needs no copy.
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        rows_in = torch.from_numpy(features)
     own_forward = model.config.batch_norm or model.config.activation_impl != "torch"
     activate = in_place_activation(model.config.activation)  # looked up once, not per layer
     copy_ahead = device.type == "cuda"

@@ -97,18 +97,7 @@ def write_run(
             staging / "test_predictions.csv", index=False
         )
         figures, left_out = run_figures(classifier, split, evaluation)
-        for name, draw in figures.items():
-            try:
-                draw().savefig(staging / name)
-            except Exception as error:
-                (staging / name).unlink(missing_ok=True)
-                left_out[name] = f"{PICTURES[name]}: not drawn ({type(error).__name__}: {error})."
-                warnings.warn(
-                    f"{name} could not be drawn ({type(error).__name__}: {error}); the run "
-                    "folder is written without it",
-                    TorchclfWarning,
-                    stacklevel=2,
-                )
+        left_out.update(save_pictures(staging, figures))
         page = render_report(
             title=f"torchclf run {folder.name}",
             command=command,
@@ -120,6 +109,28 @@ def write_run(
         )
         (staging / "report.html").write_text(page, encoding="utf-8")
     return folder
+
+
+def save_pictures(folder: Path, figures: dict[str, Callable[[], Figure]]) -> dict[str, str]:
+    """Draw and save each picture into ``folder``; return why any could not be drawn.
+
+    A picture that fails is left out with a warning: the model, metrics and predictions around
+    it are worth more than the picture.
+    """
+    failed = {}
+    for name, draw in figures.items():
+        try:
+            draw().savefig(folder / name)
+        except Exception as error:  # any failure at all: the rest of the folder matters more
+            (folder / name).unlink(missing_ok=True)
+            reason = f"{type(error).__name__}: {error}"
+            failed[name] = f"{PICTURES.get(name, name)}: not drawn ({reason})."
+            warnings.warn(
+                f"{name} could not be drawn ({reason}); the folder is written without it",
+                TorchclfWarning,
+                stacklevel=2,
+            )
+    return failed
 
 
 def write_history(path: Path, classifier: Classifier) -> None:
@@ -201,4 +212,4 @@ def render_report(
     )
 
 
-__all__ = ["render_report", "run_figures", "write_run"]
+__all__ = ["render_report", "run_figures", "save_pictures", "write_run"]

@@ -276,6 +276,7 @@ def evaluate(
     import torchclf
     from torchclf import plots
     from torchclf.files import atomic_directory
+    from torchclf.report import save_pictures
 
     model_path = resolve_model_path(model)
     folder = out if out is not None else model_path.parent / "evaluation"
@@ -283,13 +284,17 @@ def evaluate(
     classifier = torchclf.load(model_path)
     description, X, y = rows_to_score(classifier, data, split)
     evaluation = classifier.evaluate(X, y)
+    figures = {
+        "confusion_matrix.png": lambda: plots.plot_confusion_matrix(evaluation),
+        "roc_pr.png": lambda: plots.plot_roc_pr(classifier, X, y),
+    }
+    if plots.can_plot_decision_boundary(classifier):
+        figures["decision_boundary.png"] = lambda: plots.plot_decision_boundary(
+            classifier, [(description, X, y)]
+        )
     with atomic_directory(folder, overwrite=True) as staging:
         (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
-        plots.plot_confusion_matrix(evaluation).savefig(staging / "confusion_matrix.png")
-        plots.plot_roc_pr(classifier, X, y).savefig(staging / "roc_pr.png")
-        if plots.can_plot_decision_boundary(classifier):
-            figure = plots.plot_decision_boundary(classifier, [(description, X, y)])
-            figure.savefig(staging / "decision_boundary.png")
+        save_pictures(staging, figures)
     console = make_console()
     metrics_tables(console, evaluation, f"metrics on {description}")
     console.print(f"plots and metrics.json: {folder}")
@@ -318,9 +323,20 @@ def predict(
             help="Decision threshold for binary and multilabel models (one, or one per label)."
         ),
     ] = None,
+    by_position: Annotated[
+        bool,
+        typer.Option(
+            "--by-position",
+            help="For a model fitted on unnamed features: take the file's columns in order, as "
+            "they are.",
+        ),
+    ] = False,
 ) -> None:
     """Predict labels and per-class probabilities with a saved model."""
+    import warnings
+
     import torchclf
+    from torchclf.errors import TorchclfWarning
     from torchclf.predictions import prediction_frame, write_table
 
     thresholds = None
@@ -329,7 +345,19 @@ def predict(
         thresholds = values[0] if len(values) == 1 else list(values)
     classifier = torchclf.load(resolve_model_path(model))
     _, X, _ = rows_to_score(classifier, data, split, need_target=False)
-    frame = prediction_frame(classifier, X, threshold=thresholds)
+    if classifier.feature_names is None and hasattr(X, "columns") and not by_position:
+        raise typer.BadParameter(
+            f"the model was fitted on {classifier.n_features} unnamed features, so it cannot "
+            f"tell whether the columns of '{data}' are those it learned from, in that order and "
+            "preprocessed alike (a model saved from the end of a scikit-learn pipeline lacks the "
+            "pipeline's earlier steps); save a model fitted on the raw table instead, or pass "
+            "--by-position to take the file's columns in order, as they are",
+            param_hint="'--data'",
+        )
+    with warnings.catch_warnings():
+        if by_position:  # asked for: no warning that columns are taken by position
+            warnings.simplefilter("ignore", TorchclfWarning)
+        frame = prediction_frame(classifier, X, threshold=thresholds)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -362,7 +390,10 @@ def info(model: ModelArgument) -> None:
         ("classes", ", ".join(classifier.task.class_names)),
         (
             "features",
-            f"{classifier.n_features}: " + ", ".join(classifier.feature_names or ["unnamed"]),
+            f"{classifier.n_features}: " + ", ".join(classifier.feature_names)
+            if classifier.feature_names
+            else f"{classifier.n_features}, unnamed (fitted on an array: columns are taken by "
+            "position, and any preprocessing done before the model is not in this file)",
         ),
         ("architecture", repr(classifier.model.layers)),
         ("parameters", f"{count_parameters(classifier.model):,}"),
