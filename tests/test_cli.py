@@ -51,6 +51,12 @@ def test_train_defaults_reach_99_percent_and_write_every_file(main_run):
     history = pd.read_csv(folder / "history.csv")
     assert len(history) == 1000 and list(history["epoch"][:3]) == [1, 2, 3]
     assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"} <= set(history)
+    # chosen on validation rows carved from the training rows: the best epoch's weights kept
+    assert {"val_loss", "val_accuracy"} <= set(history)
+    config = torchclf.load(folder / "model.safetensors").train_config
+    assert config.early_stopping and config.validation_fraction == 0.2
+    summary = torchclf.load(folder / "model.safetensors").training_summary
+    assert summary["best_epoch"] == int(history["epoch"][history["val_loss"].idxmin()])
     # The printed table: a row every 100 epochs, the final metrics, the folder.
     rows = [
         line.split()[0]
@@ -210,7 +216,7 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
         ),
         pytest.param(
             ["train", "--epochs", "abc"],
-            "Invalid value for '--epochs': Input should be a valid integer, unable to parse string as an integer (see 'torchclf train --help')",
+            "Invalid value for '--epochs': expected auto or a number such as 300, got 'abc' (see 'torchclf train --help')",
             id="epochs-not-int",
         ),
         pytest.param(
@@ -673,3 +679,28 @@ def test_a_picture_that_fails_is_left_out_and_the_run_is_kept(tmp_path, monkeypa
     )
     page = (folder / "report.html").read_text()
     assert "ROC and precision-recall curves (test): not drawn (ValueError: no room on the " in page
+
+
+def test_the_test_rows_never_influence_the_trained_model(tmp_path):
+    """The split is stratified by the labels, so only the test rows' features can change here."""
+    from torchclf.sources import DataSource
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    frame["label"] = np.where(frame["a"] + rng.normal(0, 0.5, 300) > 0, "yes", "no")
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    source = DataSource(name=str(path), target=("label",), test_size=0.25, seed=42)
+    test_lines = source.split().X_test.index  # line numbers in the file: row = line - 2
+    files = []
+    for run in ("first", "second"):
+        args = ["train", "--data", path, "--target", "label", "--test-size", "0.25", "--epochs",
+                "200", "--quiet", "--out", tmp_path / "runs", "--name", run]  # fmt: skip
+        assert invoke(*args).exit_code == 0
+        files.append((tmp_path / "runs" / run / "model.safetensors").read_bytes())
+        frame.loc[test_lines - 2, ["a", "b", "c"]] = rng.normal(size=(len(test_lines), 3)) * 10
+        frame.to_csv(path, index=False)
+    assert files[0] == files[1]
+    first = pd.read_csv(tmp_path / "runs" / "first" / "history.csv")
+    second = pd.read_csv(tmp_path / "runs" / "second" / "history.csv")
+    assert not first["test_loss"].equals(second["test_loss"])  # the test rows did change

@@ -48,6 +48,7 @@ def _alone(split, member, dtype, batch_size=None):
         seed=member.seed,
         dtype=dtype,
         batch_size=batch_size,
+        validation_fraction=0.0,  # the members train every row, as given
         eval_set=(split.X_test, split.y_test),
     )
 

@@ -216,7 +216,7 @@ def test_class_weight_and_a_threshold_chosen_for_recall():
             "The 'threshold' parameter must be a number in (0, 1), 'f1' or 'recall:R' with R in (0, 1]. Got 'f2' instead.",
         ),
         (
-            {"threshold": "f1"},
+            {"threshold": "f1", "validation_fraction": 0.0},
             "threshold='f1' is chosen on validation rows: set validation_fraction (for example 0.2)",
         ),
     ],

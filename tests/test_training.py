@@ -8,7 +8,7 @@ import torch
 import torchclf
 from torchclf import ConfigError, TrainingError, datasets
 
-TUTORIAL = dict(optimizer="sgd", lr=0.1, standardize=False)
+TUTORIAL = dict(optimizer="sgd", lr=0.1, standardize=False, validation_fraction=0.0)
 
 
 def _tutorial_split(name):
@@ -217,6 +217,7 @@ def test_progress_is_printed_when_verbose_and_silent_otherwise(capsys):
         split.y_train,
         hidden=(4,),
         epochs=20,
+        validation_fraction=0.0,
         verbose=True,
         log_every=5,
         eval_set=(split.X_test, split.y_test),
@@ -264,9 +265,12 @@ def test_fit_defaults_are_the_config_defaults():
     import inspect
 
     defaults = {k: p.default for k, p in inspect.signature(torchclf.fit).parameters.items()}
+    # resolved per dataset (resolve_schedule, auto_hidden); the configs hold resolved values
+    per_dataset = {"hidden", "epochs", "early_stopping", "validation_fraction", "patience"}
+    assert {defaults[name] for name in per_dataset} == {"auto"}
     for config in (torchclf.ModelConfig, torchclf.TrainConfig):
         for f in dataclasses.fields(config):
-            if f.name in defaults and f.name != "hidden":  # fit's "auto" is resolved per dataset
+            if f.name in defaults and f.name not in per_dataset:
                 assert defaults[f.name] == f.default, f.name
 
 
@@ -292,7 +296,8 @@ def test_training_does_not_disturb_the_callers_random_state():
 def test_sample_weights_count_rows_in_float64():
     data = datasets.load("blobs", n_samples=60)
     weights = np.random.default_rng(0).integers(0, 4, size=60)
-    settings = dict(hidden=(8,), epochs=40, dtype="float64", seed=3)
+    # no validation rows: they would be drawn from 60 rows in one fit and from more in the other
+    settings = dict(hidden=(8,), epochs=40, dtype="float64", seed=3, validation_fraction=0.0)
     weighted = torchclf.fit(data.X, data.y, sample_weight=weights, **settings)
     repeated = torchclf.fit(
         np.repeat(data.X, weights, axis=0), np.repeat(data.y, weights), **settings
@@ -335,3 +340,41 @@ def test_training_threads_are_chosen_and_then_restored():
     assert torch.get_num_threads() == before
     with pytest.raises(ConfigError, match=re.escape("The 'threads' parameter must be 'auto'")):
         torchclf.fit(split.X_train, split.y_train, epochs=1, threads=0)
+
+
+def _model_file_bytes(classifier, path):
+    classifier.save(path)
+    return path.read_bytes()
+
+
+def test_the_test_rows_never_influence_the_fitted_model(tmp_path):
+    split = _stratified_split("moons", n_samples=300)
+    rng = np.random.default_rng(0)
+    other_X = rng.normal(size=split.X_test.shape).astype(np.float32) * 5
+    other_y = 1 - split.y_test  # every test label flipped
+    files = []
+    for name, X_test, y_test in (("a", split.X_test, split.y_test), ("b", other_X, other_y)):
+        clf = torchclf.fit(split.X_train, split.y_train, hidden=(8,), eval_set=(X_test, y_test))
+        assert clf.train_config.early_stopping and clf.history.best_epoch is not None
+        files.append(_model_file_bytes(clf, tmp_path / f"{name}.safetensors"))
+    assert files[0] == files[1]
+
+
+@pytest.mark.parametrize("engine", ["autograd", "stacked"])
+def test_the_best_validation_epoch_is_the_one_restored(engine):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    y = (X[:, 0] + rng.normal(0, 1, 200) > 0).astype(int)  # noisy: a wide net overfits it
+    settings = dict(hidden=(32, 32), lr=0.03, seed=1, engine=engine, patience=30, dtype="float64")
+    best = torchclf.fit(X, y, epochs=300, **settings)
+    history = best.history
+    losses = history.column("val_loss")
+    assert history.best_epoch == 1 + int(np.argmin(losses))
+    assert history.best_epoch < len(history)  # it went on past the best epoch, then stopped
+    # the same run stopped at the best epoch has the restored weights
+    until_best = torchclf.fit(X, y, epochs=history.best_epoch, early_stopping=False,
+                              validation_fraction=0.2, **settings)  # fmt: skip
+    for restored, trained in zip(
+        best.model.parameters(), until_best.model.parameters(), strict=True
+    ):
+        torch.testing.assert_close(restored, trained, rtol=0, atol=1e-12)

@@ -8,7 +8,9 @@ and hands them to the training loop.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import (
     as_features,
+    default_batch_size,
     holdout_indices,
     intra_op_threads,
     resolve_device,
@@ -54,13 +57,13 @@ def fit(
     lr: float = 0.003,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
-    epochs: int = 500,
+    epochs: int | str = "auto",
     batch_size: int | None = None,
     lr_schedule: str = "none",
     grad_clip: float | None = None,
-    early_stopping: bool = False,
-    validation_fraction: float = 0.0,
-    patience: int = 20,
+    early_stopping: bool | str = "auto",
+    validation_fraction: float | str = "auto",
+    patience: int | str = "auto",
     min_delta: float = 0.0,
     class_weight: str | dict[str, float] | None = None,
     label_smoothing: float = 0.0,
@@ -108,14 +111,22 @@ def fit(
         lr: learning rate.
         momentum: momentum for sgd and rmsprop.
         weight_decay: L2 penalty.
-        epochs: passes over the training rows (fewer if early stopping ends training).
+        epochs: the most passes over the training rows (fewer when early stopping ends
+            training); "auto" is 1000 for data that trains full batch and about 30,000 steps
+            (20 to 200 epochs) in mini-batches (see :func:`resolve_schedule`).
         batch_size: rows per step; None trains full batch up to 4096 rows, else 256 rows.
         lr_schedule: "none", "cosine", "step" or "plateau".
         grad_clip: maximum global gradient norm, or None.
-        early_stopping: stop when the validation loss has not improved for ``patience`` epochs and
-            keep the best epoch's weights; needs ``validation_fraction``.
-        validation_fraction: share of the training rows held out (stratified) for validation.
-        patience: epochs without improvement before early stopping.
+        early_stopping: keep the weights of the epoch with the lowest validation loss, and stop
+            when it has not improved for ``patience`` epochs. "auto" (the default) does so
+            whenever there are validation rows, which "auto" ``validation_fraction`` holds out.
+        validation_fraction: share of the training rows held out (stratified) for validation:
+            every choice (the best epoch, a threshold rule) is made on them, never on
+            ``eval_set``. "auto" holds out 20% (at most 10,000 rows) when early stopping or a
+            threshold rule needs them, none otherwise, and none from fewer than 20 rows (then
+            the whole epoch budget is trained).
+        patience: epochs without improvement before early stopping; "auto" is a tenth of a
+            full-batch budget (100 of 1000), 10 epochs in mini-batches.
         min_delta: smallest validation-loss decrease that counts as an improvement.
         class_weight: None, "balanced" or ``{label: weight}``.
         label_smoothing: label smoothing for multiclass cross-entropy.
@@ -178,18 +189,28 @@ def fit(
     if len(targets) != n_rows:
         raise DataError(f"X has {n_rows} rows but y has {len(targets)}; they must match")
     weights = _check_sample_weight(sample_weight, n_rows)
+    schedule = resolve_schedule(
+        n_rows,
+        epochs=epochs,
+        early_stopping=early_stopping,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        batch_size=batch_size,
+        needs_validation=rule is not None,
+    )
+    validation_fraction = schedule.validation_fraction
     train_config = TrainConfig(
         optimizer=optimizer,
         lr=lr,
         momentum=momentum,
         weight_decay=weight_decay,
-        epochs=epochs,
+        epochs=schedule.epochs,
         batch_size=batch_size,
         lr_schedule=lr_schedule,
         grad_clip=grad_clip,
-        early_stopping=early_stopping,
+        early_stopping=schedule.early_stopping,
         validation_fraction=validation_fraction,
-        patience=patience,
+        patience=schedule.patience,
         min_delta=min_delta,
         class_weight=class_weight,
         label_smoothing=label_smoothing,
@@ -266,7 +287,7 @@ def fit(
     loss_fn = loss_fn.to(device=torch_device, dtype=torch_dtype)
     callbacks = [c for c in (on_epoch,) if c is not None]
     if verbose or log is not None:
-        callbacks.append(ProgressPrinter(epochs, log_every, log or print))
+        callbacks.append(ProgressPrinter(schedule.epochs, log_every, log or print))
 
     def on_epoch_end(row: dict[str, float]) -> None:
         for callback in callbacks:
@@ -348,6 +369,90 @@ def train_more(
     return optimizer
 
 
+AUTO_VALIDATION_FRACTION = 0.2  # share of the training rows held out for validation ...
+MAX_VALIDATION_ROWS = 10_000  # ... but no more rows than this: enough to rank epochs
+MIN_ROWS_FOR_VALIDATION = 20  # below this, no row can be spared: the whole budget trains
+FULL_BATCH_EPOCHS = 1000  # the lesson's budget; full-batch steps are cheap and small
+MINI_BATCH_STEPS = 30_000  # a mini-batch budget in optimizer steps, ...
+MINI_BATCH_EPOCHS = (20, 200)  # ... as epochs within these bounds
+MINI_BATCH_PATIENCE = 10  # epochs, as scikit-learn's n_iter_no_change
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long to train and what to watch: ``fit``'s "auto" values, resolved for the data."""
+
+    epochs: int  # the most epochs to train
+    early_stopping: bool  # keep the best validation epoch's weights, stop after patience
+    validation_fraction: float  # share of the training rows held out for validation
+    patience: int  # epochs without a better validation loss before stopping
+
+
+def resolve_schedule(
+    n_rows: int,
+    *,
+    epochs: int | str = "auto",
+    early_stopping: bool | str = "auto",
+    validation_fraction: float | str = "auto",
+    patience: int | str = "auto",
+    batch_size: int | None = None,
+    needs_validation: bool = False,
+) -> Schedule:
+    """Resolve ``fit``'s "auto" epochs, early stopping, validation share and patience.
+
+    The default is honest and safe: validation rows carved from the training rows, the weights
+    of the epoch with the lowest validation loss kept, and an epoch budget sized to the data
+    (one step per epoch in full batch, many in mini-batches) that early stopping ends sooner.
+    Values given explicitly are kept as they are (and checked by :class:`TrainConfig`).
+
+    Args:
+        n_rows: training rows, before validation rows are held out.
+        epochs: as given to ``fit``: a number, or "auto".
+        early_stopping: as given to ``fit``: a bool, or "auto".
+        validation_fraction: as given to ``fit``: a share, or "auto".
+        patience: as given to ``fit``: a number of epochs, or "auto".
+        batch_size: as given to ``fit`` (None: full batch up to 4096 rows).
+        needs_validation: something else (a threshold rule) is chosen on validation rows.
+    """
+    for name, value in (
+        ("epochs", epochs),
+        ("early_stopping", early_stopping),
+        ("validation_fraction", validation_fraction),
+        ("patience", patience),
+    ):
+        if isinstance(value, str) and value != "auto":
+            kind = "a bool" if name == "early_stopping" else "a number"
+            raise ConfigError(
+                f"The '{name}' parameter must be 'auto' or {kind}. Got {value!r} instead."
+            )
+    if validation_fraction == "auto":
+        wanted = early_stopping in (True, "auto") or needs_validation
+        spare = n_rows >= MIN_ROWS_FOR_VALIDATION
+        validation_fraction = (
+            min(AUTO_VALIDATION_FRACTION, MAX_VALIDATION_ROWS / n_rows) if wanted and spare else 0.0
+        )
+    if early_stopping == "auto":
+        early_stopping = validation_fraction > 0  # type: ignore[operator]
+    n_train = n_rows - math.ceil(float(validation_fraction) * n_rows)  # type: ignore[arg-type]
+    batch = default_batch_size(max(n_train, 1), batch_size, TrainConfig.FULL_BATCH_MAX)
+    full_batch = batch >= n_train
+    if epochs == "auto":
+        if full_batch:
+            epochs = FULL_BATCH_EPOCHS
+        else:
+            steps_per_epoch = math.ceil(n_train / batch)
+            low, high = MINI_BATCH_EPOCHS
+            epochs = min(high, max(low, math.ceil(MINI_BATCH_STEPS / steps_per_epoch)))
+    if patience == "auto":
+        patience = max(10, int(epochs) // 10) if full_batch else MINI_BATCH_PATIENCE
+    return Schedule(
+        int(epochs),  # type: ignore[arg-type]
+        bool(early_stopping),
+        float(validation_fraction),  # type: ignore[arg-type]
+        int(patience),  # type: ignore[arg-type]
+    )
+
+
 def auto_hidden(n_inputs: int, n_outputs: int) -> tuple[int, int]:
     """Two hidden layers of width ``2 * (inputs + outputs)``, clamped to [10, 128].
 
@@ -417,4 +522,4 @@ def _rng_devices(device: torch.device) -> list[int]:
     return [device.index or 0] if device.type == "cuda" else []
 
 
-__all__ = ["auto_hidden", "fit", "train_more"]
+__all__ = ["Schedule", "auto_hidden", "fit", "resolve_schedule", "train_more"]

@@ -41,13 +41,22 @@ class History:
         return self.rows[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: the last row, the best epoch, whether training stopped early."""
+        """JSON-ready summary: the last row, the best epoch, whether training stopped early.
+
+        It travels in the model file, which holds what the model is: the same for the same data
+        and seed. So the last row leaves out the clock (``time``) and the test rows' scores,
+        which are reported elsewhere (history.csv, metrics.json) and never shape the model.
+        """
+        last = {
+            k: v for k, v in (self.last if self.rows else {}).items()
+            if k != "time" and not k.startswith("test_")
+        }  # fmt: skip
         return {
             "epochs": len(self.rows),
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
             "compile_seconds": self.compile_seconds,
-            "last": dict(self.last) if self.rows else {},
+            "last": last,
         }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from torchclf.cli.inputs import (
     advice_in_options,
     check_folder_option,
     command_line,
+    parse_auto,
     parse_hidden,
     parse_numbers,
     parse_threshold,
@@ -33,7 +35,8 @@ from torchclf.cli.output import EpochTable, examples, heading, make_console, met
         "torchclf train    # the tutorial's ReLU model on circles",
         "torchclf train --data moons --hidden 32,32 --epochs 500",
         "torchclf train --data blobs --hidden none --name linear-blobs",
-        "torchclf train --data digits --hidden 64,64 --early-stopping --quiet",
+        "torchclf train --data digits --hidden 64,64 --quiet",
+        "torchclf train --data moons --validation-size 0 --epochs 300   # no validation rows",
     )
 )
 def train(
@@ -71,7 +74,13 @@ def train(
             "kaiming (He)."
         ),
     ] = "torch",
-    epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 1000,
+    epochs: Annotated[
+        str,
+        typer.Option(
+            help="The most passes over the training rows; auto: 1000 for data that trains full "
+            "batch, about 30,000 steps (20-200 epochs) in mini-batches."
+        ),
+    ] = "auto",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
     optimizer: Annotated[str, typer.Option(help="adam, adamw, sgd or rmsprop.")] = "adam",
     batch_size: Annotated[
@@ -111,12 +120,28 @@ def train(
         ),
     ] = False,
     early_stopping: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--early-stopping",
-            help="Hold out 20% of the training rows; stop when their loss stalls.",
+            "--early-stopping/--no-early-stopping",
+            help="Keep the epoch with the lowest validation loss and stop when it stalls "
+            "(default: whenever there are validation rows).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
+    validation_size: Annotated[
+        str,
+        typer.Option(
+            help="Share of the training rows held out to choose the epoch (and a threshold "
+            "rule); auto: 20%, at most 10,000 rows; 0: none, train the whole budget.",
+        ),
+    ] = "auto",
+    patience: Annotated[
+        str,
+        typer.Option(
+            help="Epochs without a better validation loss before stopping; auto: a "
+            "tenth of a full-batch budget, 10 in mini-batches."
+        ),
+    ] = "auto",
     out: OutOption = Path("runs"),
     name: Annotated[
         str | None,
@@ -135,6 +160,9 @@ def train(
     """
     sizes = parse_hidden(hidden)
     threshold_value = parse_threshold(threshold)
+    epoch_budget = parse_auto(epochs, "'--epochs'", int, 1, "300")
+    validation = parse_auto(validation_size, "'--validation-size'", float, 0.0, "0.2")
+    patience_value = parse_auto(patience, "'--patience'", int, 1, "20")
     thread_count: int | str = threads
     if threads != "auto":
         if not threads.isdigit() or int(threads) < 1:
@@ -146,6 +174,7 @@ def train(
     folder = run_folder(out, name, Path(data).stem, overwrite)
 
     import torchclf
+    from torchclf.fitting import resolve_schedule
     from torchclf.report import write_run
     from torchclf.sources import DataSource
 
@@ -161,10 +190,22 @@ def train(
     loaded = source.load()
     split = source.split(loaded)
     summary = loaded.summary(split)
+    tunes_threshold = isinstance(threshold_value, str)
+    schedule = resolve_schedule(
+        len(split.X_train),
+        epochs=epoch_budget,
+        early_stopping="auto" if early_stopping is None else early_stopping,
+        validation_fraction=validation,
+        patience=patience_value,
+        batch_size=batch_size,
+        needs_validation=tunes_threshold,
+    )
+    # held out by fit's holdout_indices: the same count, ceil(fraction * rows)
+    summary["validation rows"] = math.ceil(schedule.validation_fraction * len(split.X_train))
     epoch_table = None
     if not quiet:
-        epoch_table = EpochTable(console, epochs, max(1, epochs // 10), heading(data, summary))
-    tunes_threshold = isinstance(threshold_value, str)
+        every = max(1, schedule.epochs // 10)
+        epoch_table = EpochTable(console, schedule.epochs, every, heading(data, summary))
     try:
         with advice_in_options(grad_clip=True):
             classifier = torchclf.fit(
@@ -175,13 +216,14 @@ def train(
                 activation=activation,
                 dropout=dropout,
                 init=init,
-                epochs=epochs,
+                epochs=schedule.epochs,
                 lr=lr,
                 optimizer=optimizer,
                 batch_size=batch_size,
                 grad_clip=grad_clip,
-                early_stopping=early_stopping,
-                validation_fraction=0.2 if early_stopping or tunes_threshold else 0.0,
+                early_stopping=schedule.early_stopping,
+                validation_fraction=schedule.validation_fraction,
+                patience=schedule.patience,
                 class_weight=None if class_weight == "none" else class_weight,
                 threshold=0.5 if threshold_value is None else threshold_value,
                 categorical=split_names(categorical),

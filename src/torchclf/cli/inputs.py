@@ -43,6 +43,21 @@ def parse_numbers(text: str, option: str, kind: type, example: str) -> tuple[Any
         ) from None
 
 
+def parse_auto(text: str, option: str, kind: type, low: float, example: str) -> Any:
+    """``auto``, or one number of ``kind`` of at least ``low``; else a BadParameter."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise typer.BadParameter(
+            f"expected auto or a number such as {example}, got {text!r}", param_hint=option
+        )
+    return value
+
+
 def split_names(text: str | None) -> tuple[str, ...]:
     """Comma-separated column names (none for None or empty text)."""
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
@@ -189,6 +204,7 @@ __all__ = [
     "advice_in_options",
     "check_folder_option",
     "command_line",
+    "parse_auto",
     "parse_hidden",
     "parse_numbers",
     "parse_threshold",

@@ -95,8 +95,14 @@ def heading(data: str, summary: dict[str, Any]) -> str:
     lines = [
         f"[bold]{data}[/]: {summary['rows']} rows"
         + (f" ({dropped} without a target, dropped)" if dropped else "")
-        + f", {summary['features']} features; classes: {summary['class balance']}; "
-        f"train {summary['train rows']}, test {summary['test rows']}"
+        + f", {summary['features']} features; classes: {summary['class balance']}",
+        f"train {summary['train rows']}"
+        + (
+            f" ({summary['validation rows']} of them for validation)"
+            if summary.get("validation rows")
+            else ""
+        )
+        + f", test {summary['test rows']}",
     ]
     if summary.get("id-like columns left out"):
         lines.append(f"left out as id-like: {', '.join(summary['id-like columns left out'])}")
