@@ -290,3 +290,42 @@ def test_a_pipelines_last_step_is_not_served_silently_from_named_columns(tmp_pat
     assert labels.tolist() == pipeline.predict(X).tolist()
     with pytest.warns(torchclf.TorchclfWarning, match="fitted on 30 unnamed features"):
         torchclf.load(model).predict(X)
+
+
+@pytest.mark.parametrize(
+    ("early_stopping", "rows", "expected"),
+    [
+        pytest.param("auto", 10_000, False, id="auto-10000-rows"),
+        pytest.param("auto", 10_001, True, id="auto-10001-rows"),
+        pytest.param(True, 200, True, id="on-small"),
+        pytest.param(False, 10_001, False, id="off-large"),
+    ],
+)
+def test_early_stopping_auto_is_on_above_10000_rows_as_in_scikit_learn(
+    early_stopping, rows, expected
+):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, 3))
+    y = (X[:, 0] + rng.normal(0, 0.5, rows) > 0).astype(int)
+    clf = small(early_stopping=early_stopping, max_epochs=2, batch_size=4096).fit(X, y)
+    assert clf.do_early_stopping_ is expected
+    assert (clf.validation_loss_curve_ is not None) is expected
+    assert clf.classifier_.train_config.validation_fraction == (0.1 if expected else 0.0)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    y = (X[:, 0] + rng.normal(0, 1, 300) > 0).astype(int)  # noisy: a wide net overfits it
+    clf = small(hidden_layer_sizes=(64, 64), learning_rate=0.03, max_epochs=300,
+                early_stopping=True, n_iter_no_change=20).fit(X, y)  # fmt: skip
+    assert clf.best_epoch_ == 1 + int(np.argmin(clf.validation_loss_curve_))
+    assert clf.best_epoch_ < clf.n_iter_ < 300
+
+
+def test_early_stopping_must_be_auto_or_a_bool(iris):
+    X, y = iris
+    with pytest.raises(torchclf.ConfigError, match=re.escape(
+        "The 'early_stopping' parameter must be 'auto', True or False. Got 'yes' instead."
+    )):  # fmt: skip
+        small(early_stopping="yes").fit(X, y)

@@ -2,6 +2,7 @@ import dataclasses
 
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -29,7 +30,8 @@ def test_the_non_linearity_is_what_learns_circles(circles_variants):
     rows = variants_table(circles_variants)
     assert rows[0]["change"] == "baseline" and rows[0]["vs_baseline"] == 0
     relu = next(r for r in rows if r["change"] == "activation relu")
-    assert relu["vs_baseline"] == pytest.approx(relu["test_accuracy"] - rows[0]["test_accuracy"])
+    # compared on the validation rows: the test rows are only reported
+    assert relu["vs_baseline"] == pytest.approx(relu["val_accuracy"] - rows[0]["val_accuracy"])
 
 
 def test_every_technique_of_the_lesson_is_tried():
@@ -80,7 +82,8 @@ def test_improve_command_writes_its_table_and_pictures(tmp_path):
     for picture in ("improve.png", "boundaries.png"):
         with Image.open(folder / picture) as image:
             assert image.size[0] >= 600
-    assert "10-10 relu" in result.stdout and f"results: {folder}" in result.stdout
+    assert "activation relu" in result.stdout and f"results: {folder}" in result.stdout
+    assert "compared on val, test only reported" in result.stdout
 
 
 def test_sweep_command_ranks_members_and_saves_the_best(tmp_path):
@@ -108,9 +111,10 @@ def test_sweep_command_ranks_members_and_saves_the_best(tmp_path):
     folder = tmp_path / "sweep-moons"
     table = pd.read_csv(folder / "sweep.csv")
     assert len(table) == 6  # depth 0 is the same linear model whatever the width: 2 + 4 members
-    assert list(table["test_accuracy"]) == sorted(table["test_accuracy"], reverse=True)
+    # ranked on the validation rows (20% of the training rows by default), not on the test rows
+    assert list(table["val_accuracy"]) == sorted(table["val_accuracy"], reverse=True)
     histories = pd.read_csv(folder / "histories.csv")
-    assert len(histories) == 6 * 120 and set(histories["member"]) == set(range(6))
+    assert len(histories) == table["epochs"].sum() and set(histories["member"]) == set(range(6))
     best = torchclf.load(folder)  # a run folder is accepted too
     assert best.model_config.hidden != ()  # the linear model cannot win on moons
     predicted = runner.invoke(app, ["predict", str(folder)])
@@ -129,20 +133,29 @@ def test_sweep_ranks_on_validation_rows_and_stops_members_early(tmp_path):
     assert table["epochs"].max() == 400
 
 
-def test_sweep_early_stopping_needs_validation_rows(tmp_path):
+def test_sweep_ranks_on_validation_rows_only(tmp_path):
     result = CliRunner().invoke(
-        app, ["sweep", "--early-stopping", "--out", str(tmp_path)], prog_name="torchclf"
+        app, ["sweep", "--validation-size", "0", "--out", str(tmp_path)], prog_name="torchclf"
     )
     assert result.exit_code == 2
-    assert (
-        "Invalid value for '--early-stopping': early stopping watches validation rows: "
-        "add --validation-size 0.2" in result.output
+    assert result.stderr == (
+        "Error: Invalid value for '--validation-size': expected a share in (0, 0.9], got 0.0: "
+        "members are ranked on validation rows, never on the test rows (see 'torchclf sweep "
+        "--help')\n"
     )
 
 
 def test_sweep_grids_over_epoch_counts(tmp_path):
     arguments = ["sweep", "--data", "moons", "--hidden", "8", "--layers", "1"]
-    arguments += ["--lr", "0.01", "--epochs", "20,60", "--out", str(tmp_path)]
+    arguments += [
+        "--lr",
+        "0.01",
+        "--epochs",
+        "20,60",
+        "--no-early-stopping",
+        "--out",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(app, arguments, prog_name="torchclf")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "sweep-moons" / "sweep.csv")
@@ -165,3 +178,52 @@ def test_sweep_trains_members_on_shared_mini_batches(tmp_path):
         bad.output
     )
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_test_rows_never_influence_improve():
+    data = datasets.load("moons", noise=0.2, n_samples=300)
+    split = torchclf.train_test_split(data.X, data.labels, test_size=0.25, seed=0)
+    baseline = Member(hidden=(4,), activation="identity", epochs=100)
+    flipped = {"0": "1", "1": "0"}
+    other_test = (split.X_test * -3 + 1, [flipped.get(str(v), v) for v in split.y_test])
+    runs = [
+        improve(split.X_train, split.y_train, baseline, eval_set=eval_set)
+        for eval_set in ((split.X_test, split.y_test), other_test)
+    ]
+    assert [v.change for v in runs[0]] == [v.change for v in runs[1]]
+    for a, b in zip(*runs, strict=True):
+        for p, q in zip(
+            a.classifier.model.parameters(), b.classifier.model.parameters(), strict=True
+        ):
+            assert torch.equal(p, q)
+    assert [v.test_accuracy for v in runs[0]] != [v.test_accuracy for v in runs[1]]
+
+
+def test_the_test_rows_never_influence_sweep(tmp_path):
+    """A file's split is stratified by its labels, so only the test rows' features change."""
+    import numpy as np
+
+    from torchclf.sources import DataSource
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(240, 2)), columns=["a", "b"])
+    frame["label"] = np.where(frame["a"] * frame["b"] + rng.normal(0, 0.3, 240) > 0, "x", "y")
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    test_lines = DataSource(name=str(path), target=("label",), seed=42).split().X_test.index
+    outputs = []
+    for run in ("first", "second"):
+        arguments = ["sweep", "--data", str(path), "--target", "label", "--hidden", "4,16", "--layers", "1",
+                     "--lr", "0.01,0.1", "--epochs", "80", "--out", str(tmp_path), "--name", run]  # fmt: skip
+        assert CliRunner().invoke(app, arguments).exit_code == 0
+        table = pd.read_csv(tmp_path / run / "sweep.csv")
+        outputs.append(
+            (
+                table.drop(columns=[c for c in table if c.startswith("test_")]),
+                (tmp_path / run / "model.safetensors").read_bytes(),
+            )
+        )
+        frame.loc[test_lines - 2, ["a", "b"]] = rng.normal(size=(len(test_lines), 2)) * 10
+        frame.to_csv(path, index=False)
+    pd.testing.assert_frame_equal(outputs[0][0], outputs[1][0])
+    assert outputs[0][1] == outputs[1][1]

@@ -45,6 +45,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+AUTO_EARLY_STOPPING_ROWS = 10_000  # early_stopping="auto" is on above this many rows
+
+
 class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     """A PyTorch MLP classifier with scikit-learn's interface.
 
@@ -65,8 +68,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         batch_size: rows per step; None trains full batch up to 4096 rows, else 256.
         max_epochs: passes over the training rows. Full-batch epochs take one step each, so
             500 of them are about as many steps as MLPClassifier's 200 epochs of 200-row batches.
-        early_stopping: hold out ``validation_fraction`` of the rows and stop when their loss has
-            not improved by ``tol`` for ``n_iter_no_change`` epochs, keeping the best weights.
+        early_stopping: "auto", True or False, as in HistGradientBoostingClassifier. When on,
+            ``validation_fraction`` of the rows is held out (stratified), the weights of the
+            epoch with the lowest validation loss are kept, and training stops when that loss
+            has not improved by ``tol`` for ``n_iter_no_change`` epochs. "auto" turns it on when
+            the training data has more than 10,000 rows.
         validation_fraction: share of the rows held out when early stopping.
         n_iter_no_change: patience of early stopping, in epochs.
         tol: smallest validation-loss improvement that counts.
@@ -78,7 +84,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         random_state: seed of initialisation, splits and shuffling; None draws one from NumPy.
         verbose: print progress every tenth of the epochs.
         warm_start: a new ``fit`` continues from the last weights (and optimizer state) for
-            ``max_epochs`` more epochs, instead of starting over.
+            ``max_epochs`` more epochs, instead of starting over (without early stopping, as
+            ``partial_fit``).
         categorical_features: names of DataFrame columns of numbers to one-hot encode as
             categories (text, boolean and category columns always are).
     """
@@ -95,7 +102,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = 0.0,
         batch_size: int | None = None,
         max_epochs: int = 500,
-        early_stopping: bool = False,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
@@ -160,6 +167,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             check_number(problems, name, getattr(self, name), **bounds)
         if self.batch_size is not None:
             check_number(problems, "batch_size", self.batch_size, low=1, integer=True)
+        if self.early_stopping not in ("auto", True, False):
+            problems.append(
+                "The 'early_stopping' parameter must be 'auto', True or False. "
+                f"Got {self.early_stopping!r} instead."
+            )
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 problems.append(
@@ -180,6 +192,12 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         X, y = self._validate(X, y, reset=True)
         self._check_targets(y)
         multilabel = type_of_target(y) == "multilabel-indicator"
+        # scikit-learn's "auto" (HistGradientBoostingClassifier): on above 10,000 rows
+        self.do_early_stopping_ = (
+            len(y) > AUTO_EARLY_STOPPING_ROWS
+            if self.early_stopping == "auto"
+            else bool(self.early_stopping)
+        )
         hidden = self.hidden_layer_sizes
         if not isinstance(hidden, str):
             hidden = tuple(hidden)
@@ -199,8 +217,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                 weight_decay=self.weight_decay,
                 batch_size=self.batch_size,
                 epochs=epochs,
-                early_stopping=self.early_stopping,
-                validation_fraction=self.validation_fraction if self.early_stopping else 0.0,
+                early_stopping=self.do_early_stopping_,
+                validation_fraction=self.validation_fraction if self.do_early_stopping_ else 0.0,
                 patience=self.n_iter_no_change,
                 min_delta=self.tol,
                 class_weight=self.class_weight,
@@ -250,8 +268,13 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         return X, y
 
     def _record_history(self) -> None:
-        self.n_iter_ = len(self.classifier_.history)
-        self.loss_curve_ = self.classifier_.history.column("train_loss")
+        history = self.classifier_.history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = history.column("train_loss")
+        validated = bool(history.rows) and "val_loss" in history.rows[0]
+        # with early stopping: each epoch's validation loss, and the epoch whose weights were kept
+        self.validation_loss_curve_ = history.column("val_loss") if validated else None
+        self.best_epoch_ = history.best_epoch
 
     def _check_targets(self, y: np.ndarray) -> None:
         if y.ndim == 2 and y.shape[1] == 1:

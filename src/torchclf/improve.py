@@ -5,6 +5,9 @@ and one variant per technique of the lesson: more layers, more hidden units, mor
 another activation, a higher and a lower learning rate, another optimizer. Then it combines the
 changes that helped, best first. All variants train at once on the stacked engine of
 :mod:`torchclf.sweep`.
+
+What helped is judged on validation rows held out from the training rows, never on the test rows
+(``eval_set``), which are only reported.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchclf.classifier import Classifier
+from torchclf.data import holdout_indices, take_rows
+from torchclf.errors import ConfigError
 from torchclf.sweep import Member, train_members
+from torchclf.tasks import infer_task
 
 
 @dataclass
@@ -29,19 +35,29 @@ class Variant:
     seconds: float  # its share of its architecture group's training time
 
     @property
+    def val_accuracy(self) -> float:
+        """Accuracy on the validation rows at the last epoch: what variants are compared on."""
+        return self.classifier.history.last["val_accuracy"]
+
+    @property
+    def val_loss(self) -> float:
+        """Loss on the validation rows at the last epoch: the tie-breaker."""
+        return self.classifier.history.last["val_loss"]
+
+    @property
     def train_accuracy(self) -> float:
         """Accuracy on the training rows at the last epoch."""
         return self.classifier.history.last["train_accuracy"]
 
     @property
-    def test_accuracy(self) -> float:
-        """Accuracy on the test rows at the last epoch."""
-        return self.classifier.history.last["test_accuracy"]
+    def test_accuracy(self) -> float | None:
+        """Accuracy on the test rows at the last epoch (None without an ``eval_set``)."""
+        return self.classifier.history.last.get("test_accuracy")
 
     @property
-    def test_loss(self) -> float:
-        """Loss on the test rows at the last epoch."""
-        return self.classifier.history.last["test_loss"]
+    def test_loss(self) -> float | None:
+        """Loss on the test rows at the last epoch (None without an ``eval_set``)."""
+        return self.classifier.history.last.get("test_loss")
 
 
 def single_changes(baseline: Member) -> list[tuple[str, Member]]:
@@ -75,9 +91,7 @@ def _changed_fields(baseline: Member, variant: Member) -> set[str]:
     }
 
 
-def _train(
-    X: Any, y: Any, tried: Sequence[tuple[str, Member]], eval_set: tuple[Any, Any], **options: Any
-) -> list[Variant]:
+def _train(X: Any, y: Any, tried: Sequence[tuple[str, Member]], **options: Any) -> list[Variant]:
     """Train ``tried`` stacked by architecture; time each group and share it among its members."""
     variants: list[Variant] = []
     groups: dict[tuple[Any, ...], list[tuple[str, Member]]] = {}
@@ -85,7 +99,7 @@ def _train(
         groups.setdefault((member.hidden, member.activation), []).append((change, member))
     for group in groups.values():
         start = time.perf_counter()
-        classifiers = train_members(X, y, [m for _, m in group], eval_set=eval_set, **options)
+        classifiers = train_members(X, y, [m for _, m in group], **options)
         share = (time.perf_counter() - start) / len(group)
         variants += [
             Variant(change, member, classifier, share)
@@ -100,7 +114,8 @@ def improve(
     y: Any,
     baseline: Member,
     *,
-    eval_set: tuple[Any, Any],
+    eval_set: tuple[Any, Any] | None = None,
+    validation_fraction: float = 0.2,
     combine: int = 3,
     **options: Any,
 ) -> list[Variant]:
@@ -110,16 +125,35 @@ def improve(
         X: training features.
         y: training targets.
         baseline: the starting configuration.
-        eval_set: ``(X_test, y_test)``, on which variants are compared.
+        eval_set: ``(X_test, y_test)``, reported for every variant, never used to compare them.
+        validation_fraction: share of ``X``'s rows held out (stratified, seeded by the baseline's
+            seed) on which variants are compared: a change helps when it raises the validation
+            accuracy.
         combine: how many of the best helpful single changes to combine (2 .. combine of them).
         **options: passed to :func:`torchclf.sweep.train_members` (dtype, device, standardize).
+
+    Raises:
+        ConfigError: for a ``validation_fraction`` outside (0, 0.9].
     """
+    if not 0.0 < validation_fraction <= 0.9:
+        raise ConfigError(
+            "The 'validation_fraction' parameter must be in (0, 0.9]: variants are compared on "
+            f"validation rows, never on the test rows. Got {validation_fraction!r} instead."
+        )
+    encoded = infer_task(y).encode(y).numpy()
+    kept, held_out = holdout_indices(encoded, validation_fraction, baseline.seed)
+    options = {
+        **options,
+        "eval_set": eval_set,
+        "validation": (take_rows(X, held_out), take_rows(y, held_out)),
+    }
+    X, y = take_rows(X, kept), take_rows(y, kept)
     tried = [("baseline", baseline), *single_changes(baseline)]
-    variants = _train(X, y, tried, eval_set, **options)
-    base = variants[0].test_accuracy
+    variants = _train(X, y, tried, **options)
+    base = variants[0].val_accuracy
     helpful = sorted(
-        (v for v in variants[1:] if v.test_accuracy > base),
-        key=lambda v: (-v.test_accuracy, v.test_loss),
+        (v for v in variants[1:] if v.val_accuracy > base),
+        key=lambda v: (-v.val_accuracy, v.val_loss),
     )
     # Combine the helpful changes, best first, skipping one that touches a field already changed
     # (relu and tanh both change the activation: the better of the two stays).
@@ -138,13 +172,16 @@ def improve(
         if len(chosen) == combine:
             break
     if combos:
-        variants += _train(X, y, combos, eval_set, **options)
+        variants += _train(X, y, combos, **options)
     return variants
 
 
 def variants_table(variants: Sequence[Variant]) -> list[dict[str, Any]]:
-    """Rows for printing or CSV: change, accuracies, difference from the baseline, seconds."""
-    base = variants[0].test_accuracy
+    """Rows for printing or CSV: change, accuracies, difference from the baseline, seconds.
+
+    The difference from the baseline is on the validation rows, where variants are compared.
+    """
+    base = variants[0].val_accuracy
     return [
         {
             "change": v.change,
@@ -154,8 +191,9 @@ def variants_table(variants: Sequence[Variant]) -> list[dict[str, Any]]:
             "lr": v.member.lr,
             "epochs": v.member.epochs,
             "train_accuracy": v.train_accuracy,
+            "val_accuracy": v.val_accuracy,
+            "vs_baseline": v.val_accuracy - base,
             "test_accuracy": v.test_accuracy,
-            "vs_baseline": v.test_accuracy - base,
             "test_loss": v.test_loss,
             "seconds": v.seconds,
         }

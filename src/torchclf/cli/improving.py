@@ -13,6 +13,7 @@ from torchclf.cli.inputs import (
     OutOption,
     OverwriteOption,
     TestSizeOption,
+    parse_auto,
     parse_hidden,
     parse_numbers,
     run_folder,
@@ -29,6 +30,10 @@ from torchclf.cli.output import examples, make_console
 )
 def improve(
     data: DataOption = "circles",
+    target: Annotated[
+        str | None,
+        typer.Option(help="Files: the target column (the features must be numeric)."),
+    ] = None,
     hidden: Annotated[
         str, typer.Option(help="The baseline's hidden sizes; 'none' is the linear model.")
     ] = "10,10",
@@ -42,6 +47,13 @@ def improve(
     epochs: Annotated[int, typer.Option(help="The baseline's full-batch epochs.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the split and of every variant's init.")] = 42,
     test_size: TestSizeOption = 0.2,
+    validation_size: Annotated[
+        float,
+        typer.Option(
+            help="Share of the training rows held out to compare the variants (the test rows "
+            "are only reported)."
+        ),
+    ] = 0.2,
     out: OutOption = Path("runs"),
     name: Annotated[
         str | None, typer.Option(help="Results folder name (default: improve-DATA, numbered).")
@@ -52,9 +64,11 @@ def improve(
 
     From a baseline it trains: more layers, more hidden units, more epochs, other activations, a
     higher and a lower learning rate, another optimizer, and combinations of the changes that
-    helped, all at once (stacked by architecture). Prints a table with each variant's train and
-    test accuracy and its difference from the baseline, and writes improve.csv, improve.png and,
-    for two-feature data, boundaries.png (one decision boundary per variant).
+    helped, all at once (stacked by architecture). A change helps when it raises the accuracy on
+    validation rows held out from the training rows; the test rows are only reported. Prints a
+    table with each variant's train, validation and test accuracy and its difference from the
+    baseline on the validation rows, and writes improve.csv, improve.png and, for two-feature
+    data, boundaries.png (one decision boundary per variant, over the test rows).
     """
     sizes = parse_hidden(hidden)
     if sizes == "auto":
@@ -73,34 +87,40 @@ def improve(
     baseline = Member(
         hidden=sizes, activation=activation, optimizer=optimizer, lr=lr, epochs=epochs, seed=seed
     )
-    source = DataSource(name=data, test_size=test_size, seed=seed)
+    source = DataSource(name=data, target=split_names(target), test_size=test_size, seed=seed)
     split = source.split()
     variants = try_improvements(
-        split.X_train, split.y_train, baseline, eval_set=(split.X_test, split.y_test)
+        split.X_train,
+        split.y_train,
+        baseline,
+        eval_set=(split.X_test, split.y_test),
+        validation_fraction=validation_size,
     )
     rows = variants_table(variants)
     with atomic_directory(folder, overwrite=overwrite) as staging:
         pd.DataFrame(rows).to_csv(staging / "improve.csv", index=False)
         changes = [r["change"] for r in rows]
-        plots.plot_variants(changes, [r["test_accuracy"] for r in rows]).savefig(
-            staging / "improve.png"
-        )
+        plots.plot_variants(
+            changes, [r["val_accuracy"] for r in rows], [r["test_accuracy"] for r in rows]
+        ).savefig(staging / "improve.png")
         if plots.can_plot_decision_boundary(variants[0].classifier):
             panels = [(v.change, v.classifier, split.X_test, split.y_test) for v in variants]
             plots.plot_decision_boundaries(panels).savefig(staging / "boundaries.png")
 
     from rich.table import Table
 
-    table = Table(title=f"improving a model on {data} (test split: {len(split.X_test)} rows)")
-    for column in ("change", "model", "train acc", "test acc", "vs baseline", "seconds"):
-        table.add_column(column, justify="left" if column in ("change", "model") else "right")
+    table = Table(
+        title=f"improving a model on {data}: accuracy; compared on val, test only reported"
+    )
+    for column in ("change", "train", "val", "vs base", "test", "seconds"):
+        table.add_column(column, justify="left" if column == "change" else "right")
     for r in rows:
         table.add_row(
             r["change"],
-            f"{r['hidden']} {r['activation']}",
             f"{100 * r['train_accuracy']:.2f}%",
-            f"{100 * r['test_accuracy']:.2f}%",
+            f"{100 * r['val_accuracy']:.2f}%",
             f"{100 * r['vs_baseline']:+.2f}",
+            f"{100 * r['test_accuracy']:.2f}%",
             f"{r['seconds']:.2f}",
         )
     console = make_console()
@@ -117,6 +137,10 @@ def improve(
 )
 def sweep(
     data: DataOption = "circles",
+    target: Annotated[
+        str | None,
+        typer.Option(help="Files: the target column (the features must be numeric)."),
+    ] = None,
     hidden: Annotated[str, typer.Option(help="Layer widths to try, comma-separated.")] = "8,32",
     layers: Annotated[str, typer.Option(help="Numbers of hidden layers to try.")] = "1,2",
     activation: Annotated[str, typer.Option(help="Activations to try.")] = "relu",
@@ -137,14 +161,25 @@ def sweep(
     validation_size: Annotated[
         float,
         typer.Option(
-            help="Share of the training rows held out to rank members (and stop them early); "
-            "0 ranks on the test rows."
+            help="Share of the training rows held out to rank the members (and stop them "
+            "early); the test rows are only reported."
         ),
-    ] = 0.0,
+    ] = 0.2,
     early_stopping: Annotated[
-        bool, typer.Option(help="Stop each member when its validation loss stops improving.")
-    ] = False,
-    patience: Annotated[int, typer.Option(help="Epochs without improvement to stop.")] = 20,
+        bool,
+        typer.Option(
+            "--early-stopping/--no-early-stopping",
+            help="Keep each member's epoch with the lowest validation loss, and stop it when "
+            "that has not improved for --patience epochs.",
+        ),
+    ] = True,
+    patience: Annotated[
+        str,
+        typer.Option(
+            help="Epochs without improvement to stop; auto: a tenth of a full-batch budget, 10 "
+            "in mini-batches."
+        ),
+    ] = "auto",
     split_seed: Annotated[
         int, typer.Option(help="Seed of the train/test split and of the shared batch order.")
     ] = 42,
@@ -157,7 +192,8 @@ def sweep(
     """Train every combination of the given values at once and rank them.
 
     Members sharing an architecture train stacked, in one batched forward and backward. They are
-    ranked by validation accuracy when --validation-size is given, else by test accuracy. Writes
+    ranked by their accuracy on validation rows held out from the training rows (then by their
+    validation loss); the test rows are only reported. Writes
     sweep.csv (one row per member, sorted), histories.csv (every member's epochs) and the best
     member's model.safetensors, which 'torchclf predict' serves.
     """
@@ -172,15 +208,13 @@ def sweep(
     epoch_counts = [int(v) for v in parse_numbers(epochs, "'--epochs'", int, "300,1000")]
     if any(w < 1 for w in widths) or any(d < 0 for d in depths):
         raise typer.BadParameter("widths must be at least 1 and depths at least 0")
-    if not 0.0 <= validation_size < 1.0:
+    if not 0.0 < validation_size <= 0.9:
         raise typer.BadParameter(
-            f"expected a share in [0, 1), got {validation_size!r}", param_hint="'--validation-size'"
+            f"expected a share in (0, 0.9], got {validation_size!r}: members are ranked on "
+            "validation rows, never on the test rows",
+            param_hint="'--validation-size'",
         )
-    if early_stopping and validation_size == 0.0:
-        raise typer.BadParameter(
-            "early stopping watches validation rows: add --validation-size 0.2",
-            param_hint="'--early-stopping'",
-        )
+    patience_value = parse_auto(patience, "'--patience'", int, 1, "20")
     folder = run_folder(out, name, f"sweep-{Path(data).stem}", overwrite)
 
     import pandas as pd
@@ -213,17 +247,20 @@ def sweep(
         )
     ]
     members = list(dict.fromkeys(members))  # depth 0 makes every width the same linear model
-    source = DataSource(name=data, test_size=test_size, seed=split_seed)
+    source = DataSource(name=data, target=split_names(target), test_size=test_size, seed=split_seed)
     split = source.split()
-    X_train, y_train, validation = split.X_train, split.y_train, None
-    if validation_size > 0:
-        from torchclf.data import holdout_indices, take_rows
-        from torchclf.tasks import infer_task
+    from torchclf.data import holdout_indices, take_rows
+    from torchclf.fitting import resolve_schedule
+    from torchclf.tasks import infer_task
 
-        encoded = infer_task(y_train).encode(y_train).numpy()
-        kept, held_out = holdout_indices(encoded, validation_size, split_seed)
-        validation = (take_rows(X_train, held_out), take_rows(y_train, held_out))
-        X_train, y_train = take_rows(X_train, kept), take_rows(y_train, kept)
+    encoded = infer_task(split.y_train).encode(split.y_train).numpy()
+    kept, held_out = holdout_indices(encoded, validation_size, split_seed)
+    validation = (take_rows(split.X_train, held_out), take_rows(split.y_train, held_out))
+    X_train, y_train = take_rows(split.X_train, kept), take_rows(split.y_train, kept)
+    if patience_value == "auto":
+        patience_value = resolve_schedule(
+            len(kept), epochs=max(epoch_counts), validation_fraction=0.0, batch_size=batch_size
+        ).patience
     classifiers = train_members(
         X_train,
         y_train,
@@ -231,11 +268,10 @@ def sweep(
         eval_set=(split.X_test, split.y_test),
         validation=validation,
         early_stopping=early_stopping,
-        patience=patience,
+        patience=patience_value,
         batch_size=batch_size,
         shuffle_seed=split_seed,
     )
-    rank_on = "val" if validation is not None else "test"
     rows = []
     for index, (member, classifier) in enumerate(zip(members, classifiers, strict=True)):
         history = classifier.history
@@ -256,7 +292,7 @@ def sweep(
                 **{k: v for k, v in kept.items() if k.endswith(("_accuracy", "_loss"))},
             }
         )
-    rows.sort(key=lambda r: (-r[f"{rank_on}_accuracy"], r[f"{rank_on}_loss"]))
+    rows.sort(key=lambda r: (-r["val_accuracy"], r["val_loss"]))
     histories = pd.concat(
         [pd.DataFrame(c.history.rows).assign(member=i) for i, c in enumerate(classifiers)]
     )
@@ -270,7 +306,7 @@ def sweep(
     from rich.table import Table
 
     table = Table(title=f"{len(members)} members on {data}, best first (top 10)")
-    accuracies = ["train", "val", "test"] if validation is not None else ["train", "test"]
+    accuracies = ["train", "val", "test"]
     columns = ["hidden", "act", "opt", "lr", "wd", "drop", "seed", "epochs"]
     for column in columns + [f"{part} acc" for part in accuracies] + ["test loss"]:
         table.add_column(column, justify="left" if column in ("hidden", "act", "opt") else "right")
