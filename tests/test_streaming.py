@@ -104,10 +104,14 @@ def test_fit_parquet_trains_a_model_that_predicts_raw_rows(tmp_path):
     folder = _write_folder(tmp_path, frame)
     features = ["a", "b", "c", "d"]
     classifier = torchclf.fit_parquet(
-        folder, "label", features=features, hidden=(16,), epochs=5, lr=0.01, seed=0
+        folder, "label", features=features, hidden=(16,), epochs=20, lr=0.01, seed=0
     )
-    assert len(classifier.history) == 5
+    assert len(classifier.history) == 20
     assert classifier.history.last["train_accuracy"] > 0.9
+    # 20% of the rows held out (4000 rows: under 10,000), and the best validation epoch kept
+    assert classifier.train_config.validation_fraction == 0.2
+    losses = classifier.history.column("val_loss")
+    assert classifier.history.best_epoch == 1 + int(np.argmin(losses))
     test = _frame(1000, seed=1)
     assert classifier.evaluate(test[features], test["label"])["accuracy"] > 0.9
     loaded = torchclf.load(classifier.save(tmp_path / "model.safetensors"))
@@ -115,7 +119,7 @@ def test_fit_parquet_trains_a_model_that_predicts_raw_rows(tmp_path):
         loaded.predict(test[features]), classifier.predict(test[features])
     )
     again = torchclf.fit_parquet(
-        folder, "label", features=features, hidden=(16,), epochs=5, lr=0.01, seed=0
+        folder, "label", features=features, hidden=(16,), epochs=20, lr=0.01, seed=0
     )
     np.testing.assert_array_equal(  # same seed, same data: the same model
         again.predict_proba(test[features]), classifier.predict_proba(test[features])
@@ -171,12 +175,13 @@ def test_stream_command_trains_evaluates_and_writes_a_run_folder(tmp_path):
     test_file = tmp_path / "test.csv"
     _frame(500, seed=1).to_csv(test_file, index=False)
     arguments = ["stream", "--data", str(folder), "--target", "label", "--features", "a,b,c,d"]
-    arguments += ["--hidden", "16", "--epochs", "3", "--lr", "0.01", "--test-data", str(test_file)]
+    arguments += ["--hidden", "16", "--epochs", "10", "--lr", "0.01", "--test-data", str(test_file)]
     result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "data"
     assert {p.name for p in run.iterdir()} == {"model.safetensors", "history.csv", "metrics.json"}
-    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [1, 2, 3]
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, 11)) and "val_loss" in history
     assert "metrics on" in result.output and result.output.rstrip().endswith(f"run folder: {run}")
     unseen = _frame(500, seed=2)
     loaded = torchclf.load(run)
@@ -209,3 +214,27 @@ def test_read_ahead_keeps_order_raises_the_readers_error_and_stops_when_closed()
     assert next(loaded) == 0
     loaded.close()  # the reader may be waiting on a full queue: closing must still stop it
     assert not readers()
+
+
+def test_validation_rows_are_held_out_of_every_pass_and_pick_the_best_epoch(tmp_path):
+    from torchclf.streaming import Holdout
+
+    frame = _frame(3000)
+    frame["label"] = np.where(  # noisy labels: a wide net overfits, the validation loss rises
+        np.random.default_rng(3).random(3000) < 0.3, 1 - frame["label"], frame["label"]
+    )
+    folder = _write_folder(tmp_path, frame)
+    source = ParquetSource.open(folder, "label")
+    holdout = Holdout(0.25, seed=0)
+    statistics = scan(source, holdout)
+    held = sum(int(holdout.mask(g, g[2]).sum()) for g in source.groups)
+    assert len(statistics.y_val) == held and statistics.rows == 3000 - held
+    assert 600 < held < 900
+    classifier = torchclf.fit_parquet(
+        folder, "label", hidden=(64, 64), lr=0.03, epochs=60, patience=5,
+        validation_fraction=0.25, batch_size=64, seed=0,
+    )  # fmt: skip
+    history = classifier.history
+    assert history.stopped_early and len(history) < 60
+    assert history.best_epoch == 1 + int(np.argmin(history.column("val_loss")))
+    assert len(history) == history.best_epoch + 5

@@ -113,7 +113,7 @@ def fit(
         weight_decay: L2 penalty.
         epochs: the most passes over the training rows (fewer when early stopping ends
             training); "auto" is 1000 for data that trains full batch and about 30,000 steps
-            (20 to 200 epochs) in mini-batches (see :func:`resolve_schedule`).
+            (at most 200 epochs) in mini-batches (see :func:`resolve_schedule`).
         batch_size: rows per step; None trains full batch up to 4096 rows, else 256 rows.
         lr_schedule: "none", "cosine", "step" or "plateau".
         grad_clip: maximum global gradient norm, or None.
@@ -374,7 +374,7 @@ MAX_VALIDATION_ROWS = 10_000  # ... but no more rows than this: enough to rank e
 MIN_ROWS_FOR_VALIDATION = 20  # below this, no row can be spared: the whole budget trains
 FULL_BATCH_EPOCHS = 1000  # the lesson's budget; full-batch steps are cheap and small
 MINI_BATCH_STEPS = 30_000  # a mini-batch budget in optimizer steps, ...
-MINI_BATCH_EPOCHS = (20, 200)  # ... as epochs within these bounds
+MINI_BATCH_EPOCHS = (1, 200)  # ... as epochs within these bounds
 MINI_BATCH_PATIENCE = 10  # epochs, as scikit-learn's n_iter_no_change
 
 

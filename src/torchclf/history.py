@@ -60,6 +60,31 @@ class History:
         }
 
 
+class BestEpoch:
+    """Early stopping's bookkeeping: is this epoch's validation loss the best yet?
+
+    It also counts the epochs since the last better one: ``exhausted`` once they reach
+    ``patience``.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.epochs_without_improvement = math.inf, 0
+
+    def better(self, loss: float) -> bool:
+        """Record an epoch's validation loss; True when it improves on the best by min_delta."""
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.epochs_without_improvement = loss, 0
+            return True
+        self.epochs_without_improvement += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        """``patience`` epochs in a row without a better validation loss."""
+        return self.epochs_without_improvement >= self.patience
+
+
 def check_finite_loss(row: dict[str, float], lr: float) -> None:
     """Raise :class:`TrainingDiverged` when an epoch's training loss is NaN or infinite.
 
@@ -72,4 +97,4 @@ def check_finite_loss(row: dict[str, float], lr: float) -> None:
         raise TrainingDiverged(row["train_loss"], int(row["epoch"]), lr, suggested)
 
 
-__all__ = ["History", "check_finite_loss"]
+__all__ = ["BestEpoch", "History", "check_finite_loss"]

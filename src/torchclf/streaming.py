@@ -40,16 +40,17 @@ from torchclf.config import ModelConfig, TrainConfig, check_choice
 from torchclf.data import resolve_device
 from torchclf.encoders import ArrayEncoder, Moments
 from torchclf.errors import ConfigError, DataError
-from torchclf.fitting import auto_hidden
-from torchclf.history import History, check_finite_loss
+from torchclf.fitting import auto_hidden, resolve_schedule
+from torchclf.history import BestEpoch, History, check_finite_loss
 from torchclf.models import build_model
 from torchclf.stacked import StackedMLP, Targets
 from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
 from torchclf.stacked_training import BatchFeatures, step_batch
 from torchclf.tasks import Task, infer_task
-from torchclf.training import ProgressPrinter
+from torchclf.training import ProgressPrinter, evaluate_loss, to_labelled
 
 READ_AHEAD = 2  # row groups decoded ahead of the training loop
+HOLDOUT_STREAM = 0x76616C  # mixed into the holdout's seed: its draws differ from the shuffling's
 T, R = TypeVar("T"), TypeVar("R")
 STACK_ROWS = 8192  # rows of a row group turned from columns to rows at once
 MAX_CLASSES = 1000  # more distinct target values than this is not a classification target
@@ -148,25 +149,50 @@ class ParquetSource:
         return X[keep], y[keep], int((~keep).sum())
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """Which rows of each row group are validation rows: the same ones in every pass.
+
+    Each row is held out with probability ``fraction``, drawn from a generator seeded by the
+    run's seed and the row group's place, so the statistics pass (which keeps them aside) and
+    every epoch (which skips them) agree without storing a mask.
+    """
+
+    fraction: float
+    seed: int
+
+    def mask(self, group: tuple[int, int, int], rows: int) -> np.ndarray:
+        """``(rows,)`` True for the group's validation rows, among its rows with a target."""
+        file, index, _ = group
+        generator = np.random.default_rng([self.seed, HOLDOUT_STREAM, file, index])
+        return generator.random(rows) < self.fraction
+
+
 @dataclass
 class Statistics:
     """What one streaming pass learns: row count, per-feature mean and std, the classes."""
 
-    rows: int
+    rows: int  # training rows: those with a target, validation rows excepted
     mean: np.ndarray
     std: np.ndarray
     classes: np.ndarray
     dropped: int  # rows without a target
+    X_val: np.ndarray | None = None  # (v, d) float32: the validation rows, raw, in memory
+    y_val: np.ndarray | None = None  # (v,) their target values
 
 
-def scan(source: ParquetSource) -> Statistics:
+def scan(source: ParquetSource, holdout: Holdout | None = None) -> Statistics:
     """One pass over every row group: Chan's parallel merge of means and squared deviations.
 
     The row groups are read and decoded on a background thread while this one folds in the last.
+    With a ``holdout``, its validation rows are kept aside in memory and left out of the
+    statistics, as the in-memory path fits its scaling on the training rows only.
     """
     moments = Moments(len(source.features))
     classes: set[Any] = set()
     dropped = 0
+    held_X: list[np.ndarray] = []
+    held_y: list[np.ndarray] = []
     with closing(read_ahead(source.groups, source.read)) as groups_read:
         for group, (X, y, skipped) in zip(source.groups, groups_read, strict=True):
             dropped += skipped
@@ -186,11 +212,19 @@ def scan(source: ParquetSource) -> Statistics:
                     f"target column '{source.target}' has more than {MAX_CLASSES} distinct values: "
                     "it does not look like class labels"
                 )
+            if holdout is not None:
+                held = holdout.mask(group, len(y))
+                held_X.append(X[held])
+                held_y.append(y[held])
+                X = X[~held]
             moments.update(X)
     if moments.count == 0:
         raise DataError(f"no rows with a target in '{source.files[0]}'")
     classes_found = np.array(sorted(classes))
-    return Statistics(moments.count, moments.mean, moments.std, classes_found, dropped)
+    statistics = Statistics(moments.count, moments.mean, moments.std, classes_found, dropped)
+    if holdout is not None and sum(len(y) for y in held_y) > 0:
+        statistics.X_val, statistics.y_val = np.concatenate(held_X), np.concatenate(held_y)
+    return statistics
 
 
 def shuffled_blocks(
@@ -202,6 +236,7 @@ def shuffled_blocks(
     shuffle_buffer_rows: int,
     seed: int,
     epoch: int,
+    holdout: Holdout | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """One epoch of shuffled rows in blocks: encoded features ``(m, d)`` and encoded targets.
 
@@ -214,13 +249,17 @@ def shuffled_blocks(
     mix with the next group (a shuffle buffer, vectorised). The last fill empties the buffer.
 
     The blocks are CPU tensors, row-major ``(m, d)``, in buffers reused from block to block: each
-    is valid until the next one is asked for (clone it to keep it).
+    is valid until the next one is asked for (clone it to keep it). A ``holdout``'s validation
+    rows are skipped.
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(source.groups))
 
     def prepare(group: tuple[int, int, int]) -> tuple[np.ndarray, Tensor] | None:
         X, y, _ = source.read(group)
+        if holdout is not None:
+            kept = ~holdout.mask(group, len(y))
+            X, y = X[kept], y[kept]
         if len(y) == 0:  # no row of this group has a target (the statistics pass counted them)
             return None
         return encoder.transform(X, warn=False), task.encode(y)
@@ -340,7 +379,11 @@ def fit_parquet(
     lr: float = 0.003,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
-    epochs: int = 1,
+    epochs: int | str = "auto",
+    early_stopping: bool | str = "auto",
+    validation_fraction: float | str = "auto",
+    patience: int | str = "auto",
+    min_delta: float = 0.0,
     batch_size: int = 256,
     shuffle_buffer_rows: int = 262_144,
     dtype: str = "float32",
@@ -360,7 +403,14 @@ def fit_parquet(
         lr: learning rate.
         weight_decay: L2 (decoupled for adamw).
         momentum: sgd momentum.
-        epochs: passes over the data.
+        epochs: the most passes over the data; "auto" as in :func:`torchclf.fit` (about 30,000
+            steps, at most 200 epochs).
+        early_stopping: keep the epoch with the lowest validation loss and stop when it has not
+            improved for ``patience`` epochs; "auto": whenever there are validation rows.
+        validation_fraction: share of the rows held out for validation, drawn row by row (seeded)
+            from every row group and kept in memory; "auto": 20%, at most about 10,000 rows.
+        patience: epochs without a better validation loss before stopping; "auto": 10.
+        min_delta: smallest decrease of the validation loss that counts as an improvement.
         batch_size: rows per optimizer step.
         shuffle_buffer_rows: rows held for shuffling; with the row groups read ahead, this
             bounds the memory the data takes.
@@ -373,13 +423,26 @@ def fit_parquet(
         An ordinary :class:`~torchclf.Classifier`: its encoder takes DataFrames with the feature
         columns, or arrays in their order.
     """
+    source = ParquetSource.open(path, target, features)
+    schedule = resolve_schedule(
+        source.n_rows,
+        epochs=epochs,
+        early_stopping=early_stopping,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        batch_size=batch_size,
+    )
     config = TrainConfig(
         optimizer=optimizer,
         lr=lr,
         weight_decay=weight_decay,
         momentum=momentum,
-        epochs=epochs,
+        epochs=schedule.epochs,
         batch_size=batch_size,
+        early_stopping=schedule.early_stopping,
+        validation_fraction=schedule.validation_fraction,
+        patience=schedule.patience,
+        min_delta=min_delta,
         seed=seed,
         device=device,
         dtype=dtype,
@@ -390,8 +453,8 @@ def fit_parquet(
             f"The 'shuffle_buffer_rows' parameter must hold at least one batch ({batch_size} "
             f"rows). Got {shuffle_buffer_rows!r} instead."
         )
-    source = ParquetSource.open(path, target, features)
-    statistics = scan(source)
+    holdout = Holdout(config.validation_fraction, seed) if config.validation_fraction else None
+    statistics = scan(source, holdout)
     task = infer_task(statistics.classes)
     encoder = ArrayEncoder.from_statistics(
         statistics.mean, statistics.std, list(source.features), dtype
@@ -408,7 +471,17 @@ def fit_parquet(
     model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
     names = list(model.state_dict())
     net = StackedMLP.from_config(model_config, [model.state_dict()])
+    epochs = config.epochs
     stepper = StackedOptimizer([Hyper(optimizer, lr, weight_decay, momentum, epochs)], net.flat)
+    validation = None
+    if statistics.X_val is not None:
+        val_targets = task.encode(statistics.y_val)
+        validation = to_labelled(
+            encoder.transform(statistics.X_val, warn=False), val_targets, torch_device, torch_dtype
+        )
+        val_loss_fn = task.loss_fn(val_targets, None, 0.0).to(torch_device, torch_dtype)
+    stopper = BestEpoch(config.patience, config.min_delta) if config.early_stopping else None
+    best_weights: Tensor | None = None  # (parameters,) the best validation epoch's, when kept
     history = History()
     printer = ProgressPrinter(epochs, write=print) if verbose else None
     start_time, step = time.perf_counter(), 0
@@ -425,6 +498,7 @@ def fit_parquet(
                 shuffle_buffer_rows=shuffle_buffer_rows,
                 seed=seed,
                 epoch=epoch,
+                holdout=holdout,
             )
             for X_block, y_block in blocks:
                 rows = len(X_block)
@@ -446,15 +520,26 @@ def fit_parquet(
                 "epoch": float(epoch),
                 "train_loss": float(loss_sum) / statistics.rows,
                 "train_accuracy": float(correct) / statistics.rows,
-                "lr": lr,
-                "time": time.perf_counter() - start_time,
             }
             check_finite_loss(row, lr)
+            if validation is not None:
+                model.load_state_dict(net.member_state(net.flat[0], names))
+                row["val_loss"], row["val_accuracy"] = evaluate_loss(
+                    model, task, val_loss_fn, validation
+                )
+            row["lr"], row["time"] = lr, time.perf_counter() - start_time
             history.rows.append(row)
             if printer is not None:
                 printer(row)
-    model.load_state_dict(net.member_state(net.flat[0], names))
+            if stopper is not None and validation is not None:
+                if stopper.better(row["val_loss"]):
+                    best_weights, history.best_epoch = net.flat[0].clone(), epoch
+                elif stopper.exhausted:
+                    history.stopped_early = True
+                    break
+    kept = best_weights if best_weights is not None else net.flat[0]
+    model.load_state_dict(net.member_state(kept, names))
     return Classifier(model, task, encoder, train_config=config, history=history)
 
 
-__all__ = ["ParquetSource", "Statistics", "fit_parquet", "scan", "shuffled_blocks"]
+__all__ = ["Holdout", "ParquetSource", "Statistics", "fit_parquet", "scan", "shuffled_blocks"]

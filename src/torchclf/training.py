@@ -11,7 +11,6 @@ sums stay on the device in between.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from torchclf.config import TrainConfig
 from torchclf.data import IndexBatches, default_batch_size
 from torchclf.errors import ConfigError
-from torchclf.history import History, check_finite_loss
+from torchclf.history import BestEpoch, History, check_finite_loss
 from torchclf.stacked_training import stacked_refusal, train_single
 from torchclf.tasks import Task
 
@@ -170,7 +169,7 @@ def train_model(
     optimizer = optimizer if optimizer is not None else make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     history = History()
-    best_loss, best_state, epochs_without_improvement = math.inf, None, 0
+    stopper, best_state = BestEpoch(config.patience, config.min_delta), None
     start_time = time.perf_counter()
     stop = False
     # torch.compile compiles on the first call: that step's time is reported as the compile time
@@ -223,13 +222,10 @@ def train_model(
             else:
                 scheduler.step()
         if config.early_stopping:
-            if monitored < best_loss - config.min_delta:
-                best_loss, epochs_without_improvement = monitored, 0
+            if stopper.better(monitored):
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 history.best_epoch = epoch
-            else:
-                epochs_without_improvement += 1
-                stop = epochs_without_improvement >= config.patience
+            stop = stopper.exhausted
         if on_epoch is not None:
             on_epoch(row)
         if stop:

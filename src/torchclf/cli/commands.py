@@ -78,7 +78,7 @@ def train(
         str,
         typer.Option(
             help="The most passes over the training rows; auto: 1000 for data that trains full "
-            "batch, about 30,000 steps (20-200 epochs) in mini-batches."
+            "batch, about 30,000 steps (at most 200 epochs) in mini-batches."
         ),
     ] = "auto",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,

@@ -12,6 +12,7 @@ from torchclf.cli.inputs import (
     OutOption,
     OverwriteOption,
     advice_in_options,
+    parse_auto,
     parse_hidden,
     run_folder,
     split_names,
@@ -35,7 +36,20 @@ def stream(
         str, typer.Option(help="Hidden layer sizes, comma-separated, 'none' or 'auto'.")
     ] = "auto",
     activation: Annotated[str, typer.Option(help="The hidden layers' activation.")] = "relu",
-    epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 1,
+    epochs: Annotated[
+        str,
+        typer.Option(help="The most passes over the data; auto: about 30,000 steps."),
+    ] = "auto",
+    validation_size: Annotated[
+        str,
+        typer.Option(
+            help="Share of the rows held out (and kept in memory) to choose the epoch; auto: "
+            "20%, at most about 10,000 rows; 0: none."
+        ),
+    ] = "auto",
+    patience: Annotated[
+        str, typer.Option(help="Epochs without a better validation loss before stopping.")
+    ] = "auto",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
     optimizer: Annotated[str, typer.Option(help="adam, adamw or sgd.")] = "adam",
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 256,
@@ -59,6 +73,9 @@ def stream(
     The run folder holds model.safetensors and history.csv, plus metrics.json with --test-data.
     """
     sizes = parse_hidden(hidden)
+    epoch_budget = parse_auto(epochs, "'--epochs'", int, 1, "3")
+    validation = parse_auto(validation_size, "'--validation-size'", float, 0.0, "0.01")
+    patience_value = parse_auto(patience, "'--patience'", int, 1, "3")
     folder = run_folder(out, name, data.stem, overwrite)
 
     import json
@@ -73,12 +90,14 @@ def stream(
         classifier = torchclf.fit_parquet(
             data,
             target,
+            epochs=epoch_budget,
+            validation_fraction=validation,
+            patience=patience_value,
             features=split_names(features) or None,
             hidden=sizes,
             activation=activation,
             optimizer=optimizer,
             lr=lr,
-            epochs=epochs,
             batch_size=batch_size,
             shuffle_buffer_rows=shuffle_buffer_rows,
             seed=seed,
