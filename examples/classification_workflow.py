@@ -21,7 +21,14 @@ import torchclf
 from torchclf import datasets
 
 # the lesson's settings: SGD, raw features, every training row trained for a fixed budget
-TUTORIAL = dict(optimizer="sgd", lr=0.1, standardize=False, validation_fraction=0.0)
+TUTORIAL = dict(
+    optimizer="sgd",
+    lr=0.1,
+    standardize=False,
+    validation_fraction=0.0,
+    weight_decay=0.0,
+    prior_bias=False,  # nn.Linear's own initial bias, as the lesson's models
+)
 
 
 def tutorial_split(name: str) -> torchclf.Split:

@@ -8,7 +8,14 @@ import torch
 import torchclf
 from torchclf import ConfigError, TrainingError, datasets
 
-TUTORIAL = dict(optimizer="sgd", lr=0.1, standardize=False, validation_fraction=0.0)
+TUTORIAL = dict(
+    optimizer="sgd",
+    lr=0.1,
+    standardize=False,
+    validation_fraction=0.0,
+    weight_decay=0.0,
+    prior_bias=False,  # nn.Linear's own initial bias, as the lesson's models
+)
 
 
 def _tutorial_split(name):
@@ -64,7 +71,8 @@ def test_linear_model_stays_near_chance_and_relu_mlp_learns_circles():
 
 @pytest.mark.parametrize(
     ("name", "hidden", "target"),
-    [("blobs", (10, 10), 0.99), ("moons", (10, 10), 0.99), ("spirals", (64, 64), 0.97)],
+    # the lesson's exercises: moons over 96%, spirals over 95%
+    [("blobs", (10, 10), 0.99), ("moons", (10, 10), 0.99), ("spirals", (64, 64), 0.95)],
 )
 def test_toy_datasets_reach_their_targets(name, hidden, target):
     split = _stratified_split(name)

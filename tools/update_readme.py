@@ -1,8 +1,8 @@
 """Rewrite the README's golden outputs from real runs (the tests check they match).
 
 It re-runs ``torchclf train`` with its defaults for the CLI transcript (and the predictions
-shown after it), and executes each python
-block of "A tour of the Python API" for the output block after it. Run it after a change that
+shown after it), and executes each python block of "A tour of the Python API" and of
+"scikit-learn" for the output block after it. Run it after a change that
 moves a printed number, then read the diff before committing it.
 
 Run: OMP_NUM_THREADS=1 python tools/update_readme.py
@@ -45,9 +45,9 @@ def _replace_block(text: str, after: str, printed: str) -> str:
     return text[:start] + printed + text[end:]
 
 
-def python_tour(text: str) -> str:
-    """Each python block of the tour followed by exactly what it prints."""
-    start = text.index("## A tour of the Python API")
+def python_tour(text: str, heading: str = "## A tour of the Python API") -> str:
+    """Each python block of a section followed by exactly what it prints."""
+    start = text.index(heading)
     end = text.index("\n## ", start + 1)
     tour = text[start:end]
     namespace: dict = {}
@@ -70,6 +70,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     text = README.read_text()
     text = python_tour(cli_transcript(text))
+    text = python_tour(text, "## scikit-learn")
     README.write_text(text)
     print(f"rewrote {README}")
 

@@ -121,7 +121,7 @@ class TrainConfig:
     optimizer: str = "adam"  # one of OPTIMIZERS
     lr: float = 0.003  # learning rate
     momentum: float = 0.0  # for sgd and rmsprop
-    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    weight_decay: float = 0.003  # L2 penalty (decoupled for adamw)
     epochs: int = 500  # passes over the training rows
     batch_size: int | None = None  # rows per step; None: full batch up to FULL_BATCH_MAX rows
     lr_schedule: str = "none"  # one of LR_SCHEDULES, stepped once per epoch

@@ -96,15 +96,18 @@ class StackedOptimizer:
         hyper = self.shared
         assert hyper is not None
         lr, decay = hyper.lr, hyper.weight_decay
-        if decay and hyper.optimizer != "adamw":
-            grads.add_(params, alpha=decay)
         if hyper.optimizer == "sgd":
+            if decay:
+                grads.add_(params, alpha=decay)
             if hyper.momentum:
                 grads = self.moment.mul_(hyper.momentum).add_(grads)
             params.add_(grads, alpha=-lr)
             return
+        # the kernel applies the decay itself: adam's L2 to the gradient, adamw's to the weights
         if _fused_adam(hyper, params, grads, self.moment, self.square, self.step_count.fill_(step)):
             return
+        if decay and hyper.optimizer == "adam":
+            grads.add_(params, alpha=decay)
         if decay and hyper.optimizer == "adamw":
             params.mul_(1 - lr * decay)
         self.moment.lerp_(grads, 1 - BETA1)

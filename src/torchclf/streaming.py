@@ -377,7 +377,7 @@ def fit_parquet(
     activation: str = "relu",
     optimizer: str = "adam",
     lr: float = 0.003,
-    weight_decay: float = 0.0,
+    weight_decay: float = 0.003,
     momentum: float = 0.0,
     epochs: int | str = "auto",
     early_stopping: bool | str = "auto",

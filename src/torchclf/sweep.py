@@ -35,6 +35,7 @@ from torchclf.data import (
 )
 from torchclf.encoders import ArrayEncoder
 from torchclf.errors import ConfigError
+from torchclf.fitting import set_output_bias
 from torchclf.history import History
 from torchclf.models import MLP, build_model
 from torchclf.stacked import StackedMLP, Targets
@@ -52,7 +53,7 @@ class Member:
     activation: str = "relu"  # one of torchclf.config.ACTIVATIONS
     optimizer: str = "adam"  # adam, adamw or sgd
     lr: float = 0.003  # learning rate
-    weight_decay: float = 0.0  # L2 (adam, sgd) or decoupled (adamw) weight decay
+    weight_decay: float = 0.003  # L2 (adam, sgd) or decoupled (adamw) weight decay
     momentum: float = 0.0  # sgd momentum
     dropout: float = 0.0  # share of hidden activations dropped while training
     epochs: int = 1000  # passes over the training rows
@@ -93,6 +94,7 @@ def train_members(
     chunk_size: int = 64,
     batch_size: int | None = None,
     shuffle_seed: int = 42,
+    prior_bias: bool = True,
 ) -> list[Classifier]:
     """Train every member, a group of same-architecture members at a time.
 
@@ -115,6 +117,8 @@ def train_members(
             4096 rows, else 256 (``fit``'s default).
         shuffle_seed: seeds the shared batch order. A member whose ``seed`` is this one trains
             exactly as ``fit(..., seed=member.seed, batch_size=batch_size)`` would.
+        prior_bias: start every member's output bias at the training rows' class log-odds, as
+            ``fit`` does by default.
 
     Returns:
         One classifier per member, in order; each ``classifier.history`` holds its epochs.
@@ -149,6 +153,7 @@ def train_members(
         return Split(name, X, Targets(task, labelled.y, torch_dtype))
 
     train = rows("train", features, y)
+    prior = task.prior_logits(task.encode(y)) if prior_bias else None  # (outputs,)
     splits = [
         rows(name, *pair)
         for name, pair in (("val", validation), ("test", eval_set))
@@ -171,8 +176,9 @@ def train_members(
         for indices in chunks:
             group = [members[i] for i in indices]
             trained = _train_group(
-                group, task, encoder, train, splits, torch_device, torch_dtype, stopping, batches
-            )
+                group, task, encoder, train, splits, torch_device, torch_dtype, stopping, batches,
+                prior,
+            )  # fmt: skip
             for i, classifier in zip(indices, trained, strict=True):
                 results[i] = classifier
     return results  # type: ignore[return-value]
@@ -188,6 +194,7 @@ def _train_group(
     dtype: torch.dtype,
     stopping: dict[str, Any],
     batches: IndexBatches,
+    prior: torch.Tensor | None,
 ) -> list[Classifier]:
     first = members[0]
     n_validation = splits[0].targets.rows if splits and splits[0].name == "val" else 0
@@ -199,7 +206,11 @@ def _train_group(
         activation=first.activation,
     )
     # each member's own initial weights, exactly those fit would start from (dropout has none)
-    states = [build_model(config, m.seed).to(dtype=dtype).state_dict() for m in members]
+    models = [build_model(config, m.seed) for m in members]
+    if prior is not None:
+        for model in models:
+            set_output_bias(model, prior)
+    states = [model.to(dtype=dtype).state_dict() for model in models]
     net = StackedMLP.from_config(config, states, device)
     if any(m.dropout > 0 for m in members):
         # one mask stream per chunk, seeded by its members: the same sweep drops the same units

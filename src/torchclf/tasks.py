@@ -82,6 +82,16 @@ class Task(ABC):
         """Logits ``(n, n_outputs)`` -> probabilities ``(n, K)`` (K = 2 for binary)."""
 
     @abstractmethod
+    def prior_logits(self, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+        """The logits ``(n_outputs,)`` that predict the classes' frequencies in ``targets``.
+
+        What a model knows before it sees any feature: an output layer whose bias starts here
+        need not spend its first steps learning the base rates (imbalanced tables most of all).
+        A class's frequency is counted with one pseudo-row per outcome, so none is 0 or 1;
+        ``weights`` ``(n,)`` count rows as the loss does (a weight of 2 is a repeated row).
+        """
+
+    @abstractmethod
     def decide(self, probs: Tensor) -> Tensor:
         """Probabilities -> predicted codes: ``(n,)`` class indices or ``(n, L)`` indicators."""
 
@@ -127,6 +137,13 @@ class Task(ABC):
         return codes
 
 
+def _row_weights(targets: Tensor, weights: Tensor | None) -> Tensor:
+    """Each row's weight as a float64 column ``(n, 1)``: 1 without sample weights."""
+    if weights is None:
+        return torch.ones(len(targets), 1, dtype=torch.float64)
+    return weights.detach().cpu().double().reshape(-1, 1)
+
+
 class BinaryTask(Task):
     """Two classes, one logit: ``P(classes[1]) = sigmoid(logit)``, predicted if ``>= threshold``."""
 
@@ -144,6 +161,11 @@ class BinaryTask(Task):
     def encode(self, y: Any) -> Tensor:
         codes = self._codes_of(as_label_array(y).reshape(-1))
         return torch.from_numpy(codes.astype(np.float32)).unsqueeze(1)  # (n, 1) of 0.0 / 1.0
+
+    def prior_logits(self, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+        w = _row_weights(targets, weights)  # (n, 1)
+        positive = ((targets.double() * w).sum(dim=0) + 1) / (w.sum() + 2)  # (1,)
+        return torch.log(positive / (1 - positive))
 
     def loss_fn(
         self,
@@ -187,6 +209,11 @@ class MulticlassTask(Task):
 
     def encode(self, y: Any) -> Tensor:
         return torch.from_numpy(self._codes_of(as_label_array(y).reshape(-1)).astype(np.int64))
+
+    def prior_logits(self, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+        w = _row_weights(targets, weights)[:, 0]  # (n,)
+        counts = torch.bincount(targets, weights=w, minlength=self.n_outputs) + 1  # (C,)
+        return torch.log(counts / counts.sum())
 
     def loss_fn(
         self,
@@ -241,6 +268,11 @@ class MultilabelTask(Task):
     def encode(self, y: Any) -> Tensor:
         indicator = indicator_matrix(y, self.classes)
         return torch.from_numpy(indicator.astype(np.float32))
+
+    def prior_logits(self, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+        w = _row_weights(targets, weights)  # (n, 1)
+        on = ((targets.double() * w).sum(dim=0) + 1) / (w.sum() + 2)  # (L,)
+        return torch.log(on / (1 - on))
 
     def decode(self, codes: Tensor) -> np.ndarray:
         return codes.cpu().numpy().astype(np.int64)  # (n, L) indicators, as scikit-learn

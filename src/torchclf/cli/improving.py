@@ -146,7 +146,7 @@ def sweep(
     activation: Annotated[str, typer.Option(help="Activations to try.")] = "relu",
     lr: Annotated[str, typer.Option(help="Learning rates to try.")] = "0.003,0.03",
     optimizer: Annotated[str, typer.Option(help="Optimizers to try: adam, adamw, sgd.")] = "adam",
-    weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0",
+    weight_decay: Annotated[str, typer.Option(help="Weight decays to try.")] = "0.003",
     dropout: Annotated[str, typer.Option(help="Dropout rates to try.")] = "0",
     seeds: Annotated[str, typer.Option(help="Initialisation seeds to try.")] = "0",
     epochs: Annotated[str, typer.Option(help="Epoch counts to try.")] = "1000",
