@@ -17,7 +17,9 @@ tested on the whole test part. Every model sees the same raw rows:
 It prints, per table and model, the mean over the splits of accuracy (micro-F1 for multi-label),
 ROC AUC, log loss and fit seconds; then each model's mean rank and the paired check of the
 issue's targets: torchclf's mean accuracy no more than 0.5 points below logistic regression's,
-and its mean log loss no higher. Everything is written to ``real_tables.json`` in ``--out``.
+and its mean log loss no higher, with each paired difference's standard error over the splits
+(a gap within about two standard errors is as likely noise as not). Everything is written to
+``real_tables.json`` in ``--out``.
 
 The peers' scores are cached per (table, split, model) in ``real_tables_peers.json`` beside this
 file, with the package versions that produced them; a rerun trains only torchclf (and any peer
@@ -341,15 +343,17 @@ def summarize(results: dict[str, dict[str, list[dict]]], sizes: dict[str, str]) 
         ours, logistic = by_model["torchclf"], by_model.get("logistic")
         check = None
         if logistic is not None:
-            accuracy_gap = np.mean(
-                [a["accuracy"] - b["accuracy"] for a, b in zip(ours, logistic, strict=True)]
-            )
-            loss_gap = np.mean(
-                [a["log_loss"] - b["log_loss"] for a, b in zip(ours, logistic, strict=True)]
-            )
+            # paired over the splits: each split's difference, its mean and standard error
+            accuracy_gaps = [
+                a["accuracy"] - b["accuracy"] for a, b in zip(ours, logistic, strict=True)
+            ]
+            loss_gaps = [a["log_loss"] - b["log_loss"] for a, b in zip(ours, logistic, strict=True)]
+            accuracy_gap, loss_gap = float(np.mean(accuracy_gaps)), float(np.mean(loss_gaps))
             check = {
-                "accuracy_gap_points": 100 * float(accuracy_gap),
-                "log_loss_gap": float(loss_gap),
+                "accuracy_gap_points": 100 * accuracy_gap,
+                "accuracy_gap_se_points": 100 * _standard_error(accuracy_gaps),
+                "log_loss_gap": loss_gap,
+                "log_loss_gap_se": _standard_error(loss_gaps),
                 "met": bool(accuracy_gap >= -0.005 and loss_gap <= 0.0),
             }
         summary["tables"][table] = {"size": sizes[table], "means": means, "vs_logistic": check}
@@ -360,6 +364,11 @@ def summarize(results: dict[str, dict[str, list[dict]]], sizes: dict[str, str]) 
     for metric, by_model in ranks.items():
         summary["mean_rank"][metric] = {m: float(np.mean(r)) for m, r in by_model.items()}
     return summary
+
+
+def _standard_error(values: list[float]) -> float:
+    """The standard error of the mean of paired differences (0 for a single split)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def print_summary(summary: dict) -> None:
@@ -378,7 +387,8 @@ def print_summary(summary: dict) -> None:
         check = row["vs_logistic"]
         verdict = "" if check is None else ("met" if check["met"] else "NOT MET")
         gap = (
-            f" ({check['accuracy_gap_points']:+.1f} pt, {check['log_loss_gap']:+.3f})"
+            f" ({check['accuracy_gap_points']:+.1f}±{check['accuracy_gap_se_points']:.1f} pt, "
+            f"{check['log_loss_gap']:+.3f}±{check['log_loss_gap_se']:.3f})"
             if check
             else ""
         )
