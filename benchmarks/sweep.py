@@ -54,7 +54,7 @@ def vmap_sweep(X, y, X_test, y_test, members: list[Member]) -> list[float]:
     """
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-    from torchclf.stacked_optimizer import Hyper, StackedOptimizer
+    from torchclf.engine import Hyper, StackedOptimizer
 
     accuracies = [0.0] * len(members)
     groups: dict[tuple[int, ...], list[int]] = {}

@@ -67,7 +67,7 @@ def test_the_stacked_engine_trains_the_same_model_as_autograd(task, options):
 
 
 def test_batches_cut_across_the_gathered_chunks_train_as_autograd(monkeypatch):
-    from torchclf.stacked_training import BatchFeatures
+    from torchclf.engine import BatchFeatures
 
     # chunks of 70 rows (2 float64 features) against batches of 32 of the 120 training rows:
     # the second batch comes from inside a chunk, the third straddles one's end and refills it
@@ -165,7 +165,7 @@ def test_cli_compile_flag_reports_the_compile_time(monkeypatch, tmp_path):
 
 
 def test_mini_batch_progress_arrives_after_every_epoch(monkeypatch):
-    from torchclf import stacked_training
+    from torchclf.engine import loops as stacked_training
 
     split = _data("binary")
     seen_at_flush = []  # how many rows the callback had received at each read of the device

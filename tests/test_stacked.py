@@ -5,11 +5,11 @@ import torch
 import torchclf
 from torchclf.config import ModelConfig
 from torchclf.data import split_indices
+from torchclf.engine import Hyper, StackedMLP, StackedOptimizer
 from torchclf.models import build_model
-from torchclf.stacked import StackedMLP, Targets
-from torchclf.stacked_optimizer import Hyper, StackedOptimizer
 from torchclf.sweep import Member, train_members
 from torchclf.tasks import infer_task
+from torchclf.tasks import stacked_targets as Targets
 
 RNG = np.random.default_rng(0)
 TARGETS = {

@@ -21,7 +21,7 @@ ACTIVATION_IMPLS = ("torch", "scratch")
 INITS = ("torch", "xavier", "kaiming")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
-# auto: the hand-written engine (torchclf.stacked_training) where it applies, else autograd
+# auto: the hand-written engine (torchclf.engine) where it applies, else autograd
 ENGINES = ("auto", "autograd", "stacked")
 
 

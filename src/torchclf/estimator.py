@@ -314,7 +314,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         """Logits: ``(n,)`` for binary, ``(n, n_classes)`` or ``(n, n_labels)`` otherwise."""
         features = self._features(X)  # checks that the estimator is fitted first
         logits = self.classifier_.decision_function(features)
-        return logits[:, 0] if self.classifier_.task.name == "binary" else logits
+        return self.classifier_.task.decision_values(logits)
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels ``(n,)``, or a ``(n, n_labels)`` 0/1 matrix for multilabel."""

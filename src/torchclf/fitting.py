@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from torchclf import engine
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import (
@@ -30,16 +31,12 @@ from torchclf.data import (
 )
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
+from torchclf.history import History
+from torchclf.labelled import Labelled, to_labelled
 from torchclf.metrics import choose_threshold
 from torchclf.models import build_model
 from torchclf.tasks import Task, infer_task
-from torchclf.training import (
-    Labelled,
-    ProgressPrinter,
-    make_optimizer,
-    to_labelled,
-    train_model,
-)
+from torchclf.training import ProgressPrinter, make_optimizer, train_model, training_batches
 
 
 def fit(
@@ -153,7 +150,7 @@ def fit(
         dtype: "float32" (fast, the default) or "float64": features, weights and arithmetic in
             double precision, e.g. for results that must match to 1e-7.
         engine: "auto" trains with torchclf's hand-written engine, full batch or mini-batches
-            (:mod:`torchclf.stacked_training`, several times faster on small data) whenever the
+            (:mod:`torchclf.engine`, several times faster on small data) whenever the
             configuration allows it, else with the autograd loop; "autograd" always uses the
             loop; "stacked" insists on the engine and says why when it cannot. Both give the same
             model (float round-off aside).
@@ -228,7 +225,7 @@ def fit(
         compile=compile,
     )
     if rule is not None:
-        _check_threshold_rule(rule, fitted_task.name, validation_fraction)
+        _check_threshold_rule(rule, fitted_task, validation_fraction)
     torch_device = resolve_device(device)
 
     every_row = np.arange(n_rows)
@@ -307,15 +304,8 @@ def fit(
         intra_op_threads(training_threads(threads, len(train_rows))),
     ):
         torch.manual_seed(seed)  # dropout draws from the global generator
-        history = train_model(
-            model,
-            fitted_task,
-            loss_fn,
-            train,
-            train_config,
-            validation=validation,
-            test=test,
-            on_epoch=on_epoch_end,
+        history = _train(
+            model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end
         )
     if rule is not None and validation is not None:
         fitted_task = fitted_task.with_threshold(
@@ -395,6 +385,46 @@ class Schedule:
     early_stopping: bool  # keep the best validation epoch's weights, stop after patience
     validation_fraction: float  # share of the training rows held out for validation
     patience: int  # epochs without a better validation loss before stopping
+
+
+def _train(
+    model: torch.nn.Module,
+    task: Task,
+    loss_fn: torch.nn.Module,
+    train: Labelled,
+    config: TrainConfig,
+    validation: Labelled | None,
+    test: Labelled | None,
+    on_epoch: Callable[[dict[str, float]], None],
+) -> History:
+    """Train on the hand-written engine where it applies, else on the autograd loop.
+
+    The one place the engine is chosen. Both cut the same batches and give the same model
+    (``tests/test_engines.py``); ``config.engine`` forces one.
+    """
+    batches = training_batches(model, len(train.X), config, train.X.device)
+    if config.engine != "autograd" and not config.compile:
+        why_not = engine.refusal(model, train, config)
+        if why_not is None:
+            return engine.train_single(
+                model, task, train, config, validation, test, on_epoch, batches
+            )
+        if config.engine == "stacked":
+            raise ConfigError(
+                f"engine='stacked' cannot train this run: {why_not}. Use engine='auto' (or "
+                "'autograd')"
+            )
+    return train_model(
+        model,
+        task,
+        loss_fn,
+        train,
+        config,
+        validation=validation,
+        test=test,
+        on_epoch=on_epoch,
+        batches=batches,
+    )
 
 
 def resolve_schedule(
@@ -511,7 +541,7 @@ def _check_names(names: Sequence[str] | None, n_columns: int) -> list[str] | Non
     return names
 
 
-def _check_threshold_rule(rule: str, task: str, validation_fraction: float) -> None:
+def _check_threshold_rule(rule: str, task: Task, validation_fraction: float) -> None:
     """Validate "f1" / "recall:R" before training starts."""
     ok = rule == "f1"
     if rule.startswith("recall:"):
@@ -524,8 +554,8 @@ def _check_threshold_rule(rule: str, task: str, validation_fraction: float) -> N
             f"The 'threshold' parameter must be a number in (0, 1), 'f1' or 'recall:R' with R in "
             f"(0, 1]. Got {rule!r} instead."
         )
-    if task != "binary":
-        raise ConfigError(f"threshold={rule!r} tunes a binary threshold; this task is {task}")
+    if not task.tunes_threshold:
+        raise ConfigError(f"threshold={rule!r} tunes a binary threshold; this task is {task.name}")
     if validation_fraction == 0.0:
         raise ConfigError(
             f"threshold={rule!r} is chosen on validation rows: set validation_fraction "

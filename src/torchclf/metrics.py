@@ -94,16 +94,24 @@ def _per_class(
 
 
 def single_label_metrics(
-    task: str, probs: Tensor, targets: Tensor, preds: Tensor, class_names: tuple[str, ...]
+    task: str,
+    probs: Tensor,
+    targets: Tensor,
+    preds: Tensor,
+    class_names: tuple[str, ...],
+    *,
+    positive: bool = False,
 ) -> Evaluation:
     """Metrics for binary and multiclass tasks.
 
     Args:
-        task: "binary" or "multiclass"; binary adds the positive class' precision, recall and F1.
+        task: the task's name, recorded in the evaluation.
         probs: ``(n, K)`` class probabilities, rows summing to 1 (K = 2 for binary).
         targets: ``(n,)`` true class codes in ``[0, K)``.
         preds: ``(n,)`` predicted class codes (the task's decision, not necessarily the argmax).
         class_names: K names, in code order.
+        positive: the last class is the positive one (binary): add its precision, recall and F1,
+            and score ROC AUC on its probability.
     """
     import torchmetrics.functional.classification as tmf
 
@@ -117,7 +125,7 @@ def single_label_metrics(
     support = torch.bincount(targets, minlength=k)
     present = support > 0
     scores: dict[str, float] = {"accuracy": float((preds == targets).double().mean())}
-    if task == "binary":
+    if positive:
         pos_p, pos_r, pos_f = (float(t[1]) for t in (per_precision, per_recall, per_f1))
         scores.update(precision=pos_p, recall=pos_r, f1=pos_f)
     # Macro averages over the classes present in the targets or the predictions, as scikit-learn.
@@ -126,7 +134,7 @@ def single_label_metrics(
         scores[f"{name}_macro"] = float(values[seen].double().mean())
     scores["f1_micro"] = scores["accuracy"]  # single-label: micro P = R = F1 = accuracy
     if bool(present.all()):
-        if task == "binary":
+        if positive:
             auc = tmf.binary_auroc(probs[:, 1], targets, validate_args=False)
         else:
             auc = tmf.multiclass_auroc(probs, targets, average="macro", **common)

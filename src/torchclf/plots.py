@@ -62,8 +62,11 @@ def decision_boundary_refusal(classifier: Classifier) -> str | None:
     The picture is a plane of two numeric features coloured by the predicted class, so it needs
     a single-label classifier of exactly two numeric input columns.
     """
-    if classifier.task.name == "multilabel":
-        return "it is drawn for one predicted class per point, and this classifier is multilabel"
+    if not classifier.task.single_label:
+        return (
+            f"it is drawn for one predicted class per point, and this classifier is "
+            f"{classifier.task.name}"
+        )
     if classifier.n_features != 2:
         return f"it is drawn over 2 features, and this classifier has {classifier.n_features}"
     kinds = getattr(classifier.encoder, "kinds", None)
@@ -227,13 +230,7 @@ def plot_roc_pr(classifier: Classifier, X: Any, y: Any) -> Figure:
 
     probs = classifier.predict_proba(X)  # (n, K)
     targets = classifier.task.encode(y).numpy()
-    names = list(classifier.task.class_names)
-    if classifier.task.name == "multilabel":
-        curves = [(name, targets[:, j], probs[:, j]) for j, name in enumerate(names)]
-    elif classifier.task.name == "binary":
-        curves = [(names[1], targets[:, 0], probs[:, 1])]
-    else:
-        curves = [(name, (targets == j).astype(int), probs[:, j]) for j, name in enumerate(names)]
+    curves = classifier.task.one_vs_rest(targets, probs)
     figure = _figure(10, 4.5)
     roc_axes, pr_axes = figure.subplots(1, 2)
     for name, truth, scores in curves:

@@ -84,7 +84,7 @@ class DataSource:
                 dataset.X,
                 dataset.labels,
                 list(dataset.feature_names),
-                list(dataset.class_names) if dataset.task == "multilabel" else None,
+                list(dataset.class_names) if dataset.y.ndim == 2 else None,  # label columns
                 {"dataset": self.name, "description": dataset.description, "rows": len(dataset)},
             )
         table = prepare_table(

@@ -6,7 +6,7 @@ float64 with Chan's parallel merge, and the classes). Every epoch then reads the
 shuffled order on a background thread, standardizes them, and feeds a shuffle buffer of
 ``shuffle_buffer_rows`` rows from which mini-batches are drawn in random order: row-group order
 shuffling plus a shuffle buffer, the usual approximation of a full shuffle when a full one does
-not fit. The batches train the hand-written engine (:mod:`torchclf.stacked`), one step each.
+not fit. The batches train the hand-written engine (:mod:`torchclf.engine`), one step each.
 
 Peak memory is bounded by the settings, not by the file: the shuffle buffer's three reused
 arrays (the rows waiting, their permuted copy, the block leaving) of ``shuffle_buffer_rows`` rows
@@ -39,15 +39,21 @@ from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
 from torchclf.data import resolve_device
 from torchclf.encoders import ArrayEncoder, Moments
+from torchclf.engine import (
+    STACKED_OPTIMIZERS,
+    BatchFeatures,
+    Hyper,
+    StackedMLP,
+    StackedOptimizer,
+    step_batch,
+)
 from torchclf.errors import ConfigError, DataError
 from torchclf.fitting import auto_hidden, resolve_schedule
 from torchclf.history import BestEpoch, History, check_finite_loss
+from torchclf.labelled import to_labelled
 from torchclf.models import build_model
-from torchclf.stacked import StackedMLP, Targets
-from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
-from torchclf.stacked_training import BatchFeatures, step_batch
 from torchclf.tasks import Task, infer_task
-from torchclf.training import ProgressPrinter, evaluate_loss, to_labelled
+from torchclf.training import ProgressPrinter, evaluate_loss
 
 READ_AHEAD = 2  # row groups decoded ahead of the training loop
 HOLDOUT_STREAM = 0x76616C  # mixed into the holdout's seed: its draws differ from the shuffling's
@@ -502,7 +508,7 @@ def fit_parquet(
             )
             for X_block, y_block in blocks:
                 rows = len(X_block)
-                targets = Targets(task, y_block.to(torch_device), torch_dtype)
+                targets = task.stacked_targets(y_block.to(torch_device), torch_dtype)
                 logits = net.flat.new_empty(1, model_config.out_features, rows)  # (1, out, m)
                 sizes = [min(batch_size, rows - start) for start in range(0, rows, batch_size)]
                 start = 0

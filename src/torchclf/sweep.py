@@ -1,7 +1,7 @@
 """Many configurations trained at once: ``train_members``, the engine of ``improve`` and ``sweep``.
 
 Members that share an architecture (hidden sizes and activation) form a group trained as one
-:class:`~torchclf.stacked.StackedMLP`: stacked weights, a hand-written batched forward and
+:class:`~torchclf.engine.StackedMLP`: stacked weights, a hand-written batched forward and
 backward, and one vectorised optimizer step that applies each member's own optimizer (adam, adamw
 or sgd), learning rate, weight decay, momentum and number of epochs. Every member is evaluated on
 the validation and test rows after every epoch, exactly as :func:`torchclf.fit` would, may stop
@@ -34,15 +34,13 @@ from torchclf.data import (
     training_threads,
 )
 from torchclf.encoders import ArrayEncoder
+from torchclf.engine import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, train_stacked
 from torchclf.errors import ConfigError
 from torchclf.fitting import set_output_bias
 from torchclf.history import History
+from torchclf.labelled import to_labelled
 from torchclf.models import MLP, build_model
-from torchclf.stacked import StackedMLP, Targets
-from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper
-from torchclf.stacked_training import Split, train_stacked
 from torchclf.tasks import Task, infer_task
-from torchclf.training import to_labelled
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,7 @@ def train_members(
             encoder.transform(rows_X), task.encode(rows_y), torch_device, torch_dtype
         )
         X = labelled.X.T if name == "train" else labelled.X.T.contiguous()
-        return Split(name, X, Targets(task, labelled.y, torch_dtype))
+        return Split(name, X, task.stacked_targets(labelled.y, torch_dtype))
 
     train = rows("train", features, y)
     prior = task.prior_logits(task.encode(y)) if prior_bias else None  # (outputs,)

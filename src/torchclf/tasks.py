@@ -30,6 +30,7 @@ from torchclf.labels import (
     is_label_sets,
     plain,
 )
+from torchclf.losses import SigmoidTargets, SoftmaxTargets, StackedTargets
 from torchclf.metrics import Evaluation, multilabel_metrics, single_label_metrics
 
 TASKS = ("binary", "multiclass", "multilabel")
@@ -103,6 +104,34 @@ class Task(ABC):
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         """All metrics for probabilities ``(n, K)`` against encoded targets."""
 
+    @abstractmethod
+    def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
+        """Encoded targets as the hand-written engine trains on them (loss, gradient, hits)."""
+
+    @abstractmethod
+    def one_vs_rest(
+        self, targets: np.ndarray, probs: np.ndarray
+    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, truth (n,), score (n,))`` per yes/no question the outputs answer.
+
+        Binary: the positive class; multiclass: each class against the rest; multilabel: each
+        label. Encoded ``targets``, probabilities ``(n, K)``: what ROC and PR curves plot.
+        """
+
+    @property
+    def single_label(self) -> bool:
+        """One class per row (binary, multiclass), rather than a set of labels."""
+        return True
+
+    @property
+    def tunes_threshold(self) -> bool:
+        """A threshold rule ("f1", "recall:R") can choose this task's decision threshold."""
+        return False
+
+    def decision_values(self, logits: np.ndarray) -> np.ndarray:
+        """Logits in scikit-learn's ``decision_function`` shape: ``(n, outputs)``."""
+        return logits
+
     def with_threshold(self, threshold: float | Sequence[float]) -> Task:
         """A copy deciding with another threshold (binary and multilabel tasks only)."""
         raise ConfigError(
@@ -135,6 +164,11 @@ class Task(ABC):
                 f"its classes are {list(self.class_names)}"
             )
         return codes
+
+
+def stacked_targets(task: Task, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
+    """``task.stacked_targets(targets, dtype)``: what the task hands the hand-written engine."""
+    return task.stacked_targets(targets, dtype)
 
 
 def _row_weights(targets: Tensor, weights: Tensor | None) -> Tensor:
@@ -189,7 +223,24 @@ class BinaryTask(Task):
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         codes = targets[:, 0].long()
-        return single_label_metrics("binary", probs, codes, self.decide(probs), self.class_names)
+        return single_label_metrics(
+            "binary", probs, codes, self.decide(probs), self.class_names, positive=True
+        )
+
+    def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
+        return SigmoidTargets(targets, [self.threshold], dtype)
+
+    def one_vs_rest(
+        self, targets: np.ndarray, probs: np.ndarray
+    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        return [(self.class_names[1], targets[:, 0], probs[:, 1])]
+
+    @property
+    def tunes_threshold(self) -> bool:
+        return True
+
+    def decision_values(self, logits: np.ndarray) -> np.ndarray:
+        return logits[:, 0]  # (n,): scikit-learn's binary decision_function
 
     def with_threshold(self, threshold: float | Sequence[float]) -> Task:
         return BinaryTask(self.classes, threshold)  # type: ignore[arg-type]
@@ -241,6 +292,17 @@ class MulticlassTask(Task):
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         preds = self.decide(probs)
         return single_label_metrics("multiclass", probs, targets, preds, self.class_names)
+
+    def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
+        return SoftmaxTargets(targets, self.n_outputs, dtype)
+
+    def one_vs_rest(
+        self, targets: np.ndarray, probs: np.ndarray
+    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        return [
+            (name, (targets == j).astype(int), probs[:, j])
+            for j, name in enumerate(self.class_names)
+        ]
 
 
 class MultilabelTask(Task):
@@ -298,6 +360,18 @@ class MultilabelTask(Task):
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         return multilabel_metrics(probs, targets, self.decide(probs), self.class_names)
+
+    def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
+        return SigmoidTargets(targets, list(self.thresholds), dtype)
+
+    def one_vs_rest(
+        self, targets: np.ndarray, probs: np.ndarray
+    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        return [(name, targets[:, j], probs[:, j]) for j, name in enumerate(self.class_names)]
+
+    @property
+    def single_label(self) -> bool:
+        return False
 
     def with_threshold(self, threshold: float | Sequence[float]) -> Task:
         return MultilabelTask(self.classes, threshold)
@@ -442,5 +516,6 @@ __all__ = [
     "MultilabelTask",
     "Task",
     "infer_task",
+    "stacked_targets",
     "task_from_dict",
 ]

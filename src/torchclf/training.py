@@ -13,47 +13,18 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from torchclf.config import TrainConfig
 from torchclf.data import IndexBatches, default_batch_size
-from torchclf.errors import ConfigError
 from torchclf.history import BestEpoch, History, check_finite_loss
-from torchclf.stacked_training import stacked_refusal, train_single
+from torchclf.labelled import Labelled, to_labelled
 from torchclf.tasks import Task
 
 EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradients
-
-
-class Labelled(NamedTuple):
-    """Features ``(n, d)``, encoded targets and optional sample weights ``(n,)``, on the device."""
-
-    X: Tensor
-    y: Tensor
-    weight: Tensor | None = None
-
-
-def to_labelled(
-    features: np.ndarray,
-    targets: Tensor,
-    device: torch.device,
-    dtype: torch.dtype,
-    weight: np.ndarray | None = None,
-) -> Labelled:
-    """Encoded features ``(n, d)``, targets and optional weights as tensors on ``device``.
-
-    Float targets (BCE's 0/1) and weights take the model's precision ``dtype``; class indices stay
-    integers.
-    """
-    targets = targets.to(device)
-    if targets.is_floating_point():
-        targets = targets.to(dtype)
-    weights = None if weight is None else torch.from_numpy(weight).to(device=device, dtype=dtype)
-    return Labelled(torch.from_numpy(features).to(device), targets, weights)
 
 
 def make_optimizer(config: TrainConfig, parameters: Any) -> torch.optim.Optimizer:
@@ -84,6 +55,24 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> Any
     if config.lr_schedule == "plateau":
         return schedules.ReduceLROnPlateau(optimizer, factor=0.5, patience=10)
     return None
+
+
+def training_batches(
+    model: nn.Module, n_rows: int, config: TrainConfig, device: torch.device
+) -> IndexBatches:
+    """The run's shuffled index batches (every loop of a run cuts the same ones).
+
+    Full batch up to ``TrainConfig.FULL_BATCH_MAX`` rows unless ``config.batch_size`` says
+    otherwise; a last batch of one row is dropped when the model has batch norm, which fails on
+    a single row in training mode.
+    """
+    batch_size = default_batch_size(n_rows, config.batch_size, TrainConfig.FULL_BATCH_MAX)
+    drop_last = n_rows % batch_size == 1 and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    )
+    return IndexBatches(
+        n_rows, batch_size, shuffle=True, seed=config.seed, drop_last=drop_last, device=device
+    )
 
 
 @torch.inference_mode()
@@ -117,6 +106,7 @@ def train_model(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     start_epoch: int = 1,
+    batches: IndexBatches | None = None,
 ) -> History:
     """Train ``model`` in place and return its history.
 
@@ -132,38 +122,13 @@ def train_model(
         optimizer: continue with this optimizer (and its state) instead of a new one.
         start_epoch: the first epoch's number, when continuing earlier training; it also
             seeds that epoch's shuffling.
+        batches: the run's index batches (default: :func:`training_batches`).
 
     Raises:
         TrainingError: when the training loss becomes NaN or infinite.
     """
-    n_rows = len(train.X)
-    batch_size = default_batch_size(n_rows, config.batch_size, TrainConfig.FULL_BATCH_MAX)
-    # A last batch of one row would make BatchNorm fail in training mode: drop it.
-    drop_last = n_rows % batch_size == 1 and any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
-    )
-    batches = IndexBatches(
-        n_rows,
-        batch_size,
-        shuffle=True,
-        seed=config.seed,
-        drop_last=drop_last,
-        device=train.X.device,
-    )
-    if (
-        config.engine != "autograd"
-        and not config.compile
-        and optimizer is None
-        and start_epoch == 1
-    ):
-        refusal = stacked_refusal(model, loss_fn, train, config, batch_size)
-        if refusal is None:  # the same batches, on the hand-written engine
-            return train_single(model, task, train, config, validation, test, on_epoch, batches)
-        if config.engine == "stacked":
-            raise ConfigError(
-                f"engine='stacked' cannot train this run: {refusal}. Use engine='auto' (or "
-                "'autograd')"
-            )
+    if batches is None:
+        batches = training_batches(model, len(train.X), config, train.X.device)
     per_sample_loss = copy.copy(loss_fn)
     per_sample_loss.reduction = "none"  # (batch, outputs) or (batch,): weighted below
     optimizer = optimizer if optimizer is not None else make_optimizer(config, model.parameters())
@@ -285,4 +250,5 @@ __all__ = [
     "format_progress",
     "to_labelled",
     "train_model",
+    "training_batches",
 ]

@@ -2,9 +2,9 @@
 
 ``M`` members of one architecture keep their parameters in one flat matrix ``(M, P)``, laid out
 per member as ``nn.Linear``'s state dict (``layers.0.weight``, ``layers.0.bias``, ...), so one
-vectorised optimizer step (:mod:`torchclf.stacked_optimizer`) updates them all and any member
+vectorised optimizer step (:mod:`torchclf.engine.optimizer`) updates them all and any member
 comes out as an ordinary :class:`~torchclf.models.MLP`. The loops that train them are in
-:mod:`torchclf.stacked_training`.
+:mod:`torchclf.engine.loops`.
 
 Why it is written by hand: these problems are small (thousands of rows, widths up to a few
 hundred), so much of the time goes to per-operation overhead (``../shared/PERF_NOTES.md``):
@@ -28,11 +28,9 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from torchclf.activations import LEAKY_SLOPE, in_place_activation
 from torchclf.config import ModelConfig
-from torchclf.tasks import MulticlassTask, Task
 
 
 class StackedMLP:
@@ -274,98 +272,4 @@ _ACTIVATION_BACKWARD: dict[str, Callable[[Tensor, Tensor | None, Tensor], Tensor
 }
 
 
-class Targets:
-    """One split's encoded targets, feature-major, with the task's loss, gradient and accuracy.
-
-    Binary and multilabel tasks: ``(outputs, n)`` 0/1 floats and sigmoid BCE; multiclass: class
-    indices ``(n,)`` and softmax cross-entropy. Losses are each member's mean over the split, as
-    the task's ``reduction="mean"`` loss gives.
-    """
-
-    def __init__(self, task: Task, y: Tensor, dtype: torch.dtype) -> None:
-        self.rows = len(y)
-        self.multiclass = isinstance(task, MulticlassTask)
-        # the gradient's divisors (rows, times outputs for BCE) as 0-dim tensors, by count;
-        # shared with every subset, so that a run's batches make each one once
-        self._divisors: dict[int, Tensor] = {}
-        if self.multiclass:
-            self.codes = y  # (n,)
-            # contiguous: index_select copies a strided tensor whole before gathering from it
-            self.onehot = F.one_hot(y, task.n_outputs).T.to(dtype).contiguous()  # (C, n)
-        else:
-            self.y = y.T.to(dtype).contiguous()  # (K, n)
-            self.truth = self.y.bool()
-            thresholds = getattr(task, "thresholds", None)
-            if thresholds is None:
-                thresholds = [task.threshold]  # type: ignore[attr-defined]
-            self.thresholds = torch.tensor(thresholds, dtype=dtype, device=y.device)[:, None]
-
-    def _columns(self) -> tuple[str, ...]:
-        """The per-row tensors, each with its rows along the last dimension."""
-        return ("codes", "onehot") if self.multiclass else ("y", "truth")
-
-    def subset(self, columns: Tensor | slice) -> Targets:
-        """The targets of some rows: an index tensor gathers them, a slice views them."""
-        part = object.__new__(Targets)
-        part.multiclass, part._divisors = self.multiclass, self._divisors
-        if not self.multiclass:
-            part.thresholds = self.thresholds
-        for name in self._columns():
-            values = getattr(self, name)
-            if isinstance(columns, slice):
-                setattr(part, name, values[..., columns])
-            else:  # index_select: several times faster than indexing along a strided dimension
-                setattr(part, name, values.index_select(values.dim() - 1, columns))
-        part.rows = getattr(part, self._columns()[0]).shape[-1]
-        return part
-
-    def gradient(self, logits: Tensor) -> Tensor:
-        """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts.
-
-        The same arithmetic as :meth:`loss_and_correct`'s gradient (``exp(log_softmax)`` for
-        softmax, as autograd's cross-entropy backward computes it).
-        """
-        if self.multiclass:
-            return self._gradient_from(torch.log_softmax(logits, dim=1).exp_())
-        return self._gradient_from(torch.sigmoid(logits))
-
-    def _gradient_from(self, probs: Tensor) -> Tensor:
-        """The gradient from the predicted probabilities ``(M, outputs, n)``, in place.
-
-        Softmax cross-entropy: ``(p - onehot) / n``; sigmoid BCE: ``(p - y) / (K n)``.
-        """
-        count = self.rows if self.multiclass else self.y.numel()
-        divisor = self._divisors.get(count)
-        if divisor is None:  # a 0-dim tensor divides 2x faster than a float, same result
-            divisor = torch.tensor(float(count), dtype=probs.dtype, device=probs.device)
-            self._divisors[count] = divisor
-        return probs.sub_(self.onehot if self.multiclass else self.y).div_(divisor)
-
-    def loss_and_correct(
-        self, logits: Tensor, *, gradient: bool = True
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Per-member losses and correct counts ``(M,)``, and ``d mean loss / d logits``.
-
-        With ``gradient=False`` (evaluation rows) the gradient is not computed and is None.
-        """
-        if self.multiclass:
-            members, rows = logits.shape[0], self.rows
-            log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
-            picked = log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
-            losses = picked.sum(dim=(1, 2)).div_(-float(rows))  # (M,) mean negative log-likelihood
-            # max's indices, not argmax: argmax over a strided dim is several times slower
-            correct = (logits.max(dim=1).indices == self.codes).sum(dim=1)
-            if not gradient:
-                return losses, correct, None
-            return losses, correct, self._gradient_from(log_probs.exp_())
-        target = self.y.expand_as(logits)
-        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        probs = torch.sigmoid(logits)  # (M, K, n)
-        right = (probs >= self.thresholds) == self.truth  # (M, K, n)
-        correct = (right if len(self.y) == 1 else right.all(dim=1, keepdim=True)).sum(dim=(1, 2))
-        if not gradient:
-            return losses.mean(dim=(1, 2)), correct, None
-        return losses.mean(dim=(1, 2)), correct, self._gradient_from(probs)
-
-
-__all__ = ["KEEPS_PRE_ACTIVATION", "Pass", "StackedMLP", "Targets"]
+__all__ = ["KEEPS_PRE_ACTIVATION", "Pass", "StackedMLP"]

@@ -1,4 +1,4 @@
-"""The loops that train stacked members (:mod:`torchclf.stacked`): full batch or mini-batches.
+"""The loops that train stacked members (:mod:`torchclf.engine.stacked`): full batch or batches.
 
 Full batch, one forward pass per epoch covers the training rows and the evaluation rows
 together: the evaluation columns of epoch ``e``'s forward are exactly the after-step metrics of
@@ -8,31 +8,24 @@ batch to batch. Both run under ``torch.inference_mode``.
 Metrics and early-stopping state stay on the device and are read every :data:`SYNC_EVERY` epochs
 (after every mini-batch epoch).
 
-:func:`train_single` runs one ordinary model (``fit``'s fast path) on these loops, and
-:func:`stacked_refusal` says when it cannot.
+:func:`torchclf.engine.single.train_single` runs one ordinary model (``fit``'s fast path) on
+these loops.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import IndexBatches
-from torchclf.history import History, check_finite_loss
-from torchclf.stacked import StackedMLP, Targets
-from torchclf.stacked_optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
-from torchclf.tasks import Task
-
-if TYPE_CHECKING:  # training imports this module; the annotation needs no import at run time
-    from torchclf.training import Labelled
+from torchclf.engine.optimizer import Hyper, StackedOptimizer
+from torchclf.engine.stacked import StackedMLP
+from torchclf.losses import StackedTargets
 
 SYNC_EVERY = 50  # full-batch epochs between reads of the device: progress, NaN check, all stopped
 
@@ -43,7 +36,7 @@ class Split:
 
     name: str  # "val" or "test"
     X: Tensor
-    targets: Targets
+    targets: StackedTargets
 
 
 @dataclass
@@ -60,7 +53,7 @@ def train_stacked(
     net: StackedMLP,
     hypers: Sequence[Hyper],
     X_train: Tensor,
-    train_targets: Targets,
+    train_targets: StackedTargets,
     splits: Sequence[Split] = (),
     *,
     early_stopping: bool = False,
@@ -158,7 +151,7 @@ def _train_in_batches(
     optimizer: StackedOptimizer,
     epochs: Tensor,
     X_train: Tensor,
-    train_targets: Targets,
+    train_targets: StackedTargets,
     splits: Sequence[Split],
     batches: IndexBatches,
     stopping: _EarlyStopping | None,
@@ -225,7 +218,7 @@ def step_batch(
     net: StackedMLP,
     optimizer: StackedOptimizer,
     X: Tensor,
-    targets: Targets,
+    targets: StackedTargets,
     step: int,
     logits_out: Tensor,
     mask: Tensor | None = None,
@@ -377,96 +370,11 @@ class _EarlyStopping:
         return live & ~stops
 
 
-def stacked_refusal(
-    model: nn.Module, loss_fn: nn.Module, train: Labelled, config: TrainConfig, batch_size: int
-) -> str | None:
-    """Why the hand-written engine (:mod:`torchclf.stacked`) cannot train this run, or None.
-
-    It covers the common case exactly: a torchclf MLP with torch's activations, full or
-    mini-batches, adam/adamw/sgd with a constant learning rate and unweighted losses. Dropout is
-    left to the autograd loop, whose masks come from torch's global generator.
-    """
-    model_config = getattr(model, "config", None)
-    reasons = {
-        "the model is not a torchclf MLP": not isinstance(model_config, ModelConfig),
-        "batch norm": bool(model_config and model_config.batch_norm),
-        "dropout": bool(model_config and model_config.dropout > 0),
-        "from-scratch activations": bool(model_config and model_config.activation_impl != "torch"),
-        f"the {config.optimizer} optimizer": config.optimizer not in STACKED_OPTIMIZERS,
-        "a learning-rate schedule": config.lr_schedule != "none",
-        "gradient clipping": config.grad_clip is not None,
-        "sample weights": train.weight is not None,
-        "class weights": getattr(loss_fn, "weight", None) is not None
-        or getattr(loss_fn, "pos_weight", None) is not None,
-        "label smoothing": getattr(loss_fn, "label_smoothing", 0.0) > 0,
-    }
-    return next((reason for reason, applies in reasons.items() if applies), None)
-
-
-def train_single(
-    model: nn.Module,
-    task: Task,
-    train: Labelled,
-    config: TrainConfig,
-    validation: Labelled | None,
-    test: Labelled | None,
-    on_epoch: Callable[[dict[str, float]], None] | None,
-    batches: IndexBatches,
-) -> History:
-    """:func:`torchclf.training.train_model` on these loops: the same epochs, rows and weights.
-
-    ``model`` is a torchclf MLP that :func:`stacked_refusal` accepts; it is trained in place.
-    """
-    model_config: ModelConfig = model.config  # type: ignore[assignment]
-    dtype = train.X.dtype
-    names = list(model.state_dict())
-    net = StackedMLP.from_config(model_config, [model.state_dict()])
-    hyper = Hyper(config.optimizer, config.lr, config.weight_decay, config.momentum, config.epochs)
-    splits = [
-        Split(name, rows.X.T.contiguous(), Targets(task, rows.y, dtype))
-        for name, rows in (("val", validation), ("test", test))
-        if rows is not None
-    ]
-    history = History()
-    start_time = time.perf_counter()
-
-    def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
-        """Complete the rows read so far; stop on a diverged loss as the autograd loop does."""
-        done = min(last_epochs[0], *(len(values[0]) for values in columns.values()))
-        for index in range(len(history.rows), done):
-            row = {"epoch": float(index + 1)}
-            row.update({name: values[0][index] for name, values in columns.items()})
-            check_finite_loss(row, config.lr)
-            row["lr"] = config.lr
-            row["time"] = time.perf_counter() - start_time  # when the row was read
-            history.rows.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-
-    result = train_stacked(
-        net,
-        [hyper],
-        train.X.T,  # a view: the full-batch loop copies it, mini-batches gather from its rows
-        Targets(task, train.y, dtype),
-        splits,
-        early_stopping=config.early_stopping,
-        patience=config.patience,
-        min_delta=config.min_delta,
-        on_flush=on_flush,
-        batches=batches,
-    )
-    history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
-    model.load_state_dict(net.member_state(result.flat[0], names))
-    return history
-
-
 __all__ = [
     "SYNC_EVERY",
     "BatchFeatures",
     "Split",
     "StackedResult",
-    "stacked_refusal",
     "step_batch",
-    "train_single",
     "train_stacked",
 ]

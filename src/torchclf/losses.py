@@ -1,0 +1,158 @@
+"""The losses as the hand-written engine needs them: feature-major targets, loss, gradient, hits.
+
+The engine (:mod:`torchclf.engine`) trains ``M`` members at once on feature-major logits
+``(M, outputs, n)`` and computes each loss's gradient by hand. What it needs of a task is one of
+these target objects, which the task hands out (:meth:`torchclf.tasks.Task.stacked_targets`):
+
+- :class:`SoftmaxTargets`: class indices and softmax cross-entropy (multiclass);
+- :class:`SigmoidTargets`: 0/1 outputs, sigmoid binary cross-entropy and thresholds (binary,
+  multilabel).
+
+So the engine never asks which task it trains. Losses are each member's mean over the rows, as
+the task's ``reduction="mean"`` loss gives; ``tests/test_stacked.py`` checks loss and gradient
+against ``torch.autograd``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+
+class StackedTargets(ABC):
+    """One split's encoded targets, feature-major, with the loss's value, gradient and hits."""
+
+    rows: int
+    _divisors: dict[int, Tensor]  # the gradient's divisors by count, shared with every subset
+
+    @abstractmethod
+    def _columns(self) -> tuple[str, ...]:
+        """The per-row tensors, each with its rows along the last dimension."""
+
+    @abstractmethod
+    def _count(self) -> int:
+        """What the mean loss divides by: rows (softmax) or rows times outputs (sigmoid)."""
+
+    @abstractmethod
+    def _truth(self) -> Tensor:
+        """The targets the probabilities are compared with: ``(outputs, n)``."""
+
+    @abstractmethod
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """``(M, outputs, n)`` probabilities, computed as autograd's backward computes them."""
+
+    @abstractmethod
+    def loss_and_correct(
+        self, logits: Tensor, *, gradient: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per-member losses and correct counts ``(M,)``, and ``d mean loss / d logits``.
+
+        With ``gradient=False`` (evaluation rows) the gradient is not computed and is None.
+        """
+
+    def subset(self, columns: Tensor | slice) -> StackedTargets:
+        """The targets of some rows: an index tensor gathers them, a slice views them."""
+        part = object.__new__(type(self))
+        part.__dict__.update(self.__dict__)  # settings and the shared divisors
+        for name in self._columns():
+            values = getattr(self, name)
+            if isinstance(columns, slice):
+                setattr(part, name, values[..., columns])
+            else:  # index_select: several times faster than indexing along a strided dimension
+                setattr(part, name, values.index_select(values.dim() - 1, columns))
+        part.rows = getattr(part, self._columns()[0]).shape[-1]
+        return part
+
+    def gradient(self, logits: Tensor) -> Tensor:
+        """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts."""
+        return self._gradient_from(self.probabilities(logits))
+
+    def _gradient_from(self, probs: Tensor) -> Tensor:
+        """``(p - truth) / count`` from the probabilities ``(M, outputs, n)``, in place."""
+        count = self._count()
+        divisor = self._divisors.get(count)
+        if divisor is None:  # a 0-dim tensor divides 2x faster than a float, same result
+            divisor = torch.tensor(float(count), dtype=probs.dtype, device=probs.device)
+            self._divisors[count] = divisor
+        return probs.sub_(self._truth()).div_(divisor)
+
+
+class SoftmaxTargets(StackedTargets):
+    """Class indices ``(n,)`` and softmax cross-entropy over ``n_classes`` outputs."""
+
+    def __init__(self, codes: Tensor, n_classes: int, dtype: torch.dtype) -> None:
+        self.rows = len(codes)
+        self._divisors = {}
+        self.codes = codes  # (n,)
+        # contiguous: index_select copies a strided tensor whole before gathering from it
+        self.onehot = F.one_hot(codes, n_classes).T.to(dtype).contiguous()  # (C, n)
+
+    def _columns(self) -> tuple[str, ...]:
+        return ("codes", "onehot")
+
+    def _count(self) -> int:
+        return self.rows
+
+    def _truth(self) -> Tensor:
+        return self.onehot
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        return torch.log_softmax(logits, dim=1).exp_()  # as autograd's cross-entropy backward
+
+    def loss_and_correct(
+        self, logits: Tensor, *, gradient: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        members, rows = logits.shape[0], self.rows
+        log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
+        picked = log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
+        losses = picked.sum(dim=(1, 2)).div_(-float(rows))  # (M,) mean negative log-likelihood
+        # max's indices, not argmax: argmax over a strided dim is several times slower
+        correct = (logits.max(dim=1).indices == self.codes).sum(dim=1)
+        if not gradient:
+            return losses, correct, None
+        return losses, correct, self._gradient_from(log_probs.exp_())
+
+
+class SigmoidTargets(StackedTargets):
+    """0/1 targets ``(K, n)``, sigmoid binary cross-entropy, and a threshold per output.
+
+    A row is correct when every output's decision (probability >= its threshold) is right.
+    """
+
+    def __init__(self, y: Tensor, thresholds: Sequence[float], dtype: torch.dtype) -> None:
+        self.rows = len(y)
+        self._divisors = {}
+        self.y = y.T.to(dtype).contiguous()  # (K, n)
+        self.truth = self.y.bool()
+        self.thresholds = torch.tensor(list(thresholds), dtype=dtype, device=y.device)[:, None]
+
+    def _columns(self) -> tuple[str, ...]:
+        return ("y", "truth")
+
+    def _count(self) -> int:
+        return self.y.numel()
+
+    def _truth(self) -> Tensor:
+        return self.y
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits)
+
+    def loss_and_correct(
+        self, logits: Tensor, *, gradient: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        target = self.y.expand_as(logits)
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        probs = torch.sigmoid(logits)  # (M, K, n)
+        right = (probs >= self.thresholds) == self.truth  # (M, K, n)
+        correct = (right if len(self.y) == 1 else right.all(dim=1, keepdim=True)).sum(dim=(1, 2))
+        if not gradient:
+            return losses.mean(dim=(1, 2)), correct, None
+        return losses.mean(dim=(1, 2)), correct, self._gradient_from(probs)
+
+
+__all__ = ["SigmoidTargets", "SoftmaxTargets", "StackedTargets"]
