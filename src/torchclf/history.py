@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
+from torch import Tensor
 
 from torchclf.config import TrainConfig
 from torchclf.errors import TrainingDiverged
@@ -60,29 +64,73 @@ class History:
         }
 
 
-class BestEpoch:
-    """Early stopping's bookkeeping: is this epoch's validation loss the best yet?
+class BestEpochs:
+    """The early-stopping rule, for one model or ``M`` at once; every loop uses this one.
 
-    It also counts the epochs since the last better one: ``exhausted`` once they reach
-    ``patience``.
+    After each epoch a member's validation loss is *better* when it is below its best so far by
+    more than ``min_delta``; the loop then keeps that epoch's weights. A member stops once
+    ``patience`` epochs in a row were not better. Everything is an ``(M,)`` tensor on the loss's
+    device, so the hand-written engine folds in a whole stack of members without reading the
+    device; a single model passes ``(1,)`` tensors.
     """
 
-    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+    def __init__(self, losses: Tensor, patience: int, min_delta: float = 0.0) -> None:
+        """Start from ``losses``' shape, dtype and device (their values are not used)."""
         self.patience, self.min_delta = patience, min_delta
-        self.best_loss, self.epochs_without_improvement = math.inf, 0
+        self.best_loss = torch.full_like(losses, math.inf)  # (M,)
+        self.best_epoch = torch.zeros(losses.shape, dtype=torch.long, device=losses.device)
+        self.stop_epoch = torch.zeros_like(self.best_epoch)  # 0 while a member trains on
+        self.waited = torch.zeros_like(self.best_epoch)  # epochs since the last better one
 
-    def better(self, loss: float) -> bool:
-        """Record an epoch's validation loss; True when it improves on the best by min_delta."""
-        if loss < self.best_loss - self.min_delta:
-            self.best_loss, self.epochs_without_improvement = loss, 0
-            return True
-        self.epochs_without_improvement += 1
-        return False
+    def update(self, losses: Tensor, live: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        """Fold in the validation losses ``(M,)`` after ``epoch``.
 
-    @property
-    def exhausted(self) -> bool:
-        """``patience`` epochs in a row without a better validation loss."""
-        return self.epochs_without_improvement >= self.patience
+        ``live`` ``(M,)`` says who trained this epoch. Returns who improved (keep their
+        weights) and who trains on.
+        """
+        improved = live & (losses < self.best_loss - self.min_delta)
+        self.best_loss = torch.where(improved, losses, self.best_loss)
+        self.best_epoch = torch.where(improved, epoch, self.best_epoch)
+        self.waited = torch.where(improved, 0, self.waited + live.long())
+        stops = live & (self.waited >= self.patience)
+        self.stop_epoch = torch.where(stops, epoch, self.stop_epoch)
+        return improved, live & ~stops
+
+
+class EpochRecorder:
+    """Each loop's one way to record an epoch: the row, its checks, its time, the callback.
+
+    ``record`` completes a row of ``History`` from the loop's numbers (losses and accuracies by
+    split), stops a diverged run with :func:`check_finite_loss`, adds the learning rate and the
+    seconds since the recorder was made, appends it and hands it to ``on_epoch``. A sweep, which
+    records its members' epochs after training them and ranks a diverged member last rather than
+    stopping, passes ``timed=False`` and ``stop_on_divergence=False``.
+    """
+
+    def __init__(
+        self,
+        history: History,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+        *,
+        timed: bool = True,
+        stop_on_divergence: bool = True,
+    ) -> None:
+        self.history, self.on_epoch = history, on_epoch
+        self.timed, self.stop_on_divergence = timed, stop_on_divergence
+        self.start = time.perf_counter()
+
+    def record(self, epoch: int, values: dict[str, float], lr: float) -> dict[str, float]:
+        """Append epoch ``epoch``'s row: ``{"epoch", **values, "lr", "time"}``."""
+        row = {"epoch": float(epoch), **values}
+        if self.stop_on_divergence:
+            check_finite_loss(row, lr)
+        row["lr"] = lr
+        if self.timed:
+            row["time"] = time.perf_counter() - self.start
+        self.history.rows.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+        return row
 
 
 def check_finite_loss(row: dict[str, float], lr: float) -> None:
@@ -97,4 +145,4 @@ def check_finite_loss(row: dict[str, float], lr: float) -> None:
         raise TrainingDiverged(row["train_loss"], int(row["epoch"]), lr, suggested)
 
 
-__all__ = ["BestEpoch", "History", "check_finite_loss"]
+__all__ = ["BestEpochs", "EpochRecorder", "History", "check_finite_loss"]

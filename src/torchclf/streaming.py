@@ -23,7 +23,6 @@ from __future__ import annotations
 import difflib
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from torchclf.engine import (
 )
 from torchclf.errors import ConfigError, DataError
 from torchclf.fitting import auto_hidden, resolve_schedule
-from torchclf.history import BestEpoch, History, check_finite_loss
+from torchclf.history import BestEpochs, EpochRecorder, History, check_finite_loss
 from torchclf.labelled import to_labelled
 from torchclf.models import build_model
 from torchclf.tasks import Task, infer_task
@@ -486,11 +485,12 @@ def fit_parquet(
             encoder.transform(statistics.X_val, warn=False), val_targets, torch_device, torch_dtype
         )
         val_loss_fn = task.loss_fn(val_targets, None, 0.0).to(torch_device, torch_dtype)
-    stopper = BestEpoch(config.patience, config.min_delta) if config.early_stopping else None
+    rule = BestEpochs(torch.zeros(1, dtype=torch.float64), config.patience, config.min_delta)
+    one = torch.ones(1, dtype=torch.bool)  # (1,): the one model always trains on
     best_weights: Tensor | None = None  # (parameters,) the best validation epoch's, when kept
     history = History()
-    printer = ProgressPrinter(epochs, write=print) if verbose else None
-    start_time, step = time.perf_counter(), 0
+    recorder = EpochRecorder(history, ProgressPrinter(epochs, write=print) if verbose else None)
+    step = 0
     features = BatchFeatures()  # each batch copied into a buffer the step keeps its views of
     with torch.inference_mode():  # no autograd bookkeeping on the engine's small operations
         for epoch in range(1, epochs + 1):
@@ -522,25 +522,23 @@ def fit_parquet(
                 losses, right, _ = targets.loss_and_correct(logits, gradient=False)
                 loss_sum += losses[0] * rows
                 correct += right[0]
-            row = {
-                "epoch": float(epoch),
+            values = {
                 "train_loss": float(loss_sum) / statistics.rows,
                 "train_accuracy": float(correct) / statistics.rows,
             }
-            check_finite_loss(row, lr)
+            check_finite_loss({"epoch": epoch, **values}, lr)
             if validation is not None:
                 model.load_state_dict(net.member_state(net.flat[0], names))
-                row["val_loss"], row["val_accuracy"] = evaluate_loss(
+                values["val_loss"], values["val_accuracy"] = evaluate_loss(
                     model, task, val_loss_fn, validation
                 )
-            row["lr"], row["time"] = lr, time.perf_counter() - start_time
-            history.rows.append(row)
-            if printer is not None:
-                printer(row)
-            if stopper is not None and validation is not None:
-                if stopper.better(row["val_loss"]):
+            row = recorder.record(epoch, values, lr)
+            if config.early_stopping and validation is not None:
+                loss = torch.tensor([row["val_loss"]], dtype=torch.float64)
+                improved, live = rule.update(loss, one, epoch)
+                if improved.item():
                     best_weights, history.best_epoch = net.flat[0].clone(), epoch
-                elif stopper.exhausted:
+                elif not live.item():
                     history.stopped_early = True
                     break
     kept = best_weights if best_weights is not None else net.flat[0]

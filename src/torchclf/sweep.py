@@ -37,7 +37,7 @@ from torchclf.encoders import ArrayEncoder
 from torchclf.engine import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, train_stacked
 from torchclf.errors import ConfigError
 from torchclf.fitting import set_output_bias
-from torchclf.history import History
+from torchclf.history import EpochRecorder, History
 from torchclf.labelled import to_labelled
 from torchclf.models import MLP, build_model
 from torchclf.tasks import Task, infer_task
@@ -224,12 +224,10 @@ def _train_group(
         names = list(model.state_dict())  # Dropout layers shift the indices
         model.load_state_dict(net.member_state(result.flat[i], names))
         history = History(best_epoch=result.best_epoch[i], stopped_early=result.stopped_early[i])
+        recorder = EpochRecorder(history, timed=False, stop_on_divergence=False)
         columns = {name: values[i] for name, values in result.columns.items()}
         for epoch in range(len(columns["train_loss"])):
-            row = {"epoch": float(epoch + 1)}
-            row.update({name: values[epoch] for name, values in columns.items()})
-            row["lr"] = member.lr
-            history.rows.append(row)
+            recorder.record(epoch + 1, {k: v[epoch] for k, v in columns.items()}, member.lr)
         train_config = TrainConfig(
             optimizer=member.optimizer,
             lr=member.lr,

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from torchclf.config import TrainConfig
 from torchclf.data import IndexBatches, default_batch_size
-from torchclf.history import BestEpoch, History, check_finite_loss
+from torchclf.history import BestEpochs, EpochRecorder, History, check_finite_loss
 from torchclf.labelled import Labelled, to_labelled
 from torchclf.tasks import Task
 
@@ -134,9 +134,10 @@ def train_model(
     optimizer = optimizer if optimizer is not None else make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     history = History()
-    stopper, best_state = BestEpoch(config.patience, config.min_delta), None
-    start_time = time.perf_counter()
-    stop = False
+    recorder = EpochRecorder(history, on_epoch)
+    one = torch.ones(1, dtype=torch.bool)  # (1,): a single model always trains on
+    rule = BestEpochs(torch.zeros(1, dtype=torch.float64), config.patience, config.min_delta)
+    best_state, stop = None, False
     # torch.compile compiles on the first call: that step's time is reported as the compile time
     forward = torch.compile(model) if config.compile else model
 
@@ -164,21 +165,17 @@ def train_model(
             correct += task.n_correct(logits.detach(), y_batch)
             rows_seen += len(X_batch)
 
-        lr = optimizer.param_groups[0]["lr"]
-        row = {
-            "epoch": float(epoch),
+        values = {
             "train_loss": float(loss_sum) / rows_seen,
             "train_accuracy": float(correct) / rows_seen,
         }
-        check_finite_loss(row, lr)
+        check_finite_loss({"epoch": epoch, **values}, optimizer.param_groups[0]["lr"])
         for prefix, split in (("val", validation), ("test", test)):
             if split is not None:
-                row[f"{prefix}_loss"], row[f"{prefix}_accuracy"] = evaluate_loss(
+                values[f"{prefix}_loss"], values[f"{prefix}_accuracy"] = evaluate_loss(
                     model, task, loss_fn, split
                 )
-        row["lr"] = lr
-        row["time"] = time.perf_counter() - start_time
-        history.rows.append(row)
+        row = recorder.record(epoch, values, optimizer.param_groups[0]["lr"])
 
         monitored = row.get("val_loss", row["train_loss"])
         if scheduler is not None:
@@ -187,12 +184,11 @@ def train_model(
             else:
                 scheduler.step()
         if config.early_stopping:
-            if stopper.better(monitored):
+            improved, live = rule.update(torch.tensor([monitored], dtype=torch.float64), one, epoch)
+            if improved.item():
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 history.best_epoch = epoch
-            stop = stopper.exhausted
-        if on_epoch is not None:
-            on_epoch(row)
+            stop = not live.item()
         if stop:
             history.stopped_early = True
             break

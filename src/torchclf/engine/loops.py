@@ -15,7 +15,6 @@ these loops.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from torch import Tensor
 from torchclf.data import IndexBatches
 from torchclf.engine.optimizer import Hyper, StackedOptimizer
 from torchclf.engine.stacked import StackedMLP
+from torchclf.history import BestEpochs
 from torchclf.losses import StackedTargets
 
 SYNC_EVERY = 50  # full-batch epochs between reads of the device: progress, NaN check, all stopped
@@ -116,7 +116,7 @@ def train_stacked(
             )
             records.add(split.name, losses, correct)
             if stopping is not None and split is splits[0]:
-                live = stopping.update(losses, live, epoch)
+                _, live = stopping.update(losses, live, epoch)
         live = live & (epochs > epoch)
 
     epoch = 0
@@ -205,7 +205,7 @@ def _train_in_batches(
                 )
                 records.add(split.name, losses, correct)
                 if stopping is not None and index == 0:
-                    live = stopping.update(losses, live, epoch)
+                    _, live = stopping.update(losses, live, epoch)
             live = live & (epochs > epoch)
             # a mini-batch epoch is long next to one read: report progress after every epoch
             records.flush(on_flush, last_epochs)
@@ -346,28 +346,19 @@ class _Records:
             on_flush(self.columns, last_epochs())
 
 
-class _EarlyStopping:
-    """Per-member early stopping on the device: best loss, its epoch and weights, patience."""
+class _EarlyStopping(BestEpochs):
+    """The early-stopping rule for every member, on the device, keeping each one's best weights."""
 
     def __init__(self, flat: Tensor, patience: int, min_delta: float) -> None:
-        members, device = flat.shape[0], flat.device
-        self.flat, self.patience, self.min_delta = flat, patience, min_delta
-        self.best_loss = torch.full((members,), math.inf, dtype=flat.dtype, device=device)
-        self.best_epoch = torch.zeros(members, dtype=torch.long, device=device)
-        self.stop_epoch = torch.zeros(members, dtype=torch.long, device=device)
-        self.waited = torch.zeros(members, dtype=torch.long, device=device)
+        super().__init__(flat.new_zeros(flat.shape[0]), patience, min_delta)
+        self.flat = flat  # (M, P): the members' parameters, updated in place by the optimizer
         self.best_flat = flat.clone()
 
-    def update(self, losses: Tensor, live: Tensor, epoch: int) -> Tensor:
-        """Fold in the losses ``(M,)`` after ``epoch``; return who trains on."""
-        improved = live & (losses < self.best_loss - self.min_delta)
-        self.best_loss = torch.where(improved, losses, self.best_loss)
-        self.best_epoch = torch.where(improved, epoch, self.best_epoch)
+    def update(self, losses: Tensor, live: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        """Fold in the losses ``(M,)`` after ``epoch``; keep the improved members' weights."""
+        improved, live = super().update(losses, live, epoch)
         self.best_flat = torch.where(improved[:, None], self.flat, self.best_flat)
-        self.waited = torch.where(improved, 0, self.waited + live.long())
-        stops = live & (self.waited >= self.patience)
-        self.stop_epoch = torch.where(stops, epoch, self.stop_epoch)
-        return live & ~stops
+        return improved, live
 
 
 __all__ = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from torch import nn
@@ -12,7 +11,7 @@ from torchclf.data import IndexBatches
 from torchclf.engine.loops import Split, train_stacked
 from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper
 from torchclf.engine.stacked import StackedMLP
-from torchclf.history import History, check_finite_loss
+from torchclf.history import EpochRecorder, History
 from torchclf.labelled import Labelled
 from torchclf.tasks import Task
 
@@ -65,20 +64,14 @@ def train_single(
         if rows is not None
     ]
     history = History()
-    start_time = time.perf_counter()
+    recorder = EpochRecorder(history, on_epoch)  # a row's time: when it was read
 
     def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
         """Complete the rows read so far; stop on a diverged loss as the autograd loop does."""
         done = min(last_epochs[0], *(len(values[0]) for values in columns.values()))
         for index in range(len(history.rows), done):
-            row = {"epoch": float(index + 1)}
-            row.update({name: values[0][index] for name, values in columns.items()})
-            check_finite_loss(row, config.lr)
-            row["lr"] = config.lr
-            row["time"] = time.perf_counter() - start_time  # when the row was read
-            history.rows.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
+            values = {name: per_member[0][index] for name, per_member in columns.items()}
+            recorder.record(index + 1, values, config.lr)
 
     result = train_stacked(
         net,
