@@ -38,7 +38,7 @@ _EXPORTS = {
     "ModelConfig": "torchclf.config",
     "TrainConfig": "torchclf.config",
     "Split": "torchclf.data",
-    "resolve_device": "torchclf.data",
+    "resolve_device": "torchclf.devices",
     "train_test_split": "torchclf.data",
     "TorchclfError": "torchclf.errors",
     "ConfigError": "torchclf.errors",
@@ -108,7 +108,8 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf import activations, datasets, plots, report, sweep
     from torchclf.classifier import Classifier, load
     from torchclf.config import ModelConfig, TrainConfig
-    from torchclf.data import Split, resolve_device, train_test_split
+    from torchclf.data import Split, train_test_split
+    from torchclf.devices import resolve_device
     from torchclf.errors import (
         ConfigError,
         DataError,

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from torchclf.checkpoint import read_model_file, write_model_file
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import resolve_device
+from torchclf.devices import resolve_device
 from torchclf.encoders import ArrayEncoder, Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
 from torchclf.history import History

@@ -20,15 +20,8 @@ from torch import Tensor
 from torchclf import engine
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import (
-    as_features,
-    default_batch_size,
-    holdout_indices,
-    intra_op_threads,
-    resolve_device,
-    take_rows,
-    training_threads,
-)
+from torchclf.data import as_features, default_batch_size, holdout_indices, take_rows
+from torchclf.devices import intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.history import History

@@ -25,14 +25,8 @@ import torch
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
-from torchclf.data import (
-    IndexBatches,
-    as_features,
-    default_batch_size,
-    intra_op_threads,
-    resolve_device,
-    training_threads,
-)
+from torchclf.data import IndexBatches, as_features, default_batch_size
+from torchclf.devices import intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder
 from torchclf.engine import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, train_stacked
 from torchclf.errors import ConfigError
