@@ -8,9 +8,7 @@ and hands them to the training loop.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,15 +18,16 @@ from torch import Tensor
 from torchclf import engine
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import as_features, default_batch_size, holdout_indices, take_rows
+from torchclf.data import as_features, holdout_indices, take_rows
 from torchclf.devices import intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.history import History
 from torchclf.labelled import Labelled, to_labelled
-from torchclf.metrics import choose_threshold
 from torchclf.models import build_model
+from torchclf.schedule import resolve_schedule
 from torchclf.tasks import Task, infer_task
+from torchclf.thresholds import check_threshold_rule, tuned_threshold
 from torchclf.training import ProgressPrinter, make_optimizer, train_model, training_batches
 
 
@@ -218,7 +217,7 @@ def fit(
         compile=compile,
     )
     if rule is not None:
-        _check_threshold_rule(rule, fitted_task, validation_fraction)
+        check_threshold_rule(rule, fitted_task, validation_fraction)
     torch_device = resolve_device(device)
 
     every_row = np.arange(n_rows)
@@ -302,7 +301,7 @@ def fit(
         )
     if rule is not None and validation is not None:
         fitted_task = fitted_task.with_threshold(
-            _tuned_threshold(model, fitted_task, validation, rule)
+            tuned_threshold(model, fitted_task, validation, rule)
         )
     return Classifier(
         model,
@@ -361,25 +360,6 @@ def train_more(
     return optimizer
 
 
-AUTO_VALIDATION_FRACTION = 0.2  # share of the training rows held out for validation ...
-MAX_VALIDATION_ROWS = 10_000  # ... but no more rows than this: enough to rank epochs
-MIN_ROWS_FOR_VALIDATION = 20  # below this, no row can be spared: the whole budget trains
-FULL_BATCH_EPOCHS = 1000  # the lesson's budget; full-batch steps are cheap and small
-MINI_BATCH_STEPS = 30_000  # a mini-batch budget in optimizer steps, ...
-MINI_BATCH_EPOCHS = (1, 200)  # ... as epochs within these bounds
-MINI_BATCH_PATIENCE = 10  # epochs, as scikit-learn's n_iter_no_change
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """How long to train and what to watch: ``fit``'s "auto" values, resolved for the data."""
-
-    epochs: int  # the most epochs to train
-    early_stopping: bool  # keep the best validation epoch's weights, stop after patience
-    validation_fraction: float  # share of the training rows held out for validation
-    patience: int  # epochs without a better validation loss before stopping
-
-
 def _train(
     model: torch.nn.Module,
     task: Task,
@@ -417,71 +397,6 @@ def _train(
         test=test,
         on_epoch=on_epoch,
         batches=batches,
-    )
-
-
-def resolve_schedule(
-    n_rows: int,
-    *,
-    epochs: int | str = "auto",
-    early_stopping: bool | str = "auto",
-    validation_fraction: float | str = "auto",
-    patience: int | str = "auto",
-    batch_size: int | None = None,
-    needs_validation: bool = False,
-) -> Schedule:
-    """Resolve ``fit``'s "auto" epochs, early stopping, validation share and patience.
-
-    The default is honest and safe: validation rows carved from the training rows, the weights
-    of the epoch with the lowest validation loss kept, and an epoch budget sized to the data
-    (one step per epoch in full batch, many in mini-batches) that early stopping ends sooner.
-    Values given explicitly are kept as they are (and checked by :class:`TrainConfig`).
-
-    Args:
-        n_rows: training rows, before validation rows are held out.
-        epochs: as given to ``fit``: a number, or "auto".
-        early_stopping: as given to ``fit``: a bool, or "auto".
-        validation_fraction: as given to ``fit``: a share, or "auto".
-        patience: as given to ``fit``: a number of epochs, or "auto".
-        batch_size: as given to ``fit`` (None: full batch up to 4096 rows).
-        needs_validation: something else (a threshold rule) is chosen on validation rows.
-    """
-    for name, value in (
-        ("epochs", epochs),
-        ("early_stopping", early_stopping),
-        ("validation_fraction", validation_fraction),
-        ("patience", patience),
-    ):
-        if isinstance(value, str) and value != "auto":
-            kind = "a bool" if name == "early_stopping" else "a number"
-            raise ConfigError(
-                f"The '{name}' parameter must be 'auto' or {kind}. Got {value!r} instead."
-            )
-    if validation_fraction == "auto":
-        wanted = early_stopping in (True, "auto") or needs_validation
-        spare = n_rows >= MIN_ROWS_FOR_VALIDATION
-        validation_fraction = (
-            min(AUTO_VALIDATION_FRACTION, MAX_VALIDATION_ROWS / n_rows) if wanted and spare else 0.0
-        )
-    if early_stopping == "auto":
-        early_stopping = validation_fraction > 0  # type: ignore[operator]
-    n_train = n_rows - math.ceil(float(validation_fraction) * n_rows)  # type: ignore[arg-type]
-    batch = default_batch_size(max(n_train, 1), batch_size, TrainConfig.FULL_BATCH_MAX)
-    full_batch = batch >= n_train
-    if epochs == "auto":
-        if full_batch:
-            epochs = FULL_BATCH_EPOCHS
-        else:
-            steps_per_epoch = math.ceil(n_train / batch)
-            low, high = MINI_BATCH_EPOCHS
-            epochs = min(high, max(low, math.ceil(MINI_BATCH_STEPS / steps_per_epoch)))
-    if patience == "auto":
-        patience = max(10, int(epochs) // 10) if full_batch else MINI_BATCH_PATIENCE
-    return Schedule(
-        int(epochs),  # type: ignore[arg-type]
-        bool(early_stopping),
-        float(validation_fraction),  # type: ignore[arg-type]
-        int(patience),  # type: ignore[arg-type]
     )
 
 
@@ -534,45 +449,14 @@ def _check_names(names: Sequence[str] | None, n_columns: int) -> list[str] | Non
     return names
 
 
-def _check_threshold_rule(rule: str, task: Task, validation_fraction: float) -> None:
-    """Validate "f1" / "recall:R" before training starts."""
-    ok = rule == "f1"
-    if rule.startswith("recall:"):
-        try:
-            ok = 0.0 < float(rule.removeprefix("recall:")) <= 1.0
-        except ValueError:
-            ok = False
-    if not ok:
-        raise ConfigError(
-            f"The 'threshold' parameter must be a number in (0, 1), 'f1' or 'recall:R' with R in "
-            f"(0, 1]. Got {rule!r} instead."
-        )
-    if not task.tunes_threshold:
-        raise ConfigError(f"threshold={rule!r} tunes a binary threshold; this task is {task.name}")
-    if validation_fraction == 0.0:
-        raise ConfigError(
-            f"threshold={rule!r} is chosen on validation rows: set validation_fraction "
-            "(for example 0.2)"
-        )
-
-
-@torch.inference_mode()
-def _tuned_threshold(model: torch.nn.Module, task: Task, validation: Labelled, rule: str) -> float:
-    model.eval()
-    positive = task.probabilities(model(validation.X))[:, 1].cpu().numpy()  # (n,) P(classes[1])
-    return choose_threshold(positive, validation.y[:, 0].cpu().numpy(), rule)
-
-
 def _rng_devices(device: torch.device) -> list[int]:
     """CUDA devices whose RNG state ``fork_rng`` must save and restore."""
     return [device.index or 0] if device.type == "cuda" else []
 
 
 __all__ = [
-    "Schedule",
     "auto_hidden",
     "fit",
-    "resolve_schedule",
     "set_output_bias",
     "start_at_prior",
     "train_more",

@@ -9,7 +9,8 @@ Only typer and click are imported at start-up: torch and the rest of torchclf lo
 commands, so ``torchclf --help`` and argument errors return at once.
 
 - ``__init__``: the app and its one-line error handling.
-- ``commands``: the commands (train, evaluate, predict, info, datasets, activations).
+- ``train``: the train command; ``commands``: evaluate, predict, info, datasets, activations;
+  ``improving``: improve and sweep; ``stream``: training on Parquet larger than memory.
 - ``inputs``: turning options into values: number lists, run folders, the rows to score.
 - ``output``: what the terminal shows: the epoch table, progress bar and metrics tables.
 """
@@ -88,6 +89,6 @@ def main() -> None:
     app()
 
 
-from torchclf.cli import commands, improving, stream  # noqa: E402, F401  (registers the commands on ``app``)
+from torchclf.cli import train, commands, improving, stream  # noqa: E402, F401, I001  (registers the commands on ``app``, in this order)
 
 __all__ = ["app", "main"]

@@ -250,7 +250,7 @@ def sweep(
     source = DataSource(name=data, target=split_names(target), test_size=test_size, seed=split_seed)
     split = source.split()
     from torchclf.data import holdout_indices, take_rows
-    from torchclf.fitting import resolve_schedule
+    from torchclf.schedule import resolve_schedule
     from torchclf.tasks import infer_task
 
     encoded = infer_task(split.y_train).encode(split.y_train).numpy()

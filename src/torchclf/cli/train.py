@@ -1,0 +1,269 @@
+"""``torchclf train``: data to a trained, evaluated and plotted run folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from torchclf.cli import app
+from torchclf.cli.inputs import (
+    DataOption,
+    OutOption,
+    OverwriteOption,
+    TestSizeOption,
+    advice_in_options,
+    command_line,
+    parse_auto,
+    parse_hidden,
+    parse_threshold,
+    run_folder,
+    split_names,
+)
+from torchclf.cli.output import EpochTable, examples, heading, make_console, metrics_tables
+
+
+@app.command(
+    epilog=examples(
+        "torchclf train    # the tutorial's ReLU model on circles",
+        "torchclf train --data moons --hidden 32,32 --epochs 500",
+        "torchclf train --data blobs --hidden none --name linear-blobs",
+        "torchclf train --data digits --hidden 64,64 --quiet",
+        "torchclf train --data moons --validation-size 0 --epochs 300   # no validation rows",
+    )
+)
+def train(
+    context: typer.Context,
+    data: DataOption = "circles",
+    target: Annotated[
+        str | None,
+        typer.Option(help="Files: the target column, or several 0/1 label columns: a,b,c."),
+    ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="Files: the feature columns (default: all but the target).")
+    ] = None,
+    drop: Annotated[str | None, typer.Option(help="Files: columns to leave out.")] = None,
+    categorical: Annotated[
+        str | None, typer.Option(help="Files: numeric columns to one-hot encode as categories.")
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help="auto, binary, multiclass or multilabel (auto reads the targets).")
+    ] = "auto",
+    hidden: Annotated[
+        str,
+        typer.Option(
+            help="Hidden layer sizes, comma-separated; 'none' is the linear model; 'auto' is two "
+            "layers of width 2 x (inputs + outputs), between 10 and 128 (10,10 on circles)."
+        ),
+    ] = "auto",
+    activation: Annotated[
+        str, typer.Option(help="relu, leaky_relu, sigmoid, tanh, gelu or identity.")
+    ] = "relu",
+    dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.0,
+    init: Annotated[
+        str,
+        typer.Option(
+            help="Initial weights: torch (nn.Linear's), xavier (Glorot, scikit-learn's) or "
+            "kaiming (He)."
+        ),
+    ] = "torch",
+    epochs: Annotated[
+        str,
+        typer.Option(
+            help="The most passes over the training rows; auto: 1000 for data that trains full "
+            "batch, about 30,000 steps (at most 200 epochs) in mini-batches."
+        ),
+    ] = "auto",
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
+    optimizer: Annotated[str, typer.Option(help="adam, adamw, sgd or rmsprop.")] = "adam",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Rows per step (default: full batch up to 4096 rows, else 256)."),
+    ] = None,
+    grad_clip: Annotated[
+        float | None,
+        typer.Option(help="Clip the gradients' global norm to this value (default: no clipping)."),
+    ] = None,
+    class_weight: Annotated[
+        str, typer.Option(help="none, or balanced: weigh classes by their inverse frequency.")
+    ] = "none",
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Binary: a decision threshold, or f1 / recall:0.9 to choose it on validation rows."
+        ),
+    ] = None,
+    test_size: TestSizeOption = 0.2,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the split, initialisation and shuffling.")
+    ] = 42,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    threads: Annotated[
+        str,
+        typer.Option(
+            help="torch threads while training: auto (one for data that trains full batch, "
+            "torch's choice above) or a number."
+        ),
+    ] = "auto",
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the model (autograd loop) for long runs; prints the compile time.",
+        ),
+    ] = False,
+    early_stopping: Annotated[
+        bool | None,
+        typer.Option(
+            "--early-stopping/--no-early-stopping",
+            help="Keep the epoch with the lowest validation loss and stop when it stalls "
+            "(default: whenever there are validation rows).",
+            show_default=False,
+        ),
+    ] = None,
+    validation_size: Annotated[
+        str,
+        typer.Option(
+            help="Share of the training rows held out to choose the epoch (and a threshold "
+            "rule); auto: 20%, at most 10,000 rows; 0: none, train the whole budget.",
+        ),
+    ] = "auto",
+    patience: Annotated[
+        str,
+        typer.Option(
+            help="Epochs without a better validation loss before stopping; auto: a "
+            "tenth of a full-batch budget, 10 in mini-batches."
+        ),
+    ] = "auto",
+    out: OutOption = Path("runs"),
+    name: Annotated[
+        str | None,
+        typer.Option(help="Run folder name (default: the dataset's name, numbered if taken)."),
+    ] = None,
+    overwrite: OverwriteOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the run folder.")
+    ] = False,
+) -> None:
+    """Train a classifier, print its metrics and write a run folder with plots and a report.
+
+    With no options it trains the tutorial's non-linear model (2-10-10-1, ReLU) on the circles
+    data. The run folder holds model.safetensors, history.csv, metrics.json, test_predictions.csv,
+    the pictures and report.html.
+    """
+    sizes = parse_hidden(hidden)
+    threshold_value = parse_threshold(threshold)
+    epoch_budget = parse_auto(epochs, "'--epochs'", int, 1, "300")
+    validation = parse_auto(validation_size, "'--validation-size'", float, 0.0, "0.2")
+    patience_value = parse_auto(patience, "'--patience'", int, 1, "20")
+    thread_count: int | str = threads
+    if threads != "auto":
+        if not threads.isdigit() or int(threads) < 1:
+            raise typer.BadParameter(
+                f"expected auto or a positive whole number, got {threads!r}",
+                param_hint="'--threads'",
+            )
+        thread_count = int(threads)
+    folder = run_folder(out, name, Path(data).stem, overwrite)
+
+    import torchclf
+    from torchclf.report import write_run
+    from torchclf.schedule import resolve_schedule
+    from torchclf.sources import DataSource
+
+    console = make_console()
+    source = DataSource(
+        name=data,
+        target=split_names(target),
+        features=split_names(features) or None,
+        drop=split_names(drop),
+        test_size=test_size,
+        seed=seed,
+    )
+    loaded = source.load()
+    split = source.split(loaded)
+    summary = loaded.summary(split)
+    tunes_threshold = isinstance(threshold_value, str)
+    schedule = resolve_schedule(
+        len(split.X_train),
+        epochs=epoch_budget,
+        early_stopping="auto" if early_stopping is None else early_stopping,
+        validation_fraction=validation,
+        patience=patience_value,
+        batch_size=batch_size,
+        needs_validation=tunes_threshold,
+    )
+    # held out by fit's holdout_indices: the same count, ceil(fraction * rows)
+    summary["validation rows"] = math.ceil(schedule.validation_fraction * len(split.X_train))
+    epoch_table = None
+    if not quiet:
+        every = max(1, schedule.epochs // 10)
+        epoch_table = EpochTable(console, schedule.epochs, every, heading(data, summary))
+    try:
+        with advice_in_options(grad_clip=True):
+            classifier = torchclf.fit(
+                split.X_train,
+                split.y_train,
+                task=task,
+                hidden=sizes,
+                activation=activation,
+                dropout=dropout,
+                init=init,
+                epochs=schedule.epochs,
+                lr=lr,
+                optimizer=optimizer,
+                batch_size=batch_size,
+                grad_clip=grad_clip,
+                early_stopping=schedule.early_stopping,
+                validation_fraction=schedule.validation_fraction,
+                patience=schedule.patience,
+                class_weight=None if class_weight == "none" else class_weight,
+                threshold=0.5 if threshold_value is None else threshold_value,
+                categorical=split_names(categorical),
+                label_names=loaded.label_names,
+                feature_names=loaded.feature_names,
+                seed=seed,
+                device=device,
+                threads=thread_count,
+                compile=compile_model,
+                eval_set=(split.X_test, split.y_test),
+                on_epoch=epoch_table,
+            )
+    finally:
+        if epoch_table is not None:
+            epoch_table.close()
+    classifier.data_source = source.to_dict()
+    if hasattr(classifier.encoder, "kinds"):
+        for kind, names in classifier.encoder.kinds().items():
+            summary[f"{kind} columns"] = ", ".join(names) or "none"
+    evaluation = classifier.evaluate(split.X_test, split.y_test)
+    write_run(
+        folder,
+        classifier,
+        split,
+        evaluation,
+        command=command_line(context),
+        data_summary=summary,
+        overwrite=overwrite,
+    )
+    if not quiet:
+        if hasattr(classifier.encoder, "kinds"):
+            kinds = classifier.encoder.kinds()
+            console.print(
+                f"columns: numeric {', '.join(kinds['numeric']) or 'none'}; "
+                f"categorical {', '.join(kinds['categorical']) or 'none'}"
+            )
+        if tunes_threshold:
+            console.print(
+                f"threshold chosen on the validation rows ({threshold}): "
+                f"{classifier.task.to_dict()['threshold']:.4f}"
+            )
+        metrics_tables(console, evaluation, "test metrics")
+    if compile_model and classifier.history.compile_seconds is not None:
+        console.print(
+            f"torch.compile: the first step took {classifier.history.compile_seconds:.1f} s "
+            "(compiling included)"
+        )
+    console.print(f"run folder: {folder}")
