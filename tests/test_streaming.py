@@ -239,3 +239,25 @@ def test_validation_rows_are_held_out_of_every_pass_and_pick_the_best_epoch(tmp_
     assert history.stopped_early and len(history) < 60
     assert history.best_epoch == 1 + int(np.argmin(history.column("val_loss")))
     assert len(history) == history.best_epoch + 5
+
+
+def test_fit_parquet_equals_fit_on_the_same_rows(tmp_path):
+    """One row group, one batch of every row: the stream's full-batch steps are fit's."""
+    frame = _frame(600)
+    path = tmp_path / "one.parquet"
+    frame.to_parquet(path, row_group_size=600)
+    features = ["a", "b", "c", "d"]
+    common = dict(hidden=(8,), lr=0.01, epochs=30, seed=3, dtype="float64", validation_fraction=0.0)
+    streamed = torchclf.fit_parquet(
+        path, "label", features=features, batch_size=600, shuffle_buffer_rows=600, **common
+    )
+    in_memory = torchclf.fit(
+        frame[features].to_numpy(), frame["label"].to_numpy(), engine="autograd",
+        prior_bias=False,  # the stream starts from nn.Linear's own bias
+        **common,
+    )  # fmt: skip
+    for a, b in zip(streamed.model.parameters(), in_memory.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        streamed.history.column("train_loss"), in_memory.history.column("train_loss"), rtol=1e-9
+    )

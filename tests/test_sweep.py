@@ -49,6 +49,7 @@ def _alone(split, member, dtype, batch_size=None):
         dtype=dtype,
         batch_size=batch_size,
         validation_fraction=0.0,  # the members train every row, as given
+        engine="autograd",  # the oracle: torch's autograd and torch.optim, not the engine again
         eval_set=(split.X_test, split.y_test),
     )
 
