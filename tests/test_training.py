@@ -283,7 +283,7 @@ def test_fit_defaults_are_the_config_defaults():
 
 
 def test_auto_hidden_width():
-    from torchclf.fitting import auto_hidden
+    from torchclf.starting_point import auto_hidden
 
     assert auto_hidden(2, 1) == (10, 10)  # the tutorial's circles model
     assert auto_hidden(13, 3) == (32, 32)

@@ -26,6 +26,7 @@ from torchclf.history import History
 from torchclf.labelled import Labelled, to_labelled
 from torchclf.models import build_model
 from torchclf.schedule import resolve_schedule
+from torchclf.starting_point import auto_hidden, start_at_prior
 from torchclf.tasks import Task, infer_task
 from torchclf.thresholds import check_threshold_rule, tuned_threshold
 from torchclf.training import ProgressPrinter, make_optimizer, train_model, training_batches
@@ -400,29 +401,6 @@ def _train(
     )
 
 
-def start_at_prior(
-    model: torch.nn.Module, task: Task, targets: Tensor, weights: Tensor | None = None
-) -> None:
-    """Set the last linear layer's bias ``(n_outputs,)`` to the targets' class log-odds."""
-    set_output_bias(model, task.prior_logits(targets, weights))
-
-
-@torch.no_grad()
-def set_output_bias(model: torch.nn.Module, bias: Tensor) -> None:
-    """Copy ``bias`` ``(n_outputs,)`` into the model's last linear layer."""
-    output = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    output.bias.copy_(bias)
-
-
-def auto_hidden(n_inputs: int, n_outputs: int) -> tuple[int, int]:
-    """Two hidden layers of width ``2 * (inputs + outputs)``, clamped to [10, 128].
-
-    Wide enough for 64-pixel digits, and exactly the tutorial's 10-10 on its 2-feature data.
-    """
-    width = max(10, min(128, 2 * (n_inputs + n_outputs)))
-    return (width, width)
-
-
 def _check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray | None:
     """``(n,)`` float64 weights, or None; negative, non-finite or all-zero weights are an error."""
     if sample_weight is None:
@@ -454,10 +432,4 @@ def _rng_devices(device: torch.device) -> list[int]:
     return [device.index or 0] if device.type == "cuda" else []
 
 
-__all__ = [
-    "auto_hidden",
-    "fit",
-    "set_output_bias",
-    "start_at_prior",
-    "train_more",
-]
+__all__ = ["fit", "train_more"]

@@ -39,12 +39,12 @@ from torchclf.engine import (
     step_batch,
 )
 from torchclf.errors import ConfigError
-from torchclf.fitting import auto_hidden
 from torchclf.history import BestEpochs, EpochRecorder, History, check_finite_loss
 from torchclf.labelled import to_labelled
 from torchclf.models import build_model
 from torchclf.parquet import Holdout, ParquetSource, scan, shuffled_blocks
 from torchclf.schedule import resolve_schedule
+from torchclf.starting_point import auto_hidden
 from torchclf.tasks import infer_task
 from torchclf.training import ProgressPrinter, evaluate_loss
 

@@ -30,10 +30,10 @@ from torchclf.devices import intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder
 from torchclf.engine import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, train_stacked
 from torchclf.errors import ConfigError
-from torchclf.fitting import set_output_bias
 from torchclf.history import EpochRecorder, History
 from torchclf.labelled import to_labelled
 from torchclf.models import MLP, build_model
+from torchclf.starting_point import set_output_bias
 from torchclf.tasks import Task, infer_task
 
 
