@@ -95,3 +95,30 @@ def test_the_checks_find_what_they_look_for():
     imports = ast.parse("from torchclf.engine import loops\ndef f():\n    import torchclf.tasks\n")
     known = {"torchclf.engine", "torchclf.engine.loops", "torchclf.tasks"}
     assert _imports(imports, known) == {"torchclf.engine.loops", "torchclf.tasks"}
+
+
+def _floors() -> dict[str, int]:
+    """Module -> floor, from the table in docs/architecture.md."""
+    page = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    floors = {}
+    for line in page.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in cells[2].replace("\\", "").split(","):
+                module = name.strip()
+                floors["torchclf" if module == "torchclf" else f"torchclf.{module}"] = int(cells[0])
+    return floors
+
+
+def test_every_module_has_a_floor_and_imports_only_from_its_floor_or_below():
+    modules = _modules()
+    floors = _floors()
+    assert sorted(set(modules) - set(floors)) == []  # a new module needs its row in the table
+    assert sorted(set(floors) - set(modules)) == []  # and a moved one leaves no stale name
+    upward = [
+        f"{name} (floor {floors[name]}) imports {dependency} (floor {floors[dependency]})"
+        for name, tree in modules.items()
+        for dependency in sorted(_imports(tree, set(modules)))
+        if floors[dependency] > floors[name]
+    ]
+    assert upward == []

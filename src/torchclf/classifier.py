@@ -24,6 +24,7 @@ from torchclf.history import History
 from torchclf.metrics import Evaluation
 from torchclf.models import MLP, count_parameters, predict_batch_rows, predict_logits
 from torchclf.tasks import Task, task_from_dict
+from torchclf.version import __version__
 
 
 class Classifier:
@@ -148,8 +149,6 @@ class Classifier:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         encoder_meta, encoder_tensors = self.encoder.to_state()
         tensors.update({f"preprocessing.{k}": v for k, v in encoder_tensors.items()})
-        from torchclf import __version__
-
         metadata = {
             "torchclf_version": __version__,
             "task": self.task.to_dict(),
