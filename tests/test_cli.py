@@ -211,7 +211,7 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
     [
         pytest.param(
             ["train", "--data", "circle"],
-            "Invalid dataset: expected one of ['circles', 'moons', 'blobs', 'spirals', 'xor', 'multilabel', 'iris', 'wine', 'breast_cancer', 'digits'], got 'circle'. Did you mean 'circles'?",
+            "The 'dataset' parameter must be one of ['circles', 'moons', 'blobs', 'spirals', 'xor', 'multilabel', 'iris', 'wine', 'breast_cancer', 'digits']. Got 'circle' instead. Did you mean 'circles'?",
             id="unknown-dataset",
         ),
         pytest.param(
@@ -236,17 +236,17 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
         ),
         pytest.param(
             ["train", "--optimizer", "adm"],
-            "Invalid optimizer: expected one of ['sgd', 'adam', 'adamw', 'rmsprop'], got 'adm'. Did you mean 'adam'?",
+            "The 'optimizer' parameter must be one of ['sgd', 'adam', 'adamw', 'rmsprop']. Got 'adm' instead. Did you mean 'adam'?",
             id="optimizer",
         ),
         pytest.param(
             ["train", "--activation", "swish"],
-            "Invalid activation: expected one of ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'identity'], got 'swish'",
+            "The 'activation' parameter must be one of ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'identity']. Got 'swish' instead.",
             id="activation",
         ),
         pytest.param(
             ["train", "--init", "glorot"],
-            "Invalid init: expected one of ['torch', 'xavier', 'kaiming'], got 'glorot'",
+            "The 'init' parameter must be one of ['torch', 'xavier', 'kaiming']. Got 'glorot' instead.",
             id="init",
         ),
         pytest.param(
@@ -261,7 +261,7 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
         ),
         pytest.param(
             ["train", "--task", "multi"],
-            "Invalid task: expected one of ['auto', 'binary', 'multiclass', 'multilabel'], got 'multi'. Did you mean 'multilabel'?",
+            "The 'task' parameter must be one of ['auto', 'binary', 'multiclass', 'multilabel']. Got 'multi' instead. Did you mean 'multilabel'?",
             id="task",
         ),
         pytest.param(
@@ -272,7 +272,7 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
         pytest.param(["train", "--bogus"], "No such option: --bogus", id="unknown-option"),
         pytest.param(
             ["train", "--dropout", "1"],
-            "The 'dropout' parameter must be below 1.0 (1.0 drops every unit).",
+            "The 'dropout' parameter must be a float in the range [0.0, 1.0). Got 1.0 instead.",
             id="dropout",
         ),
         pytest.param(

@@ -107,7 +107,8 @@ def test_invalid_device_name():
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            "Invalid device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu0'"
+            "The 'device' parameter must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'. Got 'gpu0' "
+            "instead."
         ),
     ):
         resolve_device("gpu0")

@@ -79,8 +79,8 @@ def test_blobs_parameters():
 
 def test_unknown_dataset_names_the_choices_and_the_closest():
     message = (
-        "Invalid dataset: expected one of ['circles', 'moons', 'blobs', 'spirals', 'xor', "
-        "'multilabel', 'iris', 'wine', 'breast_cancer', 'digits'], got 'circle'. "
+        "The 'dataset' parameter must be one of ['circles', 'moons', 'blobs', 'spirals', 'xor', "
+        "'multilabel', 'iris', 'wine', 'breast_cancer', 'digits']. Got 'circle' instead. "
         "Did you mean 'circles'?"
     )
     with pytest.raises(ConfigError, match=re.escape(message)):

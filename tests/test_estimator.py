@@ -326,6 +326,6 @@ def test_early_stopping_keeps_the_best_validation_epoch():
 def test_early_stopping_must_be_auto_or_a_bool(iris):
     X, y = iris
     with pytest.raises(torchclf.ConfigError, match=re.escape(
-        "The 'early_stopping' parameter must be 'auto', True or False. Got 'yes' instead."
+        "The 'early_stopping' parameter must be one of ['auto', True, False]. Got 'yes' instead."
     )):  # fmt: skip
         small(early_stopping="yes").fit(X, y)

@@ -83,8 +83,8 @@ def test_xavier_and_kaiming_draw_within_their_bounds_with_zero_biases(activation
 def test_unknown_init_is_a_config_error():
     with pytest.raises(
         ConfigError,
-        match=r"Invalid init: expected one of \['torch', 'xavier', 'kaiming'\], "
-        r"got 'xavir'\. Did you mean 'xavier'\?",
+        match=r"The 'init' parameter must be one of \['torch', 'xavier', 'kaiming'\]\. "
+        r"Got 'xavir' instead\. Did you mean 'xavier'\?",
     ):
         ModelConfig(in_features=1, out_features=1, init="xavir")
 
@@ -103,13 +103,13 @@ def test_build_model_is_reproducible_and_leaves_the_global_rng_alone():
 def test_invalid_configs_report_every_problem_at_once():
     message = (
         "The 'in_features' parameter must be an int in the range [1, inf). Got 0 instead.; "
-        "The 'dropout' parameter must be a float in the range [0.0, 1.0]. Got 1.5 instead."
+        "The 'dropout' parameter must be a float in the range [0.0, 1.0). Got 1.5 instead."
     )
     with pytest.raises(ConfigError, match=re.escape(message)):
         ModelConfig(in_features=0, out_features=1, dropout=1.5)
     with pytest.raises(
         ConfigError,
-        match=r"Invalid activation: expected one of .*got 'rleu'\. Did you mean 'relu'\?",
+        match=r"The 'activation' parameter must be one of .*Got 'rleu' instead\. Did you mean 'relu'\?",
     ):
         ModelConfig(in_features=1, out_features=1, activation="rleu")
 

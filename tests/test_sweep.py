@@ -135,7 +135,7 @@ def test_bad_members_are_refused(split):
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            "Invalid optimizer: expected one of ['adam', 'adamw', 'sgd'], got 'rmsprop'"
+            "The 'optimizer' parameter must be one of ['adam', 'adamw', 'sgd']. Got 'rmsprop' instead."
         ),
     ):
         Member(optimizer="rmsprop")

@@ -59,7 +59,7 @@ def test_forced_tasks():
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            "Invalid task: expected one of ['auto', 'binary', 'multiclass', 'multilabel'], got 'multi'"
+            "The 'task' parameter must be one of ['auto', 'binary', 'multiclass', 'multilabel']. Got 'multi' instead."
         ),
     ):
         infer_task([0, 1], "multi")

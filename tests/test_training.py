@@ -262,7 +262,7 @@ def test_invalid_training_parameters_are_reported_together():
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            "Invalid optimizer: expected one of ['sgd', 'adam', 'adamw', 'rmsprop'], got 'adm'. Did you mean 'adam'?"
+            "The 'optimizer' parameter must be one of ['sgd', 'adam', 'adamw', 'rmsprop']. Got 'adm' instead. Did you mean 'adam'?"
         ),
     ):
         torchclf.fit(X, y, optimizer="adm")

@@ -7,11 +7,11 @@ once, when it is created; the code that consumes them trusts them.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from torchclf.constraints import Constraint, Interval, NoneOr, Options, check_all, problem
 from torchclf.errors import ConfigError
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "identity")
@@ -26,45 +26,54 @@ ENGINES = ("auto", "autograd", "stacked")
 
 
 def check_choice(parameter: str, value: object, choices: Iterable[str]) -> None:
-    """Raise a :class:`ConfigError` listing the choices unless ``value`` is one of them."""
-    choices = list(choices)
-    if value in choices:
-        return
-    message = f"Invalid {parameter}: expected one of {choices}, got {value!r}"
-    close = difflib.get_close_matches(str(value), choices, n=1)
-    if close:
-        message += f". Did you mean {close[0]!r}?"
-    raise ConfigError(message)
+    """Raise the one :class:`ConfigError` template (with "Did you mean") unless allowed."""
+    check_all([(parameter, value, Options(tuple(choices)))])
 
 
-def _collect(problems: list[str]) -> None:
+# Each parameter's constraint, declared once. The configs validate against these tables, the
+# estimator maps its scikit-learn names onto them (torchclf.estimator), and a parametrized test
+# checks that every face reports a bad value with the same message. Numbers are listed before
+# choices: a call with several bad values reports them in this order.
+MODEL_CONSTRAINTS: dict[str, Constraint] = {
+    "in_features": Interval(int, 1),
+    "out_features": Interval(int, 1),
+    "dropout": Interval(float, 0.0, 1.0, closed="left"),  # 1.0 would drop every unit
+    "activation": Options(ACTIVATIONS),
+    "activation_impl": Options(ACTIVATION_IMPLS),
+    "init": Options(INITS),
+}
+TRAIN_CONSTRAINTS: dict[str, Constraint] = {
+    "lr": Interval(float, 0.0, closed="right"),
+    "momentum": Interval(float, 0.0, 1.0),
+    "weight_decay": Interval(float, 0.0),
+    "epochs": Interval(int, 1),
+    "batch_size": NoneOr(Interval(int, 1)),
+    "grad_clip": NoneOr(Interval(float, 0.0, closed="right")),
+    "validation_fraction": Interval(float, 0.0, 0.9),
+    "patience": Interval(int, 1),
+    "min_delta": Interval(float, 0.0),
+    "label_smoothing": Interval(float, 0.0, 1.0),
+    "seed": Interval(int, 0, 2**63 - 1),
+    "log_every": NoneOr(Interval(int, 1)),
+    "optimizer": Options(OPTIMIZERS),
+    "lr_schedule": Options(LR_SCHEDULES),
+    "dtype": Options(("float32", "float64")),
+    "engine": Options(ENGINES),
+}
+# a task's decision threshold (binary, multilabel): a probability strictly between 0 and 1
+THRESHOLD = Interval(float, 0.0, 1.0, closed="neither")
+
+
+def _check_declared(config: Any, table: Mapping[str, Constraint], extra: list[str]) -> None:
+    """Every field of ``config`` in ``table`` checked; all problems (and ``extra``) at once."""
+    problems = [
+        message
+        for name, constraint in table.items()
+        if (message := problem(name, getattr(config, name), constraint)) is not None
+    ]
+    problems += extra
     if problems:
         raise ConfigError("; ".join(problems))
-
-
-def check_number(
-    problems: list[str],
-    name: str,
-    value: object,
-    *,
-    low: float,
-    high: float = float("inf"),
-    low_open: bool = False,
-    integer: bool = False,
-) -> None:
-    """Append a message to ``problems`` unless ``value`` is a number in the interval."""
-    kind = "an int" if integer else "a float"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    ok = ok_type and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high  # type: ignore[operator]
-    if not ok:
-        left = "(" if low_open else "["
-        right = "]" if high != float("inf") else ")"
-        problems.append(
-            f"The '{name}' parameter must be {kind} in the range {left}{low}, {high}{right}. "
-            f"Got {value!r} instead."
-        )
 
 
 @dataclass(frozen=True)
@@ -91,18 +100,12 @@ class ModelConfig:
                 f"({self.hidden!r},)."
             )
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        problems: list[str] = []
-        check_number(problems, "in_features", self.in_features, low=1, integer=True)
-        check_number(problems, "out_features", self.out_features, low=1, integer=True)
-        for size in self.hidden:
-            check_number(problems, "hidden", size, low=1, integer=True)
-        check_number(problems, "dropout", self.dropout, low=0.0, high=1.0)
-        if self.dropout == 1.0:
-            problems.append("The 'dropout' parameter must be below 1.0 (1.0 drops every unit).")
-        _collect(problems)
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("activation_impl", self.activation_impl, ACTIVATION_IMPLS)
-        check_choice("init", self.init, INITS)
+        sizes = [
+            message
+            for size in self.hidden
+            if (message := problem("hidden", size, Interval(int, 1))) is not None
+        ]
+        _check_declared(self, MODEL_CONSTRAINTS, sizes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
@@ -143,37 +146,18 @@ class TrainConfig:
     FULL_BATCH_MAX = 4096  # ClassVar: data at most this large trains full batch by default
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        check_number(problems, "lr", self.lr, low=0.0, low_open=True)
-        check_number(problems, "momentum", self.momentum, low=0.0, high=1.0)
-        check_number(problems, "weight_decay", self.weight_decay, low=0.0)
-        check_number(problems, "epochs", self.epochs, low=1, integer=True)
-        if self.batch_size is not None:
-            check_number(problems, "batch_size", self.batch_size, low=1, integer=True)
-        if self.grad_clip is not None:
-            check_number(problems, "grad_clip", self.grad_clip, low=0.0, low_open=True)
-        check_number(problems, "validation_fraction", self.validation_fraction, low=0.0, high=0.9)
-        check_number(problems, "patience", self.patience, low=1, integer=True)
-        check_number(problems, "min_delta", self.min_delta, low=0.0)
-        check_number(problems, "label_smoothing", self.label_smoothing, low=0.0, high=1.0)
-        check_number(problems, "seed", self.seed, low=0, high=2**63 - 1, integer=True)
-        if self.log_every is not None:
-            check_number(problems, "log_every", self.log_every, low=1, integer=True)
+        extra = []
         if self.early_stopping and self.validation_fraction == 0.0:
-            problems.append(
+            extra.append(
                 "early_stopping=True needs a validation split: set validation_fraction "
                 "(for example 0.1)."
             )
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":
-            problems.append(
+            extra.append(
                 f"The 'class_weight' parameter must be None, 'balanced' or a dict of "
                 f"{{label: weight}}. Got {self.class_weight!r} instead."
             )
-        _collect(problems)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_choice("dtype", self.dtype, ("float32", "float64"))
-        check_choice("engine", self.engine, ENGINES)
+        _check_declared(self, TRAIN_CONSTRAINTS, extra)
         if self.compile and self.engine == "stacked":
             raise ConfigError(
                 "compile=True compiles the autograd loop's model; the stacked engine is "
@@ -200,4 +184,11 @@ def _from_dict(cls: Any, values: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
-__all__ = ["ModelConfig", "TrainConfig"]
+__all__ = [
+    "MODEL_CONSTRAINTS",
+    "THRESHOLD",
+    "TRAIN_CONSTRAINTS",
+    "ModelConfig",
+    "TrainConfig",
+    "check_choice",
+]

@@ -31,7 +31,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         resolved = torch.device(name)
     except RuntimeError as exc:
         raise ConfigError(
-            f"Invalid device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}"
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'. Got "
+            f"{device!r} instead."
         ) from exc
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
@@ -52,7 +53,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         )
     elif resolved.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(
-            f"Invalid device: expected 'auto', 'cpu', 'cuda' or 'mps', got {device!r}"
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'. Got "
+            f"{device!r} instead."
         )
     return resolved
 

@@ -24,24 +24,30 @@ from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from torchclf.config import ACTIVATIONS, OPTIMIZERS, check_number
+from torchclf.config import MODEL_CONSTRAINTS, THRESHOLD, TRAIN_CONSTRAINTS
+from torchclf.constraints import Constraint, Options, problem
 from torchclf.errors import ConfigError, TrainingDiverged, TrainingError
 
-# The declarative parameter table: numeric ranges (see torchclf.config.check_number) and choices.
-_RANGES: dict[str, dict[str, Any]] = {
-    "dropout": {"low": 0.0, "high": 0.99},
-    "learning_rate": {"low": 0.0, "low_open": True},
-    "weight_decay": {"low": 0.0},
-    "max_epochs": {"low": 1, "integer": True},
-    "validation_fraction": {"low": 0.0, "high": 0.9, "low_open": True},
-    "n_iter_no_change": {"low": 1, "integer": True},
-    "tol": {"low": 0.0},
-    "threshold": {"low": 0.0, "high": 1.0, "low_open": True},
+# scikit-learn's flat names -> the parameter each one is, declared once in torchclf.config; so
+# the estimator checks its values against the same constraints, with the same message, as fit.
+SKLEARN_NAMES = {
+    "dropout": "dropout",
+    "learning_rate": "lr",
+    "weight_decay": "weight_decay",
+    "batch_size": "batch_size",
+    "max_epochs": "epochs",
+    "validation_fraction": "validation_fraction",
+    "n_iter_no_change": "patience",
+    "tol": "min_delta",
+    "activation": "activation",
+    "init": "init",
+    "optimizer": "optimizer",
+    "dtype": "dtype",
 }
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "activation": ACTIVATIONS,
-    "optimizer": OPTIMIZERS,
-    "dtype": ("float32", "float64"),
+_DECLARED = {**MODEL_CONSTRAINTS, **TRAIN_CONSTRAINTS}
+_OWN: dict[str, Constraint] = {  # the estimator's own: a task's threshold, scikit-learn's "auto"
+    "threshold": THRESHOLD,
+    "early_stopping": Options(("auto", True, False)),
 }
 
 
@@ -161,23 +167,15 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         return self._fit_new(X, y, sample_weight, epochs=1, classes=classes)
 
     def _validate_params(self) -> None:
-        """Check every parameter against the table; report all problems in one error."""
-        problems: list[str] = []
-        for name, bounds in _RANGES.items():
-            check_number(problems, name, getattr(self, name), **bounds)
-        if self.batch_size is not None:
-            check_number(problems, "batch_size", self.batch_size, low=1, integer=True)
-        if self.early_stopping not in ("auto", True, False):
-            problems.append(
-                "The 'early_stopping' parameter must be 'auto', True or False. "
-                f"Got {self.early_stopping!r} instead."
-            )
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                problems.append(
-                    f"The '{name}' parameter must be one of {list(choices)}. "
-                    f"Got {getattr(self, name)!r} instead."
-                )
+        """Check every parameter against its declaration; report all problems in one error."""
+        constraints = {flat: _DECLARED[name] for flat, name in SKLEARN_NAMES.items()} | _OWN
+        # numbers first, then choices: the configs' order
+        ordered = sorted(constraints.items(), key=lambda item: isinstance(item[1], Options))
+        problems = [
+            message
+            for name, constraint in ordered
+            if (message := problem(name, getattr(self, name), constraint)) is not None
+        ]
         if problems:
             raise ConfigError("; ".join(problems))
 

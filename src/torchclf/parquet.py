@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import difflib
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +26,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from torchclf.constraints import did_you_mean
 from torchclf.encoders import ArrayEncoder, Moments
 from torchclf.errors import DataError
 from torchclf.tasks import Task
@@ -79,8 +79,8 @@ class ParquetSource:
             if not other.equals(schema):
                 raise DataError(f"'{file}' has other columns than '{files[0]}': {other.names}")
         if target not in schema.names:
-            close = difflib.get_close_matches(target, schema.names, n=1)
-            hint = f". Did you mean '{close[0]}'?" if close else ""
+            suggestion = did_you_mean(target, schema.names)
+            hint = f".{suggestion}" if suggestion else ""
             raise DataError(
                 f"target column '{target}' is not in '{path}'; columns: {schema.names}{hint}"
             )

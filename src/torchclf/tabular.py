@@ -10,7 +10,6 @@ are asked for) and reports what it did. Turning the feature columns into numbers
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
+from torchclf.constraints import did_you_mean
 from torchclf.errors import DataError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -127,8 +127,8 @@ def prepare_table(
         raise DataError(f"name the target column of {source} (for example --target {columns[-1]})")
     for name in [*target, *(features or []), *drop]:
         if name not in columns:
-            close = difflib.get_close_matches(name, columns, n=1)
-            hint = f". Did you mean {close[0]!r}?" if close else ""
+            suggestion = did_you_mean(name, columns)
+            hint = f".{suggestion}" if suggestion else ""
             raise DataError(f"column {name!r} is not in {source}; its columns are {columns}{hint}")
 
     delimited = len(target) == 1 and _is_delimited_labels(frame[target[0]])

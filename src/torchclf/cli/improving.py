@@ -214,7 +214,7 @@ def sweep(
             "validation rows, never on the test rows",
             param_hint="'--validation-size'",
         )
-    patience_value = parse_auto(patience, "'--patience'", int, 1, "20")
+    patience_value = parse_auto(patience, "'--patience'", int, "20")
     folder = run_folder(out, name, f"sweep-{Path(data).stem}", overwrite)
 
     import pandas as pd

@@ -43,19 +43,19 @@ def parse_numbers(text: str, option: str, kind: type, example: str) -> tuple[Any
         ) from None
 
 
-def parse_auto(text: str, option: str, kind: type, low: float, example: str) -> Any:
-    """``auto``, or one number of ``kind`` of at least ``low``; else a BadParameter."""
+def parse_auto(text: str, option: str, kind: type, example: str) -> Any:
+    """``auto``, or one number of ``kind``; else a BadParameter.
+
+    Its range is the parameter's declaration's to check (torchclf.config), not the option's.
+    """
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        value = kind(text)
+        return kind(text)
     except ValueError:
-        value = None
-    if value is None or value < low:
         raise typer.BadParameter(
             f"expected auto or a number such as {example}, got {text!r}", param_hint=option
-        )
-    return value
+        ) from None
 
 
 def split_names(text: str | None) -> tuple[str, ...]:

@@ -73,9 +73,9 @@ def stream(
     The run folder holds model.safetensors and history.csv, plus metrics.json with --test-data.
     """
     sizes = parse_hidden(hidden)
-    epoch_budget = parse_auto(epochs, "'--epochs'", int, 1, "3")
-    validation = parse_auto(validation_size, "'--validation-size'", float, 0.0, "0.01")
-    patience_value = parse_auto(patience, "'--patience'", int, 1, "3")
+    epoch_budget = parse_auto(epochs, "'--epochs'", int, "3")
+    validation = parse_auto(validation_size, "'--validation-size'", float, "0.01")
+    patience_value = parse_auto(patience, "'--patience'", int, "3")
     folder = run_folder(out, name, data.stem, overwrite)
 
     import json

@@ -155,9 +155,9 @@ def train(
     """
     sizes = parse_hidden(hidden)
     threshold_value = parse_threshold(threshold)
-    epoch_budget = parse_auto(epochs, "'--epochs'", int, 1, "300")
-    validation = parse_auto(validation_size, "'--validation-size'", float, 0.0, "0.2")
-    patience_value = parse_auto(patience, "'--patience'", int, 1, "20")
+    epoch_budget = parse_auto(epochs, "'--epochs'", int, "300")
+    validation = parse_auto(validation_size, "'--validation-size'", float, "0.2")
+    patience_value = parse_auto(patience, "'--patience'", int, "20")
     thread_count: int | str = threads
     if threads != "auto":
         if not threads.isdigit() or int(threads) < 1:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from torchclf.config import check_choice
-from torchclf.errors import ConfigError, DataError
+from torchclf.errors import DataError
 from torchclf.labels import as_label_array, check_no_missing, is_label_sets, plain
 from torchclf.tasks.base import TASKS, Task, stacked_targets
 from torchclf.tasks.binary import BinaryTask
@@ -45,7 +45,7 @@ def infer_task(
     Raises:
         DataError: if ``y`` is empty, holds missing values, has a single class, or does not fit
             the requested task.
-        ConfigError: if ``task`` is not one of ``TASKS``.
+        torchclf.errors.ConfigError: if ``task`` is not one of ``TASKS``.
     """
     check_choice("task", task, ("auto", *TASKS))
     y = as_label_array(y)
@@ -108,14 +108,14 @@ def _fit_multilabel(
 def task_from_dict(values: Mapping[str, Any]) -> Task:
     """Rebuild a task from :meth:`Task.to_dict` (as stored in a model file)."""
     name = values["name"]
+    check_choice("task", name, TASKS)
     classes = np.asarray(values["classes"])
-    if name == "binary":
-        return BinaryTask(classes, values.get("threshold", 0.5))
     if name == "multiclass":
         return MulticlassTask(classes)
-    if name == "multilabel":
-        return MultilabelTask(classes, values.get("threshold", 0.5))
-    raise ConfigError(f"Invalid task: expected one of {list(TASKS)}, got {name!r}")
+    threshold = values.get("threshold", 0.5)
+    return (
+        BinaryTask(classes, threshold) if name == "binary" else MultilabelTask(classes, threshold)
+    )
 
 
 __all__ = [

@@ -1,0 +1,83 @@
+"""Each parameter is declared once (torchclf.config); every face checks it the same way."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import torchclf
+from torchclf.cli import app
+from torchclf.config import MODEL_CONSTRAINTS, TRAIN_CONSTRAINTS, ModelConfig, TrainConfig
+from torchclf.constraints import Interval, NoneOr, Options
+from torchclf.estimator import SKLEARN_NAMES, NeuralNetClassifier
+from torchclf.sweep import Member
+
+X = np.random.default_rng(0).normal(size=(40, 2))
+y = (X[:, 0] > 0).astype(int)
+
+
+def _bad(constraint):
+    """A value the constraint refuses: just outside its lower end, or not one of its choices."""
+    if isinstance(constraint, NoneOr):
+        return _bad(constraint.other)
+    if isinstance(constraint, Options):
+        return "bogus"
+    assert isinstance(constraint, Interval)
+    return constraint.low - 1 if constraint.closed in ("both", "left") else constraint.low
+
+
+def _config_message(name, value):
+    with pytest.raises(torchclf.ConfigError) as raised:
+        if name in MODEL_CONSTRAINTS:
+            ModelConfig(in_features=2, out_features=1, **{name: value})
+        else:
+            TrainConfig(**{name: value})
+    return str(raised.value)
+
+
+DECLARED = {**MODEL_CONSTRAINTS, **TRAIN_CONSTRAINTS}
+SHARED_WITH_FIT = [n for n in DECLARED if n not in ("in_features", "out_features")]
+
+
+@pytest.mark.parametrize("name", SHARED_WITH_FIT)
+def test_fit_reports_a_bad_value_as_the_declaration_does(name):
+    value = _bad(DECLARED[name])
+    expected = _config_message(name, value)
+    assert expected.startswith(f"The '{name}' parameter must be ")
+    with pytest.raises(torchclf.ConfigError) as raised:
+        torchclf.fit(X, y, **{"epochs": 1, **{name: value}})
+    assert str(raised.value) == expected
+
+
+@pytest.mark.parametrize(("flat", "name"), sorted(SKLEARN_NAMES.items()))
+def test_the_estimator_reports_a_bad_value_as_the_declaration_does(flat, name):
+    value = _bad(DECLARED[name])
+    expected = _config_message(name, value).replace(f"'{name}'", f"'{flat}'")
+    with pytest.raises(torchclf.ConfigError) as raised:
+        NeuralNetClassifier(**{flat: value}).fit(X, y)
+    assert str(raised.value) == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["lr", "weight_decay", "momentum", "dropout", "epochs", "seed", "activation"]
+)
+def test_sweep_members_report_a_bad_value_as_the_declaration_does(name):
+    value = _bad(DECLARED[name])
+    with pytest.raises(torchclf.ConfigError) as raised:
+        Member(**{name: value})
+    assert str(raised.value) == _config_message(name, value)
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        ("--lr", "lr"),
+        ("--epochs", "epochs"),
+        ("--dropout", "dropout"),
+        ("--optimizer", "optimizer"),
+    ],
+)
+def test_the_command_line_reports_a_bad_value_as_the_declaration_does(tmp_path, option, name):
+    value = _bad(DECLARED[name])
+    result = CliRunner().invoke(app, ["train", option, str(value), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {_config_message(name, value)}\n"
