@@ -81,3 +81,59 @@ def test_the_command_line_reports_a_bad_value_as_the_declaration_does(tmp_path, 
     result = CliRunner().invoke(app, ["train", option, str(value), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr == f"Error: {_config_message(name, value)}\n"
+
+
+# Where a face deliberately differs from fit's default, and why (stated once, here and beside the
+# face's own declaration).
+DELIBERATE = {
+    (
+        "estimator",
+        "max_epochs",
+    ): "scikit-learn's idiom: a fixed max_iter, not a budget sized to data",
+    ("estimator", "validation_fraction"): "HistGradientBoosting's 0.1, used when early stopping",
+    ("estimator", "n_iter_no_change"): "scikit-learn's 10 epochs",
+    ("estimator", "tol"): "MLPClassifier's 1e-4",
+    ("estimator", "dtype"): "scikit-learn computes in float64",
+}
+
+
+def _fit_defaults():
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(torchclf.fit).parameters.items()}
+
+
+@pytest.mark.parametrize(("flat", "name"), sorted(SKLEARN_NAMES.items()))
+def test_the_estimator_has_fits_defaults_but_where_stated(flat, name):
+    import inspect
+
+    ours = inspect.signature(NeuralNetClassifier).parameters[flat].default
+    if ("estimator", flat) in DELIBERATE:
+        assert ours != _fit_defaults()[name]  # a stated difference that no longer is one: drop it
+    else:
+        assert ours == _fit_defaults()[name]
+
+
+@pytest.mark.parametrize(
+    "name", ["activation", "optimizer", "lr", "weight_decay", "momentum", "dropout", "seed"]
+)
+def test_sweep_members_have_fits_defaults(name):
+    import dataclasses
+
+    member = {f.name: f.default for f in dataclasses.fields(Member)}
+    assert member[name] == _fit_defaults()[name]
+
+
+def test_the_train_command_has_fits_defaults():
+    import typer.main
+
+    command = typer.main.get_command(app).commands["train"]
+    options = {p.name: p.default for p in command.params if p.param_type_name == "option"}
+    fit = _fit_defaults()
+    # options the command parses from text: their "none" is None where fit's is () or a rule;
+    # --early-stopping/--no-early-stopping left unset is fit's "auto"
+    parsed = {"task", "hidden", "threshold", "class_weight", "categorical", "early_stopping"}
+    shared = sorted(set(options) & set(fit) - parsed)
+    assert len(shared) >= 10
+    differ = [n for n in shared if options[n] != fit[n] and str(options[n]) != str(fit[n])]
+    assert differ == []

@@ -72,8 +72,9 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: the optimizer's learning rate (scikit-learn's ``learning_rate_init``).
         weight_decay: L2 penalty (torchclf's default, chosen on its real-table suite).
         batch_size: rows per step; None trains full batch up to 4096 rows, else 256.
-        max_epochs: passes over the training rows. Full-batch epochs take one step each, so
-            500 of them are about as many steps as MLPClassifier's 200 epochs of 200-row batches.
+        max_epochs: passes over the training rows: a number, as scikit-learn's ``max_iter``
+            (where ``fit`` sizes its budget to the data). Full-batch epochs take one step each,
+            so 500 of them are about as many steps as MLPClassifier's 200 epochs of 200 rows.
         early_stopping: "auto", True or False, as in HistGradientBoostingClassifier. When on,
             ``validation_fraction`` of the rows is held out (stratified), the weights of the
             epoch with the lowest validation loss are kept, and training stops when that loss
@@ -104,7 +105,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         batch_norm: bool = False,
         init: str = "torch",
         optimizer: str = "adam",
-        learning_rate: float = 0.001,
+        learning_rate: float = 0.003,
         weight_decay: float = 0.003,
         batch_size: int | None = None,
         max_epochs: int = 500,
@@ -114,7 +115,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         tol: float = 1e-4,
         class_weight: str | dict[Any, float] | None = None,
         threshold: float = 0.5,
-        device: str = "cpu",
+        device: str = "auto",
         dtype: str = "float64",
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
