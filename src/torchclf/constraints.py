@@ -63,8 +63,9 @@ class Interval(Constraint):
             return False
         if not isinstance(value, numbers.Real):
             return False
-        low_ok = value >= self.low if self.closed in ("both", "left") else value > self.low
-        high_ok = value <= self.high if self.closed in ("both", "right") else value < self.high
+        number = float(value)
+        low_ok = number >= self.low if self.closed in ("both", "left") else number > self.low
+        high_ok = number <= self.high if self.closed in ("both", "right") else number < self.high
         return bool(low_ok and high_ok)
 
     def describe(self) -> str:

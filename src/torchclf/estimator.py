@@ -230,7 +230,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                 device=self.device,
                 verbose=bool(self.verbose),
             )
-        self._optimizer = None  # the next partial_fit or warm start makes a fresh one
+        self._optimizer: Any = None  # the next partial_fit or warm start makes a fresh one
         self.classes_ = (
             np.arange(y.shape[1]) if multilabel else np.asarray(self.classifier_.classes)
         )

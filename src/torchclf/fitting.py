@@ -170,8 +170,8 @@ def fit(
     fitted_task = infer_task(
         y if classes is None else np.asarray(classes),
         task,
-        threshold=0.5 if rule else threshold,
-        label_names=label_names,  # type: ignore[arg-type]
+        threshold=0.5 if isinstance(threshold, str) else threshold,
+        label_names=label_names,
     )
     targets = fitted_task.encode(y)
     is_frame = hasattr(X, "columns") and hasattr(X, "iloc")

@@ -159,7 +159,7 @@ def improve(
     # (relu and tanh both change the activation: the better of the two stays).
     combos: list[tuple[str, Member]] = []
     chosen: list[Variant] = []
-    member, touched = baseline, set()
+    member, touched = baseline, set[str]()
     for variant in helpful:
         fields = _changed_fields(baseline, variant.member)
         if fields & touched:

@@ -118,7 +118,7 @@ def single_label_metrics(
     k = probs.shape[1]
     targets, preds = targets.long().cpu(), preds.long().cpu()
     probs = probs.float().cpu()
-    common = {"num_classes": k, "validate_args": False}
+    common: dict[str, Any] = {"num_classes": k, "validate_args": False}
     per_precision = tmf.multiclass_precision(preds, targets, average="none", **common)
     per_recall = tmf.multiclass_recall(preds, targets, average="none", **common)
     per_f1 = tmf.multiclass_f1_score(preds, targets, average="none", **common)
@@ -167,7 +167,7 @@ def multilabel_metrics(
 
     n_labels = probs.shape[1]
     targets, preds, probs = targets.long().cpu(), preds.long().cpu(), probs.float().cpu()
-    common = {"num_labels": n_labels, "validate_args": False}
+    common: dict[str, Any] = {"num_labels": n_labels, "validate_args": False}
     per_precision = tmf.multilabel_precision(preds, targets, average="none", **common)
     per_recall = tmf.multilabel_recall(preds, targets, average="none", **common)
     per_f1 = tmf.multilabel_f1_score(preds, targets, average="none", **common)

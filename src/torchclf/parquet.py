@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,8 @@ from torchclf.tasks import Task
 
 READ_AHEAD = 2  # row groups decoded ahead of the training loop
 HOLDOUT_STREAM = 0x76616C  # mixed into the holdout's seed: its draws differ from the shuffling's
-T, R = TypeVar("T"), TypeVar("R")
+T = TypeVar("T")
+R = TypeVar("R")
 STACK_ROWS = 8192  # rows of a row group turned from columns to rows at once
 MAX_CLASSES = 1000  # more distinct target values than this is not a classification target
 
@@ -261,7 +262,7 @@ def shuffled_blocks(
         yield buffer.leave(torch.from_numpy(rng.permutation(buffer.rows)), buffer.rows)
 
 
-def read_ahead(jobs: Sequence[T], load: Callable[[T], R]) -> Iterator[R]:
+def read_ahead(jobs: Sequence[T], load: Callable[[T], R]) -> Generator[R, None, None]:
     """``load(job)`` for each job in turn, run up to :data:`READ_AHEAD` jobs ahead on a thread.
 
     Reading and decoding Parquet releases the GIL, so it runs on another core while the caller

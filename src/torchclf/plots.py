@@ -118,7 +118,9 @@ def plot_decision_boundaries(
     )
     grid = np.c_[xx.ravel(), yy.ravel()]
     n_classes = len(reference.classes)
-    palette = matplotlib.colormaps[POINT_COLORS].colors[:n_classes]
+    # tab10's colours, one per class: a list of RGB tuples (matplotlib types them loosely)
+    colors: list[Any] = list(matplotlib.colormaps[POINT_COLORS](np.arange(10)))  # (10, 4) RGBA
+    palette = colors[:n_classes]
     colormap = ListedColormap(palette)
     levels = np.arange(n_classes + 1) - 0.5
 

@@ -170,7 +170,7 @@ def render_report(
     from torchclf.models import count_parameters
 
     config = classifier.train_config.to_dict() if classifier.train_config else {}
-    model_rows = [
+    model_rows: list[list[Any]] = [
         ["architecture", repr(classifier.model.layers).replace("\n", " ")],
         ["parameters", count_parameters(classifier.model)],
         ["task", f"{classifier.task.name}, classes {list(classifier.task.class_names)}"],

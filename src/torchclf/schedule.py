@@ -77,7 +77,7 @@ def resolve_schedule(
         )
     if early_stopping == "auto":
         early_stopping = validation_fraction > 0  # type: ignore[operator]
-    n_train = n_rows - math.ceil(float(validation_fraction) * n_rows)  # type: ignore[arg-type]
+    n_train = n_rows - math.ceil(float(validation_fraction) * n_rows)
     batch = default_batch_size(max(n_train, 1), batch_size, TrainConfig.FULL_BATCH_MAX)
     full_batch = batch >= n_train
     if epochs == "auto":
@@ -90,10 +90,10 @@ def resolve_schedule(
     if patience == "auto":
         patience = max(10, int(epochs) // 10) if full_batch else MINI_BATCH_PATIENCE
     return Schedule(
-        int(epochs),  # type: ignore[arg-type]
+        int(epochs),
         bool(early_stopping),
-        float(validation_fraction),  # type: ignore[arg-type]
-        int(patience),  # type: ignore[arg-type]
+        float(validation_fraction),
+        int(patience),
     )
 
 

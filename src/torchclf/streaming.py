@@ -167,7 +167,7 @@ def fit_parquet(
     history = History()
     recorder = EpochRecorder(history, ProgressPrinter(epochs, write=print) if verbose else None)
     step = 0
-    features = BatchFeatures()  # each batch copied into a buffer the step keeps its views of
+    batch_features = BatchFeatures()  # each batch copied into a buffer the step keeps its views of
     with torch.inference_mode():  # no autograd bookkeeping on the engine's small operations
         for epoch in range(1, epochs + 1):
             loss_sum = torch.zeros((), dtype=torch_dtype, device=torch_device)
@@ -188,7 +188,7 @@ def fit_parquet(
                 logits = net.flat.new_empty(1, model_config.out_features, rows)  # (1, out, m)
                 sizes = [min(batch_size, rows - start) for start in range(0, rows, batch_size)]
                 start = 0
-                for X_batch in features.batches(X_block.to(torch_device), sizes):
+                for X_batch in batch_features.batches(X_block.to(torch_device), sizes):
                     columns = slice(start, start + X_batch.shape[1])
                     step += 1
                     step_batch(

@@ -227,8 +227,8 @@ def class_balance(y: Any, label_names: Sequence[str] | None = None) -> dict[str,
     if y.ndim == 2:
         names = label_names or [str(i) for i in range(y.shape[1])]
         return {str(n): int(c) for n, c in zip(names, y.astype(float).sum(axis=0), strict=True)}
-    values, counts = np.unique(y.astype(str), return_counts=True)
-    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    values, tallies = np.unique(y.astype(str), return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, tallies, strict=True)}
 
 
 __all__ = [

@@ -130,7 +130,7 @@ def train_model(
     if batches is None:
         batches = training_batches(model, len(train.X), config, train.X.device)
     per_sample_loss = copy.copy(loss_fn)
-    per_sample_loss.reduction = "none"  # (batch, outputs) or (batch,): weighted below
+    per_sample_loss.reduction = "none"  # type: ignore[assignment]  # nn.Module attrs are Tensor|Module  # (batch, outputs) or (batch,): weighted below
     optimizer = optimizer if optimizer is not None else make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     history = History()

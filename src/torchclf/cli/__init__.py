@@ -46,7 +46,7 @@ class _OneLineErrors(TyperGroup):
             with warnings.catch_warnings():
                 warnings.simplefilter("always", TorchclfWarning)
                 warnings.showwarning = _show_warning
-                code = super().main(*args, standalone_mode=False, **kwargs)
+                code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except _ClickException as error:
             message = error.format_message()  # type: ignore[attr-defined]
             context = getattr(error, "ctx", None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -84,6 +84,7 @@ def improve(
     from torchclf.sources import DataSource
     from torchclf.sweep import Member
 
+    assert not isinstance(sizes, str)  # "auto" was refused above
     baseline = Member(
         hidden=sizes, activation=activation, optimizer=optimizer, lr=lr, epochs=epochs, seed=seed
     )
@@ -272,11 +273,11 @@ def sweep(
         batch_size=batch_size,
         shuffle_seed=split_seed,
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, (member, classifier) in enumerate(zip(members, classifiers, strict=True)):
         history = classifier.history
         # the epoch whose weights the member kept: its best one when it stopped early
-        kept = history.rows[history.best_epoch - 1] if history.best_epoch else history.last
+        kept_row = history.rows[history.best_epoch - 1] if history.best_epoch else history.last
         rows.append(
             {
                 "member": index,
@@ -289,7 +290,7 @@ def sweep(
                 "seed": member.seed,
                 "max_epochs": member.epochs,
                 "epochs": len(classifier.history),  # trained: fewer when it stopped early
-                **{k: v for k, v in kept.items() if k.endswith(("_accuracy", "_loss"))},
+                **{k: v for k, v in kept_row.items() if k.endswith(("_accuracy", "_loss"))},
             }
         )
     rows.sort(key=lambda r: (-r["val_accuracy"], r["val_loss"]))

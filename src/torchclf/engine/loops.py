@@ -130,6 +130,7 @@ def train_stacked(
                 evaluate(logits, epoch - 1)
             losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
             records.add("train", losses, correct)
+            assert dlogits is not None  # training rows: the gradient was asked for
             grads = net.backward(forward, dlogits)
             mask = live[:, None].to(flat.dtype) if masked else None
             optimizer.step(flat, grads, epoch, mask)

@@ -140,6 +140,7 @@ class StackedMLP:
             if dropping:
                 shape = (members, h.shape[1], train_rows)
                 draws = torch.rand(shape, generator=self.generator, dtype=h.dtype, device=h.device)
+                assert self.keep is not None  # set with the generator by use_dropout
                 mask = (draws < self.keep).to(h.dtype).div_(self.keep)  # 0 or 1 / keep
                 h = h.clone()
                 h[..., :train_rows].mul_(mask)
@@ -159,6 +160,7 @@ class StackedMLP:
             self._grads = torch.empty_like(self.flat)
             self._grad_views = StackedMLP(self.sizes, self.activation, self._grads)
         grads = self._grad_views
+        assert grads is not None  # made above on the first call
         layers = forward.buffers.backward_views(forward, dlogits.shape[2])
         dz = dlogits
         for layer in reversed(range(len(self.weights))):
@@ -167,10 +169,12 @@ class StackedMLP:
             torch.bmm(dz, inputs_t, out=grads.weights[layer])  # (M, out, in)
             if layer == 0:
                 break
+            assert dh is not None  # every layer but the first has a buffer for d loss / d input
             torch.bmm(self.weights_t[layer], dz, out=dh)  # (M, in, n)
             mask = forward.masks[layer - 1]
             if mask is not None:
                 dh.mul_(mask)
+            assert h is not None  # every layer but the first has the activation it took
             dz = self._activation_backward(dh, z, h)
         return self._grads
 

@@ -56,6 +56,7 @@ def _bce_loss(
         positives = targets.sum(dim=0)  # (columns,)
         pos_weight = (len(targets) - positives) / positives.clamp(min=1)
     else:
+        assert not isinstance(class_weight, str)  # TrainConfig allows "balanced" alone
         weights = _weights_by_name(class_weight, task.class_names)
         pos_weight = torch.tensor(pos_weight_from_names(weights))
     return nn.BCEWithLogitsLoss(pos_weight=pos_weight.float())

@@ -45,6 +45,7 @@ class MulticlassTask(Task):
             counts = torch.bincount(targets, minlength=self.n_outputs).double()
             weight = (len(targets) / (self.n_outputs * counts.clamp(min=1))).float()
         elif class_weight is not None:
+            assert not isinstance(class_weight, str)  # TrainConfig allows "balanced" alone
             weight = torch.tensor(_weights_by_name(class_weight, self.class_names))
         return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
 
