@@ -122,3 +122,20 @@ def test_every_module_has_a_floor_and_imports_only_from_its_floor_or_below():
         if floors[dependency] > floors[name]
     ]
     assert upward == []
+
+
+def test_the_command_line_imports_only_the_public_api_and_its_own_modules():
+    import torchclf
+
+    public = {"torchclf"} | {f"torchclf.{name}" for name in torchclf._SUBMODULES}
+    modules = _modules()
+    reaching_in = {
+        name: sorted(d for d in _imports(tree, set(modules)) if d not in public)
+        for name, tree in modules.items()
+        if name.startswith("torchclf.cli")
+    }
+    assert {
+        name: [d for d in deps if not d.startswith("torchclf.cli")]
+        for name, deps in reaching_in.items()
+        if any(not d.startswith("torchclf.cli") for d in deps)
+    } == {}

@@ -50,8 +50,20 @@ _EXPORTS = {
     "Evaluation": "torchclf.metrics",
     "History": "torchclf.history",
     "NeuralNetClassifier": "torchclf.estimator",
+    "DataSource": "torchclf.sources",
+    "atomic_directory": "torchclf.files",
+    "atomic_file": "torchclf.files",
+    "Schedule": "torchclf.schedule",
+    "resolve_schedule": "torchclf.schedule",
+    "read_table": "torchclf.tabular",
+    "is_table_path": "torchclf.tabular",
+    "prediction_frame": "torchclf.predictions",
+    "write_table": "torchclf.predictions",
+    "count_parameters": "torchclf.models",
+    "read_model_file": "torchclf.checkpoint",
+    "format_progress": "torchclf.training",
 }
-_SUBMODULES = ("activations", "datasets", "plots", "report", "sweep")
+_SUBMODULES = ("activations", "datasets", "improve", "plots", "report", "sweep")
 
 __all__ = [
     "MLP",
@@ -59,6 +71,7 @@ __all__ = [
     "Classifier",
     "ConfigError",
     "DataError",
+    "DataSource",
     "Evaluation",
     "History",
     "ModelConfig",
@@ -66,6 +79,7 @@ __all__ = [
     "MulticlassTask",
     "MultilabelTask",
     "NeuralNetClassifier",
+    "Schedule",
     "Split",
     "Task",
     "TorchclfError",
@@ -75,17 +89,28 @@ __all__ = [
     "TrainingError",
     "__version__",
     "activations",
+    "atomic_directory",
+    "atomic_file",
     "build_model",
+    "count_parameters",
     "datasets",
     "fit",
     "fit_parquet",
+    "format_progress",
+    "improve",
     "infer_task",
+    "is_table_path",
     "load",
     "plots",
+    "prediction_frame",
+    "read_model_file",
+    "read_table",
     "report",
     "resolve_device",
+    "resolve_schedule",
     "sweep",
     "train_test_split",
+    "write_table",
 ]
 
 
@@ -105,7 +130,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what static type checkers and IDEs see
-    from torchclf import activations, datasets, plots, report, sweep
+    from torchclf import activations, datasets, improve, plots, report, sweep
+    from torchclf.checkpoint import read_model_file
     from torchclf.classifier import Classifier, load
     from torchclf.config import ModelConfig, TrainConfig
     from torchclf.data import Split, train_test_split
@@ -120,9 +146,15 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
         TrainingError,
     )
     from torchclf.estimator import NeuralNetClassifier
+    from torchclf.files import atomic_directory, atomic_file
     from torchclf.fitting import fit
     from torchclf.history import History
     from torchclf.metrics import Evaluation
-    from torchclf.models import MLP, build_model
+    from torchclf.models import MLP, build_model, count_parameters
+    from torchclf.predictions import prediction_frame, write_table
+    from torchclf.schedule import Schedule, resolve_schedule
+    from torchclf.sources import DataSource
     from torchclf.streaming import fit_parquet
+    from torchclf.tabular import is_table_path, read_table
     from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
+    from torchclf.training import format_progress

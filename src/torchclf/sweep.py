@@ -16,6 +16,7 @@ checks members against the same configurations trained alone by ``fit``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ import torch
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
-from torchclf.data import IndexBatches, as_features, default_batch_size
+from torchclf.data import IndexBatches, as_features, default_batch_size, holdout_indices, take_rows
 from torchclf.devices import intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder
 from torchclf.engine import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, train_stacked
@@ -240,4 +241,83 @@ def _train_group(
     return classifiers
 
 
-__all__ = ["Member", "train_members"]
+def grid(
+    widths: Sequence[int],
+    depths: Sequence[int],
+    *,
+    activations: Sequence[str] = ("relu",),
+    optimizers: Sequence[str] = ("adam",),
+    lrs: Sequence[float] = (0.003,),
+    weight_decays: Sequence[float] = (0.003,),
+    dropouts: Sequence[float] = (0.0,),
+    epochs: Sequence[int] = (1000,),
+    seeds: Sequence[int] = (42,),
+) -> list[Member]:
+    """Every combination as a :class:`Member`, each once (depth 0 is one linear model).
+
+    ``widths`` and ``depths`` make the hidden layers: depth ``d`` is ``(width,) * d``.
+    """
+    members = [
+        Member(
+            hidden=(w,) * d,
+            activation=a,
+            optimizer=o,
+            lr=r,
+            weight_decay=wd,
+            dropout=p if d else 0.0,  # the linear model has no hidden units to drop
+            epochs=e,
+            seed=s,
+        )
+        for w, d, a, o, r, wd, p, e, s in itertools.product(
+            widths, depths, activations, optimizers, lrs, weight_decays, dropouts, epochs, seeds
+        )
+    ]
+    return list(dict.fromkeys(members))  # depth 0 makes every width the same linear model
+
+
+def hold_out(X: Any, y: Any, fraction: float, seed: int) -> tuple[Any, Any, tuple[Any, Any]]:
+    """Training rows, and ``(X_val, y_val)``: a stratified ``fraction`` to rank members on.
+
+    Raises:
+        ConfigError: for a ``fraction`` outside (0, 0.9]: members are ranked on validation
+            rows, never on test rows.
+    """
+    if not 0.0 < fraction <= 0.9:
+        raise ConfigError(
+            "The 'validation_fraction' parameter must be in (0, 0.9]: members are ranked on "
+            f"validation rows, never on the test rows. Got {fraction!r} instead."
+        )
+    encoded = infer_task(y).encode(y).numpy()
+    kept, held_out = holdout_indices(encoded, fraction, seed)
+    return take_rows(X, kept), take_rows(y, kept), (take_rows(X, held_out), take_rows(y, held_out))
+
+
+def ranking(members: Sequence[Member], classifiers: Sequence[Classifier]) -> list[dict[str, Any]]:
+    """One row per member, best first: by validation accuracy, then validation loss.
+
+    Each row holds the member's settings, its epochs and the scores of the epoch whose weights
+    it kept (its best one when it stopped early).
+    """
+    rows = []
+    for index, (member, classifier) in enumerate(zip(members, classifiers, strict=True)):
+        history = classifier.history
+        kept = history.rows[history.best_epoch - 1] if history.best_epoch else history.last
+        rows.append(
+            {
+                "member": index,
+                "hidden": "-".join(map(str, member.hidden)) or "linear",
+                "activation": member.activation,
+                "optimizer": member.optimizer,
+                "lr": member.lr,
+                "weight_decay": member.weight_decay,
+                "dropout": member.dropout,
+                "seed": member.seed,
+                "max_epochs": member.epochs,
+                "epochs": len(history),  # trained: fewer when it stopped early
+                **{k: v for k, v in kept.items() if k.endswith(("_accuracy", "_loss"))},
+            }
+        )
+    return sorted(rows, key=lambda r: (-r["val_accuracy"], r["val_loss"]))
+
+
+__all__ = ["Member", "grid", "hold_out", "ranking", "train_members"]

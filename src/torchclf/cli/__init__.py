@@ -24,7 +24,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from torchclf.errors import TorchclfError, TorchclfWarning
+from torchclf import TorchclfError, TorchclfWarning
 
 EXIT_USAGE = 2
 

@@ -59,8 +59,7 @@ def evaluate(
     import json
 
     import torchclf
-    from torchclf import plots
-    from torchclf.files import atomic_directory
+    from torchclf import atomic_directory, plots
     from torchclf.report import save_pictures
 
     model_path = resolve_model_path(model)
@@ -121,8 +120,7 @@ def predict(
     import warnings
 
     import torchclf
-    from torchclf.errors import TorchclfWarning
-    from torchclf.predictions import prediction_frame, write_table
+    from torchclf import TorchclfWarning, prediction_frame, write_table
 
     thresholds = None
     if threshold is not None:
@@ -156,8 +154,7 @@ def info(model: ModelArgument) -> None:
     from rich.table import Table
 
     import torchclf
-    from torchclf.checkpoint import read_model_file
-    from torchclf.models import count_parameters
+    from torchclf import count_parameters, read_model_file
 
     path = resolve_model_path(model)
     classifier = torchclf.load(path)
@@ -245,8 +242,7 @@ def activations(
     """
     from rich.table import Table
 
-    from torchclf import plots
-    from torchclf.files import atomic_file
+    from torchclf import atomic_file, plots
 
     check_folder_option(out)
     table = Table(title="from scratch vs torch, x in [-1e4, 1e4]", title_justify="left")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -77,11 +77,9 @@ def improve(
 
     import pandas as pd
 
-    from torchclf import plots
-    from torchclf.files import atomic_directory
+    from torchclf import DataSource, atomic_directory, plots
     from torchclf.improve import improve as try_improvements
     from torchclf.improve import variants_table
-    from torchclf.sources import DataSource
     from torchclf.sweep import Member
 
     assert not isinstance(sizes, str)  # "auto" was refused above
@@ -198,8 +196,6 @@ def sweep(
     sweep.csv (one row per member, sorted), histories.csv (every member's epochs) and the best
     member's model.safetensors, which 'torchclf predict' serves.
     """
-    import itertools
-
     widths = [int(v) for v in parse_numbers(hidden, "'--hidden'", int, "8,32,64")]
     depths = [int(v) for v in parse_numbers(layers, "'--layers'", int, "1,2,3")]
     rates = parse_numbers(lr, "'--lr'", float, "0.01,0.1")
@@ -209,7 +205,7 @@ def sweep(
     epoch_counts = [int(v) for v in parse_numbers(epochs, "'--epochs'", int, "300,1000")]
     if any(w < 1 for w in widths) or any(d < 0 for d in depths):
         raise typer.BadParameter("widths must be at least 1 and depths at least 0")
-    if not 0.0 < validation_size <= 0.9:
+    if not 0.0 < validation_size <= 0.9:  # refused before any data is read (sweep.hold_out)
         raise typer.BadParameter(
             f"expected a share in (0, 0.9], got {validation_size!r}: members are ranked on "
             "validation rows, never on the test rows",
@@ -220,47 +216,28 @@ def sweep(
 
     import pandas as pd
 
-    from torchclf.files import atomic_directory
-    from torchclf.sources import DataSource
-    from torchclf.sweep import Member, train_members
+    from torchclf import DataSource, atomic_directory, resolve_schedule
+    from torchclf.sweep import grid, hold_out, ranking, train_members
 
-    members = [
-        Member(
-            hidden=(w,) * d,
-            activation=a,
-            optimizer=o,
-            lr=r,
-            weight_decay=wd,
-            dropout=p if d else 0.0,  # the linear model has no hidden units to drop
-            epochs=e,
-            seed=s,
-        )
-        for w, d, a, o, r, wd, p, e, s in itertools.product(
-            widths,
-            depths,
-            split_names(activation),
-            split_names(optimizer),
-            rates,
-            decays,
-            dropouts,
-            epoch_counts,
-            seed_values,
-        )
-    ]
-    members = list(dict.fromkeys(members))  # depth 0 makes every width the same linear model
+    members = grid(
+        widths,
+        depths,
+        activations=split_names(activation),
+        optimizers=split_names(optimizer),
+        lrs=rates,
+        weight_decays=decays,
+        dropouts=dropouts,
+        epochs=epoch_counts,
+        seeds=seed_values,
+    )
     source = DataSource(name=data, target=split_names(target), test_size=test_size, seed=split_seed)
     split = source.split()
-    from torchclf.data import holdout_indices, take_rows
-    from torchclf.schedule import resolve_schedule
-    from torchclf.tasks import infer_task
-
-    encoded = infer_task(split.y_train).encode(split.y_train).numpy()
-    kept, held_out = holdout_indices(encoded, validation_size, split_seed)
-    validation = (take_rows(split.X_train, held_out), take_rows(split.y_train, held_out))
-    X_train, y_train = take_rows(split.X_train, kept), take_rows(split.y_train, kept)
+    X_train, y_train, validation = hold_out(
+        split.X_train, split.y_train, validation_size, split_seed
+    )
     if patience_value == "auto":
         patience_value = resolve_schedule(
-            len(kept), epochs=max(epoch_counts), validation_fraction=0.0, batch_size=batch_size
+            len(y_train), epochs=max(epoch_counts), validation_fraction=0.0, batch_size=batch_size
         ).patience
     classifiers = train_members(
         X_train,
@@ -273,27 +250,7 @@ def sweep(
         batch_size=batch_size,
         shuffle_seed=split_seed,
     )
-    rows: list[dict[str, Any]] = []
-    for index, (member, classifier) in enumerate(zip(members, classifiers, strict=True)):
-        history = classifier.history
-        # the epoch whose weights the member kept: its best one when it stopped early
-        kept_row = history.rows[history.best_epoch - 1] if history.best_epoch else history.last
-        rows.append(
-            {
-                "member": index,
-                "hidden": "-".join(map(str, member.hidden)) or "linear",
-                "activation": member.activation,
-                "optimizer": member.optimizer,
-                "lr": member.lr,
-                "weight_decay": member.weight_decay,
-                "dropout": member.dropout,
-                "seed": member.seed,
-                "max_epochs": member.epochs,
-                "epochs": len(classifier.history),  # trained: fewer when it stopped early
-                **{k: v for k, v in kept_row.items() if k.endswith(("_accuracy", "_loss"))},
-            }
-        )
-    rows.sort(key=lambda r: (-r["val_accuracy"], r["val_loss"]))
+    rows = ranking(members, classifiers)
     histories = pd.concat(
         [pd.DataFrame(c.history.rows).assign(member=i) for i, c in enumerate(classifiers)]
     )

@@ -91,7 +91,7 @@ def advice_in_options(*, grad_clip: bool) -> Iterator[None]:
 
     ``grad_clip`` says whether the command has ``--grad-clip`` to suggest.
     """
-    from torchclf.errors import TrainingDiverged, TrainingError
+    from torchclf import TrainingDiverged, TrainingError
 
     try:
         yield
@@ -157,8 +157,7 @@ def rows_to_score(
     classifier: Any, data: str | None, split: str | None, *, need_target: bool = True
 ) -> tuple[str, Any, Any]:
     """The rows to evaluate or predict: (description, X, y); y is None when not needed."""
-    from torchclf.sources import DataSource
-    from torchclf.tabular import is_table_path, read_table
+    from torchclf import DataSource, is_table_path, read_table
 
     trained_on = DataSource.from_dict(classifier.data_source) if classifier.data_source else None
     if data is None:

@@ -81,9 +81,8 @@ def stream(
     import json
 
     import torchclf
-    from torchclf.files import atomic_directory
+    from torchclf import atomic_directory, format_progress
     from torchclf.report import write_history
-    from torchclf.training import format_progress
 
     console = make_console()
     with advice_in_options(grad_clip=False):
@@ -105,7 +104,7 @@ def stream(
         )
     evaluation = None
     if test_data is not None:
-        from torchclf.tabular import read_table
+        from torchclf import read_table
 
         table = read_table(test_data)
         if target not in table.columns:

@@ -169,9 +169,8 @@ def train(
     folder = run_folder(out, name, Path(data).stem, overwrite)
 
     import torchclf
+    from torchclf import DataSource, resolve_schedule
     from torchclf.report import write_run
-    from torchclf.schedule import resolve_schedule
-    from torchclf.sources import DataSource
 
     console = make_console()
     source = DataSource(
