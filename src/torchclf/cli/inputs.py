@@ -14,6 +14,28 @@ OutOption = Annotated[Path, typer.Option(help="Folder that holds the run and res
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing folder of the same name.")
 ]
+# What fit's "auto" schedule means is said once, here, for every command that trains one model.
+EpochsOption = Annotated[
+    str,
+    typer.Option(
+        help="The most passes over the training rows; auto: 1000 for data that trains full "
+        "batch, about 30,000 steps (at most 200 epochs) in mini-batches."
+    ),
+]
+ValidationSizeOption = Annotated[
+    str,
+    typer.Option(
+        help="Share of the training rows held out to choose the epoch (and a threshold rule); "
+        "auto: 20%, at most 10,000 rows; 0: none, train the whole budget."
+    ),
+]
+PatienceOption = Annotated[
+    str,
+    typer.Option(
+        help="Epochs without a better validation loss before stopping; auto: a tenth of a "
+        "full-batch budget, 10 in mini-batches."
+    ),
+]
 DataOption = Annotated[
     str,
     typer.Option(

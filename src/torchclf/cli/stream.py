@@ -9,8 +9,11 @@ import typer
 
 from torchclf.cli import app
 from torchclf.cli.inputs import (
+    EpochsOption,
     OutOption,
     OverwriteOption,
+    PatienceOption,
+    ValidationSizeOption,
     advice_in_options,
     parse_auto,
     parse_hidden,
@@ -36,20 +39,9 @@ def stream(
         str, typer.Option(help="Hidden layer sizes, comma-separated, 'none' or 'auto'.")
     ] = "auto",
     activation: Annotated[str, typer.Option(help="The hidden layers' activation.")] = "relu",
-    epochs: Annotated[
-        str,
-        typer.Option(help="The most passes over the data; auto: about 30,000 steps."),
-    ] = "auto",
-    validation_size: Annotated[
-        str,
-        typer.Option(
-            help="Share of the rows held out (and kept in memory) to choose the epoch; auto: "
-            "20%, at most about 10,000 rows; 0: none."
-        ),
-    ] = "auto",
-    patience: Annotated[
-        str, typer.Option(help="Epochs without a better validation loss before stopping.")
-    ] = "auto",
+    epochs: EpochsOption = "auto",
+    validation_size: ValidationSizeOption = "auto",
+    patience: PatienceOption = "auto",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
     optimizer: Annotated[str, typer.Option(help="adam, adamw or sgd.")] = "adam",
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 256,

@@ -11,9 +11,12 @@ import typer
 from torchclf.cli import app
 from torchclf.cli.inputs import (
     DataOption,
+    EpochsOption,
     OutOption,
     OverwriteOption,
+    PatienceOption,
     TestSizeOption,
+    ValidationSizeOption,
     advice_in_options,
     command_line,
     parse_auto,
@@ -69,13 +72,7 @@ def train(
             "kaiming (He)."
         ),
     ] = "torch",
-    epochs: Annotated[
-        str,
-        typer.Option(
-            help="The most passes over the training rows; auto: 1000 for data that trains full "
-            "batch, about 30,000 steps (at most 200 epochs) in mini-batches."
-        ),
-    ] = "auto",
+    epochs: EpochsOption = "auto",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
     optimizer: Annotated[str, typer.Option(help="adam, adamw, sgd or rmsprop.")] = "adam",
     batch_size: Annotated[
@@ -123,20 +120,8 @@ def train(
             show_default=False,
         ),
     ] = None,
-    validation_size: Annotated[
-        str,
-        typer.Option(
-            help="Share of the training rows held out to choose the epoch (and a threshold "
-            "rule); auto: 20%, at most 10,000 rows; 0: none, train the whole budget.",
-        ),
-    ] = "auto",
-    patience: Annotated[
-        str,
-        typer.Option(
-            help="Epochs without a better validation loss before stopping; auto: a "
-            "tenth of a full-batch budget, 10 in mini-batches."
-        ),
-    ] = "auto",
+    validation_size: ValidationSizeOption = "auto",
+    patience: PatienceOption = "auto",
     out: OutOption = Path("runs"),
     name: Annotated[
         str | None,
