@@ -175,7 +175,12 @@ def render_report(
         ["parameters", count_parameters(classifier.model)],
         ["task", f"{classifier.task.name}, classes {list(classifier.task.class_names)}"],
         *[[k, v] for k, v in config.items()],
-        *[[k, v] for k, v in classifier.training_summary.items() if k != "last"],
+        # what training did, beside what it was asked (the config's epochs are a budget)
+        *[
+            [{"epochs": "epochs trained"}.get(k, k), v]
+            for k, v in classifier.training_summary.items()
+            if k != "last"
+        ],
     ]
     per_class = [
         [name, row["precision"], row["recall"], row["f1"], int(row["support"])]
