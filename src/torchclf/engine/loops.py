@@ -84,8 +84,11 @@ def train_stacked(
     epochs = torch.tensor([h.epochs for h in hypers], device=device)
     stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
     records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
-    # members that may stop before the others take their steps with a 0/1 mask on the rate
-    masked = stopping is not None or len({h.epochs for h in hypers}) > 1
+    # members that may stop before the others take their steps with a 0/1 mask on the rate. One
+    # member alone needs none (and so keeps the fused optimizer step): once it stops, the loop
+    # ends at the next read of the device, and the steps it took past its stop are discarded,
+    # as its best epoch's weights are kept and its history ends where it stopped.
+    masked = members > 1 and (stopping is not None or len({h.epochs for h in hypers}) > 1)
     if batches is not None and not batches.full_batch:
         return _train_in_batches(
             net,
