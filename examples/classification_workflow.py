@@ -7,7 +7,7 @@ standardized features, Adam lr 0.003, the weights of the best epoch on validatio
 the training rows) and prints the test accuracy on every toy dataset, plus the
 multi-label set against independent logistic regressions.
 
-Run: python examples/classification_workflow.py   (about 20 s on one CPU core)
+Run: python examples/classification_workflow.py   (about 6 s on one CPU core)
 """
 
 from __future__ import annotations
