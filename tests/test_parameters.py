@@ -137,3 +137,22 @@ def test_the_train_command_has_fits_defaults():
     assert len(shared) >= 10
     differ = [n for n in shared if options[n] != fit[n] and str(options[n]) != str(fit[n])]
     assert differ == []
+
+
+def test_every_declared_parameter_has_one_line_of_help():
+    from torchclf.config import PARAMETER_HELP
+
+    assert set(PARAMETER_HELP) == set(DECLARED)
+    assert all(text.endswith(".") and "\n" not in text for text in PARAMETER_HELP.values())
+
+
+def test_the_train_commands_options_say_what_the_declaration_says():
+    import typer.main
+
+    from torchclf.config import PARAMETER_HELP
+
+    command = typer.main.get_command(app).commands["train"]
+    helps = {p.name: p.help for p in command.params if p.param_type_name == "option"}
+    declared = sorted(set(helps) & set(PARAMETER_HELP) - {"epochs", "patience"})  # auto-aware
+    assert len(declared) >= 9
+    assert {n: helps[n] for n in declared} == {n: PARAMETER_HELP[n] for n in declared}

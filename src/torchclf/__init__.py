@@ -37,6 +37,7 @@ _EXPORTS = {
     "fit_parquet": "torchclf.streaming",
     "ModelConfig": "torchclf.config",
     "TrainConfig": "torchclf.config",
+    "PARAMETER_HELP": "torchclf.config",
     "Split": "torchclf.data",
     "resolve_device": "torchclf.devices",
     "train_test_split": "torchclf.data",
@@ -67,6 +68,7 @@ _SUBMODULES = ("activations", "datasets", "improve", "plots", "report", "sweep")
 
 __all__ = [
     "MLP",
+    "PARAMETER_HELP",
     "BinaryTask",
     "Classifier",
     "ConfigError",
@@ -133,7 +135,7 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf import activations, datasets, improve, plots, report, sweep
     from torchclf.checkpoint import read_model_file
     from torchclf.classifier import Classifier, load
-    from torchclf.config import ModelConfig, TrainConfig
+    from torchclf.config import PARAMETER_HELP, ModelConfig, TrainConfig
     from torchclf.data import Split, train_test_split
     from torchclf.devices import resolve_device
     from torchclf.errors import (

@@ -60,6 +60,32 @@ TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "dtype": Options(("float32", "float64")),
     "engine": Options(ENGINES),
 }
+# Each declared parameter's one line of help: the command line's options show it.
+PARAMETER_HELP: dict[str, str] = {
+    "in_features": "Input features of the network (set from the data).",
+    "out_features": "Output units: 1 (binary), one per class or per label (set from the data).",
+    "dropout": "Dropout probability after each hidden activation.",
+    "activation": "Non-linearity between layers: relu, leaky_relu, sigmoid, tanh, gelu, identity.",
+    "activation_impl": "torch (torch.nn's activations) or scratch (torchclf.activations').",
+    "init": "Initial weights: torch (nn.Linear's), xavier (Glorot, scikit-learn's), kaiming (He).",
+    "lr": "Learning rate.",
+    "momentum": "Momentum, for sgd and rmsprop.",
+    "weight_decay": "L2 penalty (decoupled for adamw); tempers over-confident probabilities.",
+    "epochs": "The most passes over the training rows.",
+    "batch_size": "Rows per step (default: full batch up to 4096 rows, else 256).",
+    "grad_clip": "Clip the gradients' global norm to this value (default: no clipping).",
+    "validation_fraction": "Share of the training rows held out for validation.",
+    "patience": "Epochs without a better validation loss before stopping.",
+    "min_delta": "Smallest decrease of the validation loss that counts as better.",
+    "label_smoothing": "Label smoothing of the multiclass cross-entropy.",
+    "seed": "Seed of the split, initialisation, shuffling and dropout.",
+    "log_every": "A progress line every this many epochs (default: ten per run).",
+    "optimizer": "adam, adamw, sgd or rmsprop.",
+    "lr_schedule": "Learning-rate schedule: none, cosine, step or plateau.",
+    "dtype": "float32, or float64 for exact arithmetic (slower).",
+    "engine": "auto (the hand-written engine where it applies), autograd or stacked.",
+}
+
 # a task's decision threshold (binary, multilabel): a probability strictly between 0 and 1
 THRESHOLD = Interval(float, 0.0, 1.0, closed="neither")
 
@@ -186,6 +212,7 @@ def _from_dict(cls: Any, values: Mapping[str, Any]) -> Any:
 
 __all__ = [
     "MODEL_CONSTRAINTS",
+    "PARAMETER_HELP",
     "THRESHOLD",
     "TRAIN_CONSTRAINTS",
     "ModelConfig",

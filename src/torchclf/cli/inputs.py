@@ -14,6 +14,15 @@ OutOption = Annotated[Path, typer.Option(help="Folder that holds the run and res
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing folder of the same name.")
 ]
+
+
+def declared(name: str) -> Any:
+    """An option whose help is parameter ``name``'s one declared line (torchclf.config)."""
+    from torchclf import PARAMETER_HELP
+
+    return typer.Option(help=PARAMETER_HELP[name])
+
+
 # What fit's "auto" schedule means is said once, here, for every command that trains one model.
 EpochsOption = Annotated[
     str,
@@ -225,6 +234,7 @@ __all__ = [
     "advice_in_options",
     "check_folder_option",
     "command_line",
+    "declared",
     "parse_auto",
     "parse_hidden",
     "parse_numbers",

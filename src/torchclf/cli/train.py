@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from torchclf import ModelConfig, TrainConfig
 from torchclf.cli import app
 from torchclf.cli.inputs import (
     DataOption,
@@ -19,6 +20,7 @@ from torchclf.cli.inputs import (
     ValidationSizeOption,
     advice_in_options,
     command_line,
+    declared,
     parse_auto,
     parse_hidden,
     parse_threshold,
@@ -61,28 +63,17 @@ def train(
             "layers of width 2 x (inputs + outputs), between 10 and 128 (10,10 on circles)."
         ),
     ] = "auto",
-    activation: Annotated[
-        str, typer.Option(help="relu, leaky_relu, sigmoid, tanh, gelu or identity.")
-    ] = "relu",
-    dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.0,
-    init: Annotated[
-        str,
-        typer.Option(
-            help="Initial weights: torch (nn.Linear's), xavier (Glorot, scikit-learn's) or "
-            "kaiming (He)."
-        ),
-    ] = "torch",
+    activation: Annotated[str, declared("activation")] = ModelConfig.activation,
+    dropout: Annotated[float, declared("dropout")] = ModelConfig.dropout,
+    init: Annotated[str, declared("init")] = ModelConfig.init,
     epochs: EpochsOption = "auto",
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
-    optimizer: Annotated[str, typer.Option(help="adam, adamw, sgd or rmsprop.")] = "adam",
-    batch_size: Annotated[
-        int | None,
-        typer.Option(help="Rows per step (default: full batch up to 4096 rows, else 256)."),
-    ] = None,
-    grad_clip: Annotated[
-        float | None,
-        typer.Option(help="Clip the gradients' global norm to this value (default: no clipping)."),
-    ] = None,
+    lr: Annotated[float, declared("lr")] = TrainConfig.lr,
+    optimizer: Annotated[str, declared("optimizer")] = TrainConfig.optimizer,
+    weight_decay: Annotated[float, declared("weight_decay")] = TrainConfig.weight_decay,
+    momentum: Annotated[float, declared("momentum")] = TrainConfig.momentum,
+    lr_schedule: Annotated[str, declared("lr_schedule")] = TrainConfig.lr_schedule,
+    batch_size: Annotated[int | None, declared("batch_size")] = TrainConfig.batch_size,
+    grad_clip: Annotated[float | None, declared("grad_clip")] = TrainConfig.grad_clip,
     class_weight: Annotated[
         str, typer.Option(help="none, or balanced: weigh classes by their inverse frequency.")
     ] = "none",
@@ -93,9 +84,7 @@ def train(
         ),
     ] = None,
     test_size: TestSizeOption = 0.2,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the split, initialisation and shuffling.")
-    ] = 42,
+    seed: Annotated[int, declared("seed")] = TrainConfig.seed,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     threads: Annotated[
         str,
@@ -198,6 +187,9 @@ def train(
                 epochs=schedule.epochs,
                 lr=lr,
                 optimizer=optimizer,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                lr_schedule=lr_schedule,
                 batch_size=batch_size,
                 grad_clip=grad_clip,
                 early_stopping=schedule.early_stopping,
