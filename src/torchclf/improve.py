@@ -19,10 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchclf.classifier import Classifier
-from torchclf.data import holdout_indices, take_rows
-from torchclf.errors import ConfigError
-from torchclf.sweep import Member, train_members
-from torchclf.tasks import infer_task
+from torchclf.sweep import Member, hold_out, train_members
 
 
 @dataclass
@@ -135,19 +132,8 @@ def improve(
     Raises:
         ConfigError: for a ``validation_fraction`` outside (0, 0.9].
     """
-    if not 0.0 < validation_fraction <= 0.9:
-        raise ConfigError(
-            "The 'validation_fraction' parameter must be in (0, 0.9]: variants are compared on "
-            f"validation rows, never on the test rows. Got {validation_fraction!r} instead."
-        )
-    encoded = infer_task(y).encode(y).numpy()
-    kept, held_out = holdout_indices(encoded, validation_fraction, baseline.seed)
-    options = {
-        **options,
-        "eval_set": eval_set,
-        "validation": (take_rows(X, held_out), take_rows(y, held_out)),
-    }
-    X, y = take_rows(X, kept), take_rows(y, kept)
+    X, y, validation = hold_out(X, y, validation_fraction, baseline.seed)
+    options = {**options, "eval_set": eval_set, "validation": validation}
     tried = [("baseline", baseline), *single_changes(baseline)]
     variants = _train(X, y, tried, **options)
     base = variants[0].val_accuracy

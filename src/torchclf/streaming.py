@@ -39,7 +39,7 @@ from torchclf.engine import (
     step_batch,
 )
 from torchclf.errors import ConfigError
-from torchclf.history import BestEpochs, EpochRecorder, History, check_finite_loss
+from torchclf.history import BestEpochs, EpochRecorder, History
 from torchclf.labelled import to_labelled
 from torchclf.models import build_model
 from torchclf.parquet import Holdout, ParquetSource, scan, shuffled_blocks
@@ -202,7 +202,6 @@ def fit_parquet(
                 "train_loss": float(loss_sum) / statistics.rows,
                 "train_accuracy": float(correct) / statistics.rows,
             }
-            check_finite_loss({"epoch": epoch, **values}, lr)
             if validation is not None:
                 model.load_state_dict(net.member_state(net.flat[0], names))
                 values["val_loss"], values["val_accuracy"] = evaluate_loss(

@@ -276,16 +276,19 @@ def grid(
 
 
 def hold_out(X: Any, y: Any, fraction: float, seed: int) -> tuple[Any, Any, tuple[Any, Any]]:
-    """Training rows, and ``(X_val, y_val)``: a stratified ``fraction`` to rank members on.
+    """Training rows, and ``(X_val, y_val)``: a stratified ``fraction`` to compare them on.
+
+    The sweep ranks its members and ``improve`` its variants on these rows.
 
     Raises:
-        ConfigError: for a ``fraction`` outside (0, 0.9]: members are ranked on validation
-            rows, never on test rows.
+        ConfigError: for a ``fraction`` outside (0, 0.9]: configurations are compared on
+            validation rows, never on test rows.
     """
     if not 0.0 < fraction <= 0.9:
         raise ConfigError(
-            "The 'validation_fraction' parameter must be in (0, 0.9]: members are ranked on "
-            f"validation rows, never on the test rows. Got {fraction!r} instead."
+            "The 'validation_fraction' parameter must be in (0, 0.9]: configurations are "
+            "compared on validation rows, never on the test rows. "
+            f"Got {fraction!r} instead."
         )
     encoded = infer_task(y).encode(y).numpy()
     kept, held_out = holdout_indices(encoded, fraction, seed)

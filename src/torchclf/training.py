@@ -169,7 +169,6 @@ def train_model(
             "train_loss": float(loss_sum) / rows_seen,
             "train_accuracy": float(correct) / rows_seen,
         }
-        check_finite_loss({"epoch": epoch, **values}, optimizer.param_groups[0]["lr"])
         for prefix, split in (("val", validation), ("test", test)):
             if split is not None:
                 values[f"{prefix}_loss"], values[f"{prefix}_accuracy"] = evaluate_loss(
