@@ -42,6 +42,13 @@ CASES = [
         "multiclass",
         {"batch_size": 24, "early_stopping": True, "validation_fraction": 0.25, "patience": 3},
     ),
+    # ensembles: each member its own gradient, the ensemble's metrics and one stopping epoch
+    (
+        "binary",
+        {"ensemble": 3, "lr": 0.05, "early_stopping": True, "validation_fraction": 0.25},
+    ),
+    ("multiclass", {"ensemble": 2, "batch_size": 24, "early_stopping": True, "patience": 3}),
+    ("multilabel", {"ensemble": 3, "lr": 0.01, "validation_fraction": 0.25}),
 ]
 
 

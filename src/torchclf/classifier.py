@@ -22,7 +22,15 @@ from torchclf.encoders import ArrayEncoder, Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
 from torchclf.history import History
 from torchclf.metrics import Evaluation
-from torchclf.models import MLP, count_parameters, predict_batch_rows, predict_logits
+from torchclf.models import (
+    MLP,
+    Ensemble,
+    architecture,
+    count_parameters,
+    empty_model,
+    predict_batch_rows,
+    predict_logits,
+)
 from torchclf.tasks import Task, task_from_dict
 from torchclf.version import __version__
 
@@ -33,7 +41,8 @@ class Classifier:
     Get one from :func:`torchclf.fit` or :func:`torchclf.load`.
 
     Attributes:
-        model: the ``nn.Module`` mapping standardized features to logits.
+        model: the ``nn.Module`` mapping standardized features to logits: an :class:`MLP`,
+            or an :class:`Ensemble` of them (``model_config.ensemble`` members).
         task: what the logits mean (see :mod:`torchclf.tasks`).
         encoder: turns raw inputs into the model's features (fitted on the training rows).
         train_config: how the model was trained (None if unknown).
@@ -45,7 +54,7 @@ class Classifier:
 
     def __init__(
         self,
-        model: MLP,
+        model: MLP | Ensemble,
         task: Task,
         encoder: Encoder,
         *,
@@ -66,6 +75,11 @@ class Classifier:
     def model_config(self) -> ModelConfig:
         """The architecture."""
         return self.model.config
+
+    @property
+    def architecture(self) -> str:
+        """The network's layers (``repr`` of its ``nn.Sequential``), with "K x " for K members."""
+        return architecture(self.model)
 
     @property
     def classes(self) -> np.ndarray:
@@ -163,10 +177,12 @@ class Classifier:
 
     def __repr__(self) -> str:
         hidden = "-".join(str(h) for h in self.model_config.hidden) or "linear"
+        members = self.model_config.ensemble
         return (
             f"Classifier(task={self.task.name!r}, classes={list(self.task.class_names)}, "
             f"features={self.n_features}, hidden={hidden}, "
-            f"activation={self.model_config.activation!r}, "
+            + (f"ensemble={members}, " if members > 1 else "")
+            + f"activation={self.model_config.activation!r}, "
             f"parameters={count_parameters(self.model)})"
         )
 
@@ -191,7 +207,7 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         raise ModelFileError(
             f"'{path}' has incomplete or invalid torchclf metadata: {exc!r}"
         ) from exc
-    model = MLP(model_config)
+    model = empty_model(model_config, task.link)
     if train_config is not None:  # float64 models come back as float64
         model.to(dtype=getattr(torch, train_config.dtype))
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}

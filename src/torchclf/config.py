@@ -41,6 +41,7 @@ MODEL_CONSTRAINTS: dict[str, Constraint] = {
     "activation": Options(ACTIVATIONS),
     "activation_impl": Options(ACTIVATION_IMPLS),
     "init": Options(INITS),
+    "ensemble": Interval(int, 1, 64),
 }
 TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "lr": Interval(float, 0.0, closed="right"),
@@ -68,6 +69,7 @@ PARAMETER_HELP: dict[str, str] = {
     "activation": "Non-linearity between layers: relu, leaky_relu, sigmoid, tanh, gelu, identity.",
     "activation_impl": "torch (torch.nn's activations) or scratch (torchclf.activations').",
     "init": "Initial weights: torch (nn.Linear's), xavier (Glorot, scikit-learn's), kaiming (He).",
+    "ensemble": "Networks trained at once, their probabilities averaged; 1 trains one network.",
     "lr": "Learning rate.",
     "momentum": "Momentum, for sgd and rmsprop.",
     "weight_decay": "L2 penalty (decoupled for adamw); tempers over-confident probabilities.",
@@ -117,6 +119,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout probability after each hidden activation
     batch_norm: bool = False  # BatchNorm1d after each hidden linear layer
     init: str = "torch"  # initial weights of the Linear layers, one of INITS
+    ensemble: int = 1  # members of this architecture whose probabilities are averaged
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, (int, str)) or not hasattr(self.hidden, "__iter__"):

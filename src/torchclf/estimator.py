@@ -41,6 +41,7 @@ SKLEARN_NAMES = {
     "tol": "min_delta",
     "activation": "activation",
     "init": "init",
+    "ensemble": "ensemble",
     "optimizer": "optimizer",
     "dtype": "dtype",
 }
@@ -68,6 +69,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         batch_norm: batch normalisation after each hidden linear layer.
         init: initial weights: "torch" (nn.Linear's), "xavier" (Glorot uniform, as
             MLPClassifier) or "kaiming" (He uniform).
+        ensemble: networks trained at once whose probabilities are averaged (one model,
+            early-stopped as a whole).
         optimizer: "adam", "adamw", "sgd" or "rmsprop".
         learning_rate: the optimizer's learning rate (scikit-learn's ``learning_rate_init``).
         weight_decay: L2 penalty (torchclf's default, chosen on its real-table suite).
@@ -104,6 +107,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         dropout: float = 0.0,
         batch_norm: bool = False,
         init: str = "torch",
+        ensemble: int = 1,
         optimizer: str = "adam",
         learning_rate: float = 0.003,
         weight_decay: float = 0.003,
@@ -127,6 +131,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.init = init
+        self.ensemble = ensemble
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -211,6 +216,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                 dropout=self.dropout,
                 batch_norm=self.batch_norm,
                 init=self.init,
+                ensemble=self.ensemble,
                 optimizer=self.optimizer,
                 lr=self.learning_rate,
                 weight_decay=self.weight_decay,

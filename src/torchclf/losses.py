@@ -15,6 +15,7 @@ against ``torch.autograd``.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -22,10 +23,30 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+LINKS = ("sigmoid", "softmax")  # from logits to probabilities: per output, or across outputs
+
+
+def mean_probability_logits(logits: Tensor, link: str, class_dim: int) -> Tensor:
+    """Logits whose probabilities are the mean of the members' probabilities.
+
+    ``logits`` holds the members along dimension 0, e.g. ``(K, n, outputs)``; the result drops
+    that dimension. An ensemble averages probabilities, not logits (the mean of logits is a
+    geometric mean, more confident than any member where they agree). Computed in log space, so
+    confident members do not round to 0 or 1: softmax gives the log of the mean probabilities
+    (``class_dim`` is the outputs' dimension), sigmoid ``log p - log(1 - p)`` of the mean ``p``.
+    """
+    log_members = math.log(logits.shape[0])
+    if link == "softmax":
+        return torch.logsumexp(torch.log_softmax(logits, dim=class_dim), dim=0) - log_members
+    log_p = torch.logsumexp(F.logsigmoid(logits), dim=0)
+    log_not_p = torch.logsumexp(F.logsigmoid(-logits), dim=0)
+    return log_p - log_not_p  # the two log K cancel
+
 
 class StackedTargets(ABC):
     """One split's encoded targets, feature-major, with the loss's value, gradient and hits."""
 
+    link: str  # one of LINKS
     rows: int
     _divisors: dict[int, Tensor]  # the gradient's divisors by count, shared with every subset
 
@@ -67,6 +88,10 @@ class StackedTargets(ABC):
         part.rows = getattr(part, self._columns()[0]).shape[-1]
         return part
 
+    def ensemble_logits(self, logits: Tensor) -> Tensor:
+        """The ensemble of the members ``(M, outputs, n)`` as one member ``(1, outputs, n)``."""
+        return mean_probability_logits(logits, self.link, class_dim=1).unsqueeze(0)
+
     def gradient(self, logits: Tensor) -> Tensor:
         """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts."""
         return self._gradient_from(self.probabilities(logits))
@@ -83,6 +108,8 @@ class StackedTargets(ABC):
 
 class SoftmaxTargets(StackedTargets):
     """Class indices ``(n,)`` and softmax cross-entropy over ``n_classes`` outputs."""
+
+    link = "softmax"
 
     def __init__(self, codes: Tensor, n_classes: int, dtype: torch.dtype) -> None:
         self.rows = len(codes)
@@ -123,6 +150,8 @@ class SigmoidTargets(StackedTargets):
     A row is correct when every output's decision (probability >= its threshold) is right.
     """
 
+    link = "sigmoid"
+
     def __init__(self, y: Tensor, thresholds: Sequence[float], dtype: torch.dtype) -> None:
         self.rows = len(y)
         self._divisors = {}
@@ -155,4 +184,10 @@ class SigmoidTargets(StackedTargets):
         return losses.mean(dim=(1, 2)), correct, self._gradient_from(probs)
 
 
-__all__ = ["SigmoidTargets", "SoftmaxTargets", "StackedTargets"]
+__all__ = [
+    "LINKS",
+    "SigmoidTargets",
+    "SoftmaxTargets",
+    "StackedTargets",
+    "mean_probability_logits",
+]

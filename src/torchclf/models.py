@@ -7,6 +7,7 @@ so ``torch.func.functional_call`` / ``vmap`` can run stacked copies of it.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 
@@ -16,6 +17,8 @@ from torch import Tensor, nn
 
 from torchclf.activations import LEAKY_SLOPE, in_place_activation, make_activation
 from torchclf.config import ModelConfig
+from torchclf.errors import ConfigError
+from torchclf.losses import LINKS, mean_probability_logits
 
 
 class MLP(nn.Module):
@@ -49,6 +52,50 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Map features ``(batch, in_features)`` to logits ``(batch, out_features)``."""
         return self.layers(x)
+
+
+class Ensemble(nn.Module):
+    """``config.ensemble`` MLPs of one architecture whose probabilities are averaged.
+
+    ``forward`` returns logits like an MLP's, whose probabilities (through ``link``, the task's)
+    are the mean of the members' (see :func:`~torchclf.losses.mean_probability_logits`), so
+    everything that reads logits (``predict_proba``, thresholds, pictures) sees one model.
+    Training reads each member's own logits (:meth:`member_logits`): each member learns on its
+    own, as if trained alone, and the ensemble is judged (and stopped) as a whole.
+    """
+
+    def __init__(self, members: list[MLP], link: str, config: ModelConfig) -> None:
+        super().__init__()
+        if link not in LINKS:
+            raise ConfigError(f"An ensemble's link must be one of {LINKS}; got {link!r}")
+        self.members = nn.ModuleList(members)
+        self.link = link
+        self.config = config  # the members' architecture; config.ensemble counts them
+
+    def member_logits(self, x: Tensor) -> Tensor:
+        """Each member's logits ``(K, batch, out_features)``."""
+        return torch.stack([member(x) for member in self.members])
+
+    def combine(self, member_logits: Tensor) -> Tensor:
+        """Members' logits ``(K, batch, out)`` -> the ensemble's ``(batch, out)``."""
+        return mean_probability_logits(member_logits, self.link, class_dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map features ``(batch, in_features)`` to the ensemble's logits ``(batch, out)``."""
+        return self.combine(self.member_logits(x))
+
+
+def members_of(model: nn.Module) -> list[MLP]:
+    """The networks a model is made of: an ensemble's members, or the model itself."""
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    return members  # type: ignore[return-value]  # MLPs, or modules used as one
+
+
+def architecture(model: nn.Module) -> str:
+    """The layers' ``repr``, and how many members share them."""
+    members = members_of(model)
+    layers = repr(members[0].layers)
+    return layers if len(members) == 1 else f"{len(members)} x {layers}"
 
 
 # nn.init's gain name for each activation; gelu takes relu's, as is usual
@@ -87,15 +134,35 @@ def initialize_(model: MLP, init: str) -> None:
             linear.bias.zero_()
 
 
-def build_model(config: ModelConfig, seed: int) -> MLP:
-    """Build an MLP whose initial weights depend only on ``config`` and ``seed``.
+def build_model(config: ModelConfig, seed: int, link: str | None = None) -> MLP | Ensemble:
+    """Build a model whose initial weights depend only on ``config`` and ``seed``.
 
     The global RNG is seeded inside a fork, so the caller's random state is left untouched, and
     the weights are created on the CPU so that they are the same whatever device trains them.
+    An ensemble's member ``i`` starts as the single MLP of seed ``seed + i`` would (so member 0
+    is the model ``ensemble=1`` gives); its ``link`` is the task's.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    if config.ensemble == 1:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return MLP(config)
+    member = dataclasses.replace(config, ensemble=1)
+    members = [build_model(member, seed + index) for index in range(config.ensemble)]
+    return Ensemble(members, _link(link), config)  # type: ignore[arg-type]
+
+
+def empty_model(config: ModelConfig, link: str | None = None) -> MLP | Ensemble:
+    """A model of ``config``'s architecture, to load saved weights into."""
+    if config.ensemble == 1:
         return MLP(config)
+    member = dataclasses.replace(config, ensemble=1)
+    return Ensemble([MLP(member) for _ in range(config.ensemble)], _link(link), config)
+
+
+def _link(link: str | None) -> str:
+    if link is None:
+        raise ConfigError("An ensemble needs its task's link ('sigmoid' or 'softmax')")
+    return link
 
 
 PREDICT_CACHE_BYTES = 512 * 1024  # about a core's L2 cache: one batch's widest activations
@@ -122,7 +189,7 @@ def predict_batch_rows(config: ModelConfig, device: torch.device, dtype: torch.d
 
 @torch.inference_mode()
 def predict_logits(
-    model: MLP,
+    model: MLP | Ensemble,
     features: np.ndarray,
     device: torch.device,
     batch_rows: int,
@@ -135,7 +202,8 @@ def predict_logits(
     Batches small enough for their activations to stay in cache; each layer of the usual MLP
     (no batch norm) is one ``addmm`` into a reused buffer with the activation applied in place.
     Batch norm and from-scratch activations run the module's own forward instead. No autograd,
-    no per-batch synchronisation.
+    no per-batch synchronisation. An ensemble runs each member on the batch, then combines
+    their logits ``(K, b, out_features)`` (:meth:`Ensemble.combine`).
 
     Work on whole arrays is done batch by batch too, while the batch is in cache:
     ``standardize`` ``(mean, scale)``, each ``(in_features,)``, standardizes the raw ``features``
@@ -144,11 +212,17 @@ def predict_logits(
     """
     model.eval()
     dtype = next(model.parameters()).dtype
-    out_features = model.config.out_features
+    config = model.config
+    out_features = config.out_features
     width = out_features if finish is None else finish(torch.zeros(1, out_features)).shape[1]
     result = torch.empty(len(features), width, dtype=dtype, device=device)
-    linears = [m for m in model.layers if isinstance(m, nn.Linear)]
-    buffers = [torch.empty(batch_rows, m.out_features, dtype=dtype, device=device) for m in linears]
+    members = members_of(model)
+    linears = [[m for m in member.layers if isinstance(m, nn.Linear)] for member in members]
+    buffers = [
+        torch.empty(batch_rows, m.out_features, dtype=dtype, device=device) for m in linears[0]
+    ]
+    # (K, rows, out): each member's logits of the batch, for an ensemble to combine
+    member_out = torch.empty(len(members), batch_rows, out_features, dtype=dtype, device=device)
     inputs = None
     if standardize is not None:
         mean, scale = (torch.from_numpy(values).to(device, dtype) for values in standardize)
@@ -157,8 +231,8 @@ def predict_logits(
         # Only read: a read-only array (pandas 3's copy-on-write frames give them) needs no copy.
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
         rows_in = torch.from_numpy(features)
-    own_forward = model.config.batch_norm or model.config.activation_impl != "torch"
-    activate = in_place_activation(model.config.activation)  # looked up once, not per layer
+    own_forward = config.batch_norm or config.activation_impl != "torch"
+    activate = in_place_activation(config.activation)  # looked up once, not per layer
     copy_ahead = device.type == "cuda"
     if copy_ahead:  # page-locked rows copy to the GPU asynchronously, overlapping the compute
         rows_in = rows_in.pin_memory()
@@ -167,16 +241,25 @@ def predict_logits(
         rows = len(batch)
         if inputs is not None:
             batch = torch.sub(batch, mean, out=inputs[:rows]).div_(scale)
-        # the logits go straight into the result, unless finish has them first
-        logits = result[start : start + rows] if finish is None else buffers[-1][:rows]
-        if own_forward:
-            logits.copy_(model(batch))
+        # one model's logits go straight into the result, unless finish has them first
+        if isinstance(model, Ensemble):
+            outputs = [member_out[index, :rows] for index in range(len(members))]
         else:
+            outputs = [result[start : start + rows] if finish is None else buffers[-1][:rows]]
+        for member, member_linears, logits in zip(members, linears, outputs, strict=True):
+            if own_forward:
+                logits.copy_(member(batch))
+                continue
             h = batch
-            for layer, linear in enumerate(linears[:-1]):
+            for layer, linear in enumerate(member_linears[:-1]):
                 h = torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows])
                 h = activate(h)
-            torch.addmm(linears[-1].bias, h, linears[-1].weight.T, out=logits)
+            torch.addmm(member_linears[-1].bias, h, member_linears[-1].weight.T, out=logits)
+        logits = outputs[0]
+        if isinstance(model, Ensemble):
+            logits = model.combine(member_out[:, :rows])
+            if finish is None:
+                result[start : start + rows] = logits
         if finish is not None:
             result[start : start + rows] = finish(logits)
     return result
@@ -189,9 +272,13 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "MLP",
+    "Ensemble",
+    "architecture",
     "build_model",
     "count_parameters",
+    "empty_model",
     "initialize_",
+    "members_of",
     "predict_batch_rows",
     "predict_logits",
 ]

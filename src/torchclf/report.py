@@ -171,7 +171,7 @@ def render_report(
 
     config = classifier.train_config.to_dict() if classifier.train_config else {}
     model_rows: list[list[Any]] = [
-        ["architecture", repr(classifier.model.layers).replace("\n", " ")],
+        ["architecture", classifier.architecture.replace("\n", " ")],
         ["parameters", count_parameters(classifier.model)],
         ["task", f"{classifier.task.name}, classes {list(classifier.task.class_names)}"],
         *[[k, v] for k, v in config.items()],

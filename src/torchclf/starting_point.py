@@ -5,14 +5,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from torchclf.models import members_of
 from torchclf.tasks import Task
 
 
 def start_at_prior(
     model: torch.nn.Module, task: Task, targets: Tensor, weights: Tensor | None = None
 ) -> None:
-    """Set the last linear layer's bias ``(n_outputs,)`` to the targets' class log-odds."""
-    set_output_bias(model, task.prior_logits(targets, weights))
+    """Set the last linear layer's bias ``(n_outputs,)`` to the targets' class log-odds.
+
+    Each member of an ensemble starts there.
+    """
+    prior = task.prior_logits(targets, weights)
+    for member in members_of(model):
+        set_output_bias(member, prior)
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ from torchclf.config import TrainConfig
 from torchclf.data import IndexBatches, default_batch_size
 from torchclf.history import BestEpochs, EpochRecorder, History, check_finite_loss
 from torchclf.labelled import Labelled, to_labelled
+from torchclf.models import Ensemble
 from torchclf.tasks import Task
 
 EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradients
@@ -141,6 +142,11 @@ def train_model(
     # torch.compile compiles on the first call: that step's time is reported as the compile time
     forward = torch.compile(model) if config.compile else model
 
+    def batch_loss(logits: Tensor, targets: Tensor, weight: Tensor | None) -> Tensor:
+        if weight is None:
+            return loss_fn(logits, targets)
+        return _weighted_loss(per_sample_loss, logits, targets, weight)
+
     for epoch in range(start_epoch, start_epoch + config.epochs):
         model.train()
         loss_sum = torch.zeros((), dtype=train.X.dtype, device=train.X.device)
@@ -149,13 +155,23 @@ def train_model(
         for rows in batches.epoch(epoch):
             X_batch, y_batch = train.X[rows], train.y[rows]
             step_start = time.perf_counter()
-            logits = forward(X_batch)
-            if train.weight is None:
-                loss = loss_fn(logits, y_batch)
+            weight = None if train.weight is None else train.weight[rows]
+            if isinstance(model, Ensemble):
+                # each member learns from its own logits (K, b, out): the sum of the members'
+                # losses gives each member its own loss's gradient; the ensemble's loss is
+                # recorded
+                member_logits = model.member_logits(X_batch)
+                members = len(member_logits)
+                every_y = y_batch.repeat(members, *[1] * (y_batch.dim() - 1))  # (K * b, ...)
+                every_weight = None if weight is None else weight.repeat(members)
+                objective = members * batch_loss(member_logits.flatten(0, 1), every_y, every_weight)
+                logits = model.combine(member_logits.detach())
+                loss = batch_loss(logits, y_batch, weight)
             else:
-                loss = _weighted_loss(per_sample_loss, logits, y_batch, train.weight[rows])
+                logits = forward(X_batch)
+                objective = loss = batch_loss(logits, y_batch, weight)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()

@@ -61,6 +61,7 @@ def train_stacked(
     min_delta: float = 0.0,
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None = None,
     batches: IndexBatches | None = None,
+    ensemble: bool = False,
 ) -> StackedResult:
     """Train every member of ``net`` for its own number of epochs.
 
@@ -77,6 +78,11 @@ def train_stacked(
     then gets every column read so far (name -> per member, one value per epoch; the evaluation
     columns lag the training ones by an epoch) and each member's last epoch (its own number of
     epochs, or the one it stopped early at), so a caller can show progress or stop on NaN.
+
+    With ``ensemble`` the members are one model: every metric is the ensemble's (the members'
+    probabilities averaged, :meth:`StackedTargets.ensemble_logits`), repeated for each member,
+    so they stop at one epoch and keep one best epoch, chosen on the ensemble's validation loss.
+    Each member still takes its own loss's gradient, as if trained alone.
     """
     flat, device = net.flat, net.flat.device
     members, n_train = flat.shape[0], X_train.shape[1]
@@ -84,11 +90,17 @@ def train_stacked(
     epochs = torch.tensor([h.epochs for h in hypers], device=device)
     stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
     records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
+    score = _ensemble_scores if ensemble else _member_scores
     # members that may stop before the others take their steps with a 0/1 mask on the rate. One
     # member alone needs none (and so keeps the fused optimizer step): once it stops, the loop
     # ends at the next read of the device, and the steps it took past its stop are discarded,
     # as its best epoch's weights are kept and its history ends where it stopped.
-    masked = members > 1 and (stopping is not None or len({h.epochs for h in hypers}) > 1)
+    # An ensemble's members stop together, and need none either.
+    masked = (
+        members > 1
+        and not ensemble
+        and (stopping is not None or len({h.epochs for h in hypers}) > 1)
+    )
     if batches is not None and not batches.full_batch:
         return _train_in_batches(
             net,
@@ -102,6 +114,7 @@ def train_stacked(
             records,
             masked,
             on_flush,
+            score,
         )
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
@@ -114,9 +127,7 @@ def train_stacked(
         """Record the splits' metrics for params after ``epoch`` steps; decide early stopping."""
         nonlocal live
         for split, start, stop in zip(splits, bounds, bounds[1:], strict=False):
-            losses, correct, _ = split.targets.loss_and_correct(
-                logits[..., start:stop], gradient=False
-            )
+            losses, correct = score(split.targets, logits[..., start:stop])
             records.add(split.name, losses, correct)
             if stopping is not None and split is splits[0]:
                 _, live = stopping.update(losses, live, epoch)
@@ -131,9 +142,14 @@ def train_stacked(
             logits = forward.logits  # (M, outputs, N); columns past n_train are the splits' rows
             if epoch > 1 and splits:
                 evaluate(logits, epoch - 1)
-            losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
-            records.add("train", losses, correct)
+            dlogits: Tensor | None
+            if ensemble:  # each member's own gradient; the ensemble's loss and hits
+                dlogits = train_targets.gradient(logits[..., :n_train])
+                losses, correct = score(train_targets, logits[..., :n_train])
+            else:
+                losses, correct, dlogits = train_targets.loss_and_correct(logits[..., :n_train])
             assert dlogits is not None  # training rows: the gradient was asked for
+            records.add("train", losses, correct)
             grads = net.backward(forward, dlogits)
             mask = live[:, None].to(flat.dtype) if masked else None
             optimizer.step(flat, grads, epoch, mask)
@@ -162,6 +178,7 @@ def _train_in_batches(
     records: _Records,
     masked: bool,
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
+    score: Callable[[StackedTargets, Tensor], tuple[Tensor, Tensor]],
 ) -> StackedResult:
     """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
 
@@ -201,12 +218,10 @@ def _train_in_batches(
                     net, optimizer, X_batch, batch_targets, step, logits[..., start:stop], mask
                 )
                 start = stop
-            losses, correct, _ = targets_epoch.loss_and_correct(logits, gradient=False)
+            losses, correct = score(targets_epoch, logits)
             records.add("train", losses, correct)
             for index, split in enumerate(splits):
-                losses, correct, _ = split.targets.loss_and_correct(
-                    net.forward(split.X).logits, gradient=False
-                )
+                losses, correct = score(split.targets, net.forward(split.X).logits)
                 records.add(split.name, losses, correct)
                 if stopping is not None and index == 0:
                     _, live = stopping.update(losses, live, epoch)
@@ -286,6 +301,19 @@ class BatchFeatures:
         if self._chunk is None or len(self._chunk) < capacity:
             self._chunk = X_rows.new_empty(capacity, X_rows.shape[1])
         return self._chunk
+
+
+def _member_scores(targets: StackedTargets, logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Each member's loss and correct count ``(M,)`` on ``targets``' rows."""
+    losses, correct, _ = targets.loss_and_correct(logits, gradient=False)
+    return losses, correct
+
+
+def _ensemble_scores(targets: StackedTargets, logits: Tensor) -> tuple[Tensor, Tensor]:
+    """The ensemble's loss and correct count, repeated for each of the ``M`` members."""
+    losses, correct, _ = targets.loss_and_correct(targets.ensemble_logits(logits), gradient=False)
+    members = logits.shape[0]
+    return losses.expand(members), correct.expand(members)
 
 
 def _last_epochs(epochs: Tensor, stopping: _EarlyStopping | None) -> list[int]:

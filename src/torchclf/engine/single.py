@@ -1,4 +1,4 @@
-"""One ordinary model on the engine's loops: ``fit``'s fast path, and when it cannot be taken."""
+"""A network or an ensemble on the engine's loops: ``fit``'s fast path, and its limits."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper
 from torchclf.engine.stacked import StackedMLP
 from torchclf.history import EpochRecorder, History
 from torchclf.labelled import Labelled
+from torchclf.models import members_of
 from torchclf.tasks import Task
 
 
@@ -51,12 +52,15 @@ def train_single(
 ) -> History:
     """:func:`torchclf.training.train_model` on these loops: the same epochs, rows and weights.
 
-    ``model`` is a torchclf MLP that :func:`refusal` accepts; it is trained in place.
+    ``model`` is a torchclf MLP that :func:`refusal` accepts, or an ensemble of them, whose
+    members train side by side as the engine's members and stop together; it is trained in
+    place. An ensemble's history is the ensemble's: its probabilities' losses and accuracies.
     """
     model_config: ModelConfig = model.config  # type: ignore[assignment]
     dtype = train.X.dtype
-    names = list(model.state_dict())
-    net = StackedMLP.from_config(model_config, [model.state_dict()])
+    members = members_of(model)
+    names = list(members[0].state_dict())
+    net = StackedMLP.from_config(model_config, [member.state_dict() for member in members])
     hyper = Hyper(config.optimizer, config.lr, config.weight_decay, config.momentum, config.epochs)
     splits = [
         Split(name, rows.X.T.contiguous(), task.stacked_targets(rows.y, dtype))
@@ -75,7 +79,7 @@ def train_single(
 
     result = train_stacked(
         net,
-        [hyper],
+        [hyper] * len(members),
         train.X.T,  # a view: the full-batch loop copies it, mini-batches gather from its rows
         task.stacked_targets(train.y, dtype),
         splits,
@@ -84,9 +88,11 @@ def train_single(
         min_delta=config.min_delta,
         on_flush=on_flush,
         batches=batches,
+        ensemble=len(members) > 1,
     )
     history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
-    model.load_state_dict(net.member_state(result.flat[0], names))
+    for index, member in enumerate(members):
+        member.load_state_dict(net.member_state(result.flat[index], names))
     return history
 
 

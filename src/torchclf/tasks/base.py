@@ -80,6 +80,9 @@ class Task(ABC):
     """Base class of the three tasks. ``classes`` are labels in output order."""
 
     name: ClassVar[str]
+    # logits -> probabilities: "sigmoid" (each output alone) or "softmax" (across the outputs);
+    # an ensemble averages its members' probabilities through it (losses.LINKS)
+    link: ClassVar[str]
 
     def __init__(self, classes: Sequence[Any] | np.ndarray) -> None:
         self.classes = np.asarray(classes)

@@ -21,6 +21,7 @@ class BinaryTask(Task):
     """Two classes, one logit: ``P(classes[1]) = sigmoid(logit)``, predicted if ``>= threshold``."""
 
     name = "binary"
+    link = "sigmoid"
 
     def __init__(self, classes: Sequence[Any] | np.ndarray, threshold: float = 0.5) -> None:
         super().__init__(classes)

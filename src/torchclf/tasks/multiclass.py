@@ -21,6 +21,7 @@ class MulticlassTask(Task):
     """One logit per class: softmax, then argmax."""
 
     name = "multiclass"
+    link = "softmax"
 
     @property
     def n_outputs(self) -> int:

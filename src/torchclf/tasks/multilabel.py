@@ -25,6 +25,7 @@ class MultilabelTask(Task):
     """
 
     name = "multilabel"
+    link = "sigmoid"
 
     def __init__(
         self, classes: Sequence[Any] | np.ndarray, threshold: float | Sequence[float] = 0.5
