@@ -283,15 +283,17 @@ def run_peer(name: str, table: Table, train: np.ndarray, test: np.ndarray, seed:
     return {**scores(table, classes, proba, table.y[test]), "seconds": seconds}
 
 
-def run_torchclf(table: Table, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
-    """Torchclf at its defaults: scores on the test rows, fit seconds, epochs trained and kept."""
+def run_torchclf(
+    table: Table, train: np.ndarray, test: np.ndarray, seed: int, **options: Any
+) -> dict:
+    """Torchclf at its defaults (but ``options``): test scores, fit seconds, epochs trained, kept."""
     import torchclf
 
     X_train, y_train = table.X.iloc[train], table.y[train]
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torchclf.TorchclfWarning)  # unseen categories at test
-        clf = torchclf.fit(X_train, y_train, label_names=table.labels, seed=seed)
+        clf = torchclf.fit(X_train, y_train, label_names=table.labels, seed=seed, **options)
         seconds = time.perf_counter() - start
         proba = clf.predict_proba(table.X.iloc[test])
     classes = np.asarray(clf.classes) if table.task != "multilabel" else None
@@ -416,6 +418,12 @@ def main() -> None:
         "--splits", default=None, help="comma-separated split numbers (default: all)"
     )
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for real_tables.json")
+    parser.add_argument(
+        "--options",
+        type=json.loads,
+        default={},
+        help='torchclf.fit keywords other than the defaults, as JSON: \'{"ensemble": 1}\'',
+    )
     args = parser.parse_args()
     import torch
 
@@ -440,7 +448,9 @@ def main() -> None:
         results[name] = {model: [] for model in MODELS}
         for index in wanted:
             train, test = table_splits[index]
-            results[name]["torchclf"].append(run_torchclf(table, train, test, index))
+            results[name]["torchclf"].append(
+                run_torchclf(table, train, test, index, **args.options)
+            )
             for peer in PEERS:
                 key = f"{name}|{index}|{peer}"
                 if key not in cache["scores"]:
@@ -459,7 +469,12 @@ def main() -> None:
     print()
     print_summary(summary)
     print(f"whole suite: {time.perf_counter() - started:.0f} s")
-    output = {"results": results, "summary": summary, "versions": versions()}
+    output = {
+        "results": results,
+        "summary": summary,
+        "options": args.options,
+        "versions": versions(),
+    }
     (args.out / "real_tables.json").write_text(json.dumps(output, indent=1) + "\n")
 
 

@@ -28,6 +28,7 @@ TUTORIAL = dict(
     validation_fraction=0.0,
     weight_decay=0.0,
     prior_bias=False,  # nn.Linear's own initial bias, as the lesson's models
+    ensemble=1,  # one network, as the lesson's
 )
 
 

@@ -1,5 +1,8 @@
 """Ensembles: members trained at once, probabilities averaged, judged and stopped as a whole."""
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,7 @@ import torchclf
 from torchclf import datasets
 from torchclf.cli import app
 from torchclf.losses import mean_probability_logits
-from torchclf.models import Ensemble
+from torchclf.models import MLP, Ensemble, build_model
 
 
 def _split(task):
@@ -71,14 +74,15 @@ def test_the_ensemble_stops_as_a_whole_at_its_best_validation_epoch():
     assert val_loss[:5] != single.history.column("val_loss")[:5]
 
 
-def test_an_ensemble_of_one_is_the_single_network():
-    split = _split("multiclass")
-    one = torchclf.fit(split.X_train, split.y_train, ensemble=1, epochs=30)
-    default = torchclf.fit(split.X_train, split.y_train, epochs=30)
-    assert not isinstance(one.model, Ensemble)
-    np.testing.assert_array_equal(
-        one.predict_proba(split.X_test), default.predict_proba(split.X_test)
-    )
+def test_an_ensemble_of_one_is_the_single_network_and_member_0_starts_as_it():
+    config = torchclf.ModelConfig(in_features=3, out_features=2, hidden=(5,))
+    single = build_model(config, seed=7)
+    ensemble = build_model(dataclasses.replace(config, ensemble=3), seed=7, link="softmax")
+    assert isinstance(single, MLP) and isinstance(ensemble, Ensemble)
+    first, second = ensemble.members[0].state_dict(), ensemble.members[1].state_dict()
+    for name, value in single.state_dict().items():
+        assert torch.equal(first[name], value)
+    assert not torch.equal(first["layers.0.weight"], second["layers.0.weight"])
 
 
 def test_an_ensemble_saves_and_loads_bit_identically(tmp_path):
@@ -114,3 +118,118 @@ def test_the_estimator_and_the_command_line_take_an_ensemble(tmp_path):
     assert result.exit_code == 0, result.output
     info = CliRunner().invoke(app, ["info", str(tmp_path / "circles")])
     assert "2 x Sequential" in info.output
+
+
+def _reference_member(X, y, trains, config, seed, lr, epochs, patience):
+    """One member as plain torch trains it: Adam on its rows, the best epoch on the others."""
+    model = build_model(config, seed).double()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=0.003)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    best, best_state, waited = float("inf"), None, 0
+    for _ in range(epochs):
+        optimizer.zero_grad()
+        loss_fn(model(X[trains]), y[trains]).backward()
+        optimizer.step()
+        with torch.no_grad():
+            validation_loss = loss_fn(model(X[~trains]), y[~trains]).item()
+        if validation_loss < best:
+            best, waited = validation_loss, 0
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    model.load_state_dict(best_state)
+    return model
+
+
+def test_each_cross_fitted_member_is_a_network_trained_on_all_folds_but_its_own():
+    from torchclf.data import fold_indices
+
+    data = datasets.load("moons", n_samples=160, noise=0.3)
+    settings = dict(hidden=(8,), lr=0.02, epochs=150, patience=15, seed=5)
+    classifier = torchclf.fit(
+        data.X,
+        data.y,
+        ensemble=4,
+        cross_fit=True,
+        standardize=False,
+        prior_bias=False,
+        dtype="float64",
+        **settings,
+    )
+    assert classifier.train_config.cross_fit and classifier.train_config.validation_fraction == 0.25
+    targets = classifier.task.encode(data.y)
+    fold_of_row = torch.from_numpy(fold_indices(targets.numpy(), 4, seed=5))
+    assert sorted(torch.bincount(fold_of_row).tolist()) == [40, 40, 40, 40]
+    X = torch.from_numpy(np.asarray(data.X, dtype=np.float64))
+    config = dataclasses.replace(classifier.model_config, ensemble=1)
+    best_epochs = classifier.history.member_best_epochs
+    assert len(set(best_epochs)) > 1  # each member chose its own epoch
+    for k, member in enumerate(classifier.model.members):
+        reference = _reference_member(
+            X, targets.double(), fold_of_row != k, config, 5 + k, 0.02, 150, 15
+        )
+        for ours, theirs in zip(member.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
+    assert classifier.history.best_epoch == max(best_epochs)
+
+
+def test_a_threshold_rule_is_chosen_on_out_of_fold_probabilities():
+    from torchclf.metrics import choose_threshold
+
+    split = _split("binary")
+    classifier = torchclf.fit(
+        split.X_train, split.y_train, ensemble=3, cross_fit=True, threshold="f1", epochs=60
+    )
+    from torchclf.data import fold_indices
+
+    targets = classifier.task.encode(split.y_train)
+    fold_of_row = fold_indices(targets.numpy(), 3, seed=42)
+    features = torch.from_numpy(classifier.encoder.transform(split.X_train))
+    positive = np.empty(len(features))
+    with torch.no_grad():
+        for k, member in enumerate(classifier.model.members):
+            rows = fold_of_row == k  # the rows member k never trained on
+            positive[rows] = torch.sigmoid(member(features[rows]))[:, 0].numpy()
+    expected = choose_threshold(positive, targets[:, 0].numpy(), "f1")
+    assert classifier.task.threshold == pytest.approx(expected)
+
+
+def test_mini_batch_cross_fitting_trains_and_records_each_members_epoch():
+    data = datasets.load("moons", n_samples=300, noise=0.3)
+    classifier = torchclf.fit(data.X, data.y, ensemble=3, batch_size=32, epochs=30, patience=4)
+    assert classifier.train_config.cross_fit
+    assert len(classifier.history.member_best_epochs) == 3
+    assert (
+        classifier.training_summary["member_best_epochs"] == classifier.history.member_best_epochs
+    )
+    assert {"train_loss", "val_loss"} <= set(classifier.history.rows[0])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ensemble": 1, "cross_fit": True}, "needs ensemble >= 2; got ensemble=1"),
+        (
+            {"ensemble": 4, "cross_fit": True, "validation_fraction": 0.2},
+            "validation_fraction=0.2 asks for a holdout too",
+        ),
+        ({"ensemble": 4, "cross_fit": True, "dropout": 0.2}, "cannot train this run: dropout"),
+        ({"ensemble": 4, "cross_fit": True, "engine": "autograd"}, "engine='autograd'"),
+    ],
+)
+def test_a_cross_fit_that_cannot_be_made_says_why(options, message):
+    split = _split("binary")
+    with pytest.raises(torchclf.ConfigError, match=re.escape(message)):
+        torchclf.fit(split.X_train, split.y_train, epochs=5, **options)
+
+
+def test_auto_picks_eight_cross_fitted_networks_where_the_engine_trains():
+    split = _split("multiclass")
+    default = torchclf.fit(split.X_train, split.y_train, epochs=20)
+    assert default.model_config.ensemble == 8 and default.train_config.cross_fit
+    with_dropout = torchclf.fit(split.X_train, split.y_train, epochs=5, dropout=0.1)
+    assert with_dropout.model_config.ensemble == 1  # the autograd loop: one network
+    no_stopping = torchclf.fit(split.X_train, split.y_train, epochs=5, early_stopping=False)
+    assert no_stopping.model_config.ensemble == 8 and not no_stopping.train_config.cross_fit

@@ -185,6 +185,7 @@ def test_members_stop_early_as_fit_does():
         alone = torchclf.fit(
             data.X,
             data.y,
+            ensemble=1,
             hidden=member.hidden,
             lr=member.lr,
             epochs=member.epochs,

@@ -38,6 +38,7 @@ def _alone(split, member, dtype, batch_size=None):
     return torchclf.fit(
         split.X_train,
         split.y_train,
+        ensemble=1,  # a member is one network
         hidden=member.hidden,
         activation=member.activation,
         optimizer=member.optimizer,

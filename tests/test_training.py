@@ -15,6 +15,7 @@ TUTORIAL = dict(
     validation_fraction=0.0,
     weight_decay=0.0,
     prior_bias=False,  # nn.Linear's own initial bias, as the lesson's models
+    ensemble=1,  # one network, as the lesson's
 )
 
 
@@ -274,7 +275,15 @@ def test_fit_defaults_are_the_config_defaults():
 
     defaults = {k: p.default for k, p in inspect.signature(torchclf.fit).parameters.items()}
     # resolved per dataset (resolve_schedule, auto_hidden); the configs hold resolved values
-    per_dataset = {"hidden", "epochs", "early_stopping", "validation_fraction", "patience"}
+    per_dataset = {
+        "hidden",
+        "epochs",
+        "early_stopping",
+        "validation_fraction",
+        "patience",
+        "ensemble",
+        "cross_fit",
+    }
     assert {defaults[name] for name in per_dataset} == {"auto"}
     for config in (torchclf.ModelConfig, torchclf.TrainConfig):
         for f in dataclasses.fields(config):
@@ -305,7 +314,9 @@ def test_sample_weights_count_rows_in_float64():
     data = datasets.load("blobs", n_samples=60)
     weights = np.random.default_rng(0).integers(0, 4, size=60)
     # no validation rows: they would be drawn from 60 rows in one fit and from more in the other
-    settings = dict(hidden=(8,), epochs=40, dtype="float64", seed=3, validation_fraction=0.0)
+    settings = dict(
+        hidden=(8,), epochs=40, dtype="float64", seed=3, validation_fraction=0.0, ensemble=1
+    )
     weighted = torchclf.fit(data.X, data.y, sample_weight=weights, **settings)
     repeated = torchclf.fit(
         np.repeat(data.X, weights, axis=0), np.repeat(data.y, weights), **settings
@@ -373,7 +384,9 @@ def test_the_best_validation_epoch_is_the_one_restored(engine):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5))
     y = (X[:, 0] + rng.normal(0, 1, 200) > 0).astype(int)  # noisy: a wide net overfits it
-    settings = dict(hidden=(32, 32), lr=0.03, seed=1, engine=engine, patience=30, dtype="float64")
+    settings = dict(
+        hidden=(32, 32), lr=0.03, seed=1, engine=engine, patience=30, dtype="float64", ensemble=1
+    )
     best = torchclf.fit(X, y, epochs=300, **settings)
     history = best.history
     losses = history.column("val_loss")

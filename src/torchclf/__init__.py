@@ -55,7 +55,10 @@ _EXPORTS = {
     "atomic_directory": "torchclf.files",
     "atomic_file": "torchclf.files",
     "Schedule": "torchclf.schedule",
+    "Plan": "torchclf.schedule",
+    "plan_training": "torchclf.schedule",
     "resolve_schedule": "torchclf.schedule",
+    "Ensemble": "torchclf.models",
     "read_table": "torchclf.tabular",
     "is_table_path": "torchclf.tabular",
     "prediction_frame": "torchclf.predictions",
@@ -74,6 +77,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataSource",
+    "Ensemble",
     "Evaluation",
     "History",
     "ModelConfig",
@@ -81,6 +85,7 @@ __all__ = [
     "MulticlassTask",
     "MultilabelTask",
     "NeuralNetClassifier",
+    "Plan",
     "Schedule",
     "Split",
     "Task",
@@ -103,6 +108,7 @@ __all__ = [
     "infer_task",
     "is_table_path",
     "load",
+    "plan_training",
     "plots",
     "prediction_frame",
     "read_model_file",
@@ -152,9 +158,9 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf.fitting import fit
     from torchclf.history import History
     from torchclf.metrics import Evaluation
-    from torchclf.models import MLP, build_model, count_parameters
+    from torchclf.models import MLP, Ensemble, build_model, count_parameters
     from torchclf.predictions import prediction_frame, write_table
-    from torchclf.schedule import Schedule, resolve_schedule
+    from torchclf.schedule import Plan, Schedule, plan_training, resolve_schedule
     from torchclf.sources import DataSource
     from torchclf.streaming import fit_parquet
     from torchclf.tabular import is_table_path, read_table

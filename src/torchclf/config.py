@@ -60,6 +60,7 @@ TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "lr_schedule": Options(LR_SCHEDULES),
     "dtype": Options(("float32", "float64")),
     "engine": Options(ENGINES),
+    "cross_fit": Options((False, True)),
 }
 # Each declared parameter's one line of help: the command line's options show it.
 PARAMETER_HELP: dict[str, str] = {
@@ -77,6 +78,7 @@ PARAMETER_HELP: dict[str, str] = {
     "batch_size": "Rows per step (default: full batch up to 4096 rows, else 256).",
     "grad_clip": "Clip the gradients' global norm to this value (default: no clipping).",
     "validation_fraction": "Share of the training rows held out for validation.",
+    "cross_fit": "Train each member of the ensemble on all folds but its own, which validates it.",
     "patience": "Epochs without a better validation loss before stopping.",
     "min_delta": "Smallest decrease of the validation loss that counts as better.",
     "label_smoothing": "Label smoothing of the multiclass cross-entropy.",
@@ -160,6 +162,7 @@ class TrainConfig:
     grad_clip: float | None = None  # clip the gradients' global L2 norm to this value
     early_stopping: bool = False  # stop when the validation loss stops improving
     validation_fraction: float = 0.0  # share of the training rows held out for validation
+    cross_fit: bool = False  # an ensemble's members validated on their own folds (1/K each)
     patience: int = 20  # epochs without improvement before early stopping
     min_delta: float = 0.0  # smallest decrease of the validation loss that counts
     class_weight: str | dict[str, float] | None = None  # None, "balanced" or {label: weight}

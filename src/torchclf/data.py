@@ -178,6 +178,30 @@ def holdout_indices(
         return split_indices(len(targets), fraction, stratify=None, seed=seed)
 
 
+def fold_indices(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each row's fold ``(n,)``, 0 to ``folds - 1``, stratified by encoded ``targets``.
+
+    ``targets`` are ``(n,)`` class codes or ``(n, K)`` 0/1 columns: classes are stratified
+    (scikit-learn's StratifiedKFold), label sets only shuffled. Where some class has fewer rows
+    than folds, the folds are plain shuffled rather than an error, as in :func:`holdout_indices`.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n_rows = len(targets)
+    if n_rows < folds:
+        raise DataError(f"{n_rows} training rows cannot be cut into {folds} folds")
+    strata = targets.reshape(n_rows, -1)
+    rows = np.zeros((n_rows, 1))
+    splitter: Any = KFold(folds, shuffle=True, random_state=seed)
+    single_label = strata.shape[1] == 1
+    if single_label and np.unique(strata[:, 0], return_counts=True)[1].min() >= folds:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    fold_of_row = np.empty(n_rows, dtype=np.int64)
+    for fold, (_, held_out) in enumerate(splitter.split(rows, strata[:, 0])):
+        fold_of_row[held_out] = fold
+    return fold_of_row
+
+
 def train_test_split(
     X: Any,
     y: Any,

@@ -70,7 +70,9 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         init: initial weights: "torch" (nn.Linear's), "xavier" (Glorot uniform, as
             MLPClassifier) or "kaiming" (He uniform).
         ensemble: networks trained at once whose probabilities are averaged (one model,
-            early-stopped as a whole).
+            early-stopped as a whole). 1 here, where ``fit``'s is "auto" (8): scikit-learn's
+            checks compare weighted rows with repeated ones, and weighted rows train one
+            network.
         optimizer: "adam", "adamw", "sgd" or "rmsprop".
         learning_rate: the optimizer's learning rate (scikit-learn's ``learning_rate_init``).
         weight_decay: L2 penalty (torchclf's default, chosen on its real-table suite).

@@ -17,15 +17,16 @@ from torch import Tensor
 
 from torchclf import engine
 from torchclf.classifier import Classifier
-from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import as_features, holdout_indices, take_rows
+from torchclf.config import MODEL_CONSTRAINTS, TRAIN_CONSTRAINTS, ModelConfig, TrainConfig
+from torchclf.constraints import check_all
+from torchclf.data import as_features, fold_indices, holdout_indices, take_rows
 from torchclf.devices import intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.history import History
 from torchclf.labelled import Labelled, to_labelled
 from torchclf.models import build_model
-from torchclf.schedule import resolve_schedule
+from torchclf.schedule import plan_training
 from torchclf.starting_point import auto_hidden, start_at_prior
 from torchclf.tasks import Task, infer_task
 from torchclf.thresholds import check_threshold_rule, tuned_threshold
@@ -43,7 +44,8 @@ def fit(
     dropout: float = 0.0,
     batch_norm: bool = False,
     init: str = "torch",
-    ensemble: int = 1,
+    ensemble: int | str = "auto",
+    cross_fit: bool | str = "auto",
     prior_bias: bool = True,
     optimizer: str = "adam",
     lr: float = 0.003,
@@ -100,9 +102,17 @@ def fit(
             uniform, scikit-learn's scheme; often faster to learn for wide ReLU nets) or
             "kaiming" (He uniform); the last two start the biases at zero.
         ensemble: train this many networks of the architecture at once (each from its own
-            initial weights, on the same batches) and average their probabilities: one model,
-            judged and early-stopped as a whole on the validation rows. Averaging lowers log
-            loss most where a single network is unsure or over-confident.
+            initial weights, on the same batches) and average their probabilities: one model
+            and one file. Averaging lowers log loss most where a single network is unsure or
+            over-confident. "auto" is 8 where the hand-written engine trains them side by
+            side, else 1 (see :func:`resolve_ensemble`).
+        cross_fit: with an ``ensemble`` of K, cut the training rows into K folds (stratified):
+            member k trains on every fold but the k-th, which validates it and chooses its
+            best epoch. Every training row then both trains and validates, and the epochs are
+            chosen on all of them rather than on a small holdout; ``validation_fraction`` is
+            1/K. Needs the hand-written engine (no dropout, batch norm or schedule). "auto"
+            cross-fits an ensemble that early-stops with "auto" validation on 20 rows or more;
+            False makes one holdout for the whole ensemble, which then stops as a whole.
         prior_bias: start the output layer's bias at the training rows' class log-odds (see
             :meth:`Task.prior_logits`), so the first prediction is the base rate; False keeps
             the initialisation's own bias (the tutorial's exact numbers need that).
@@ -189,8 +199,28 @@ def fit(
     if len(targets) != n_rows:
         raise DataError(f"X has {n_rows} rows but y has {len(targets)}; they must match")
     weights = _check_sample_weight(sample_weight, n_rows)
-    schedule = resolve_schedule(
+    # read before the configs are built, which check everything else
+    early = (
+        ("ensemble", ensemble, MODEL_CONSTRAINTS["ensemble"]),
+        ("cross_fit", cross_fit, TRAIN_CONSTRAINTS["cross_fit"]),
+    )
+    check_all([(name, value, rule) for name, value, rule in early if value != "auto"])
+    plan = plan_training(
         n_rows,
+        ensemble=ensemble,
+        cross_fit=cross_fit,
+        settings={
+            "batch_norm": batch_norm,
+            "dropout": dropout,
+            "activation_impl": activation_impl,
+            "optimizer": optimizer,
+            "lr_schedule": lr_schedule,
+            "grad_clip": grad_clip,
+            "class_weight": class_weight,
+            "label_smoothing": label_smoothing,
+            "weighted": sample_weight is not None,
+        },
+        autograd_asked=engine == "autograd" or compile,
         epochs=epochs,
         early_stopping=early_stopping,
         validation_fraction=validation_fraction,
@@ -198,6 +228,7 @@ def fit(
         batch_size=batch_size,
         needs_validation=rule is not None,
     )
+    schedule, ensemble, cross_fit = plan.schedule, plan.ensemble, plan.cross_fit
     validation_fraction = schedule.validation_fraction
     train_config = TrainConfig(
         optimizer=optimizer,
@@ -210,6 +241,7 @@ def fit(
         grad_clip=grad_clip,
         early_stopping=schedule.early_stopping,
         validation_fraction=validation_fraction,
+        cross_fit=cross_fit,
         patience=schedule.patience,
         min_delta=min_delta,
         class_weight=class_weight,
@@ -231,8 +263,11 @@ def fit(
     def rows(index: np.ndarray) -> Any:
         return X if index is every_row else take_rows(X, index)  # no copy of all the rows
 
-    train_rows, validation_rows = every_row, None
-    if validation_fraction > 0:
+    train_rows, validation_rows, folds = every_row, None, None
+    if cross_fit:  # (K, n): True where member k trains on the row
+        fold_of_row = torch.from_numpy(fold_indices(targets.numpy(), ensemble, seed))
+        folds = fold_of_row[None, :] != torch.arange(ensemble)[:, None]
+    elif validation_fraction > 0:
         train_rows, validation_rows = holdout_indices(targets.numpy(), validation_fraction, seed)
     train_targets = targets if train_rows is every_row else targets[train_rows]
 
@@ -304,11 +339,15 @@ def fit(
     ):
         torch.manual_seed(seed)  # dropout draws from the global generator
         history = _train(
-            model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end
+            model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end, folds
         )
     if rule is not None and validation is not None:
         fitted_task = fitted_task.with_threshold(
             tuned_threshold(model, fitted_task, validation, rule)
+        )
+    if rule is not None and folds is not None:
+        fitted_task = fitted_task.with_threshold(
+            tuned_threshold(model, fitted_task, train, rule, folds=folds)
         )
     return Classifier(
         model,
@@ -376,24 +415,37 @@ def _train(
     validation: Labelled | None,
     test: Labelled | None,
     on_epoch: Callable[[dict[str, float]], None],
+    folds: Tensor | None = None,
 ) -> History:
     """Train on the hand-written engine where it applies, else on the autograd loop.
 
     The one place the engine is chosen. Both cut the same batches and give the same model
-    (``tests/test_engines.py``); ``config.engine`` forces one.
+    (``tests/test_engines.py``); ``config.engine`` forces one. A cross-fitted ensemble
+    (``folds``) trains on the engine only.
     """
     batches = training_batches(model, len(train.X), config, train.X.device)
     if config.engine != "autograd" and not config.compile:
         why_not = engine.refusal(model, train, config)
         if why_not is None:
             return engine.train_single(
-                model, task, train, config, validation, test, on_epoch, batches
+                model, task, train, config, validation, test, on_epoch, batches, folds
+            )
+        if folds is not None:
+            raise ConfigError(
+                f"cross_fit=True trains on the hand-written engine, which cannot train this run: "
+                f"{why_not}. Use cross_fit=False"
             )
         if config.engine == "stacked":
             raise ConfigError(
                 f"engine='stacked' cannot train this run: {why_not}. Use engine='auto' (or "
                 "'autograd')"
             )
+    if folds is not None:
+        raise ConfigError(
+            f"cross_fit=True trains on the hand-written engine; engine={config.engine!r}"
+            f"{' and compile=True' if config.compile else ''} ask for the autograd loop. Use "
+            "cross_fit=False"
+        )
     return train_model(
         model,
         task,

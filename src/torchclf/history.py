@@ -26,6 +26,8 @@ class History:
 
     rows: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None  # the epoch whose weights were kept by early stopping
+    # a cross-fitted ensemble's members each keep their own best epoch (best_epoch: the last)
+    member_best_epochs: list[int | None] | None = None
     stopped_early: bool = False
     compile_seconds: float | None = None  # with compile=True: the first step's time, compiling
 
@@ -58,6 +60,7 @@ class History:
         return {
             "epochs": len(self.rows),
             "best_epoch": self.best_epoch,
+            **({"member_best_epochs": self.member_best_epochs} if self.member_best_epochs else {}),
             "stopped_early": self.stopped_early,
             "compile_seconds": self.compile_seconds,
             "last": last,

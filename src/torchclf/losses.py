@@ -88,13 +88,29 @@ class StackedTargets(ABC):
         part.rows = getattr(part, self._columns()[0]).shape[-1]
         return part
 
+    @abstractmethod
+    def row_scores(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Each member's loss and correctness (0/1) on each row, ``(M, n)`` each.
+
+        A row's loss is its share of the mean loss: their mean over the rows is the loss.
+        """
+
     def ensemble_logits(self, logits: Tensor) -> Tensor:
         """The ensemble of the members ``(M, outputs, n)`` as one member ``(1, outputs, n)``."""
         return mean_probability_logits(logits, self.link, class_dim=1).unsqueeze(0)
 
-    def gradient(self, logits: Tensor) -> Tensor:
-        """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts."""
-        return self._gradient_from(self.probabilities(logits))
+    def gradient(self, logits: Tensor, row_weights: Tensor | None = None) -> Tensor:
+        """``d mean loss / d logits`` ``(M, outputs, n)`` alone: no loss, no correct counts.
+
+        ``row_weights`` ``(M, n)``, each member's summing to 1, make each member's loss its own
+        weighted mean over the rows (0 leaves a row out of a member's loss) instead of the mean.
+        """
+        probs = self.probabilities(logits)
+        if row_weights is None:
+            return self._gradient_from(probs)
+        outputs_per_row = self._count() // self.rows  # 1 (softmax) or the outputs (sigmoid)
+        gradient = probs.sub_(self._truth()).mul_(row_weights.unsqueeze(1))
+        return gradient if outputs_per_row == 1 else gradient.div_(outputs_per_row)
 
     def _gradient_from(self, probs: Tensor) -> Tensor:
         """``(p - truth) / count`` from the probabilities ``(M, outputs, n)``, in place."""
@@ -143,6 +159,13 @@ class SoftmaxTargets(StackedTargets):
             return losses, correct, None
         return losses, correct, self._gradient_from(log_probs.exp_())
 
+    def row_scores(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        members, rows = logits.shape[0], self.rows
+        log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
+        picked = log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
+        correct = logits.max(dim=1).indices == self.codes  # (M, n)
+        return picked.squeeze(1).neg_(), correct.to(logits.dtype)
+
 
 class SigmoidTargets(StackedTargets):
     """0/1 targets ``(K, n)``, sigmoid binary cross-entropy, and a threshold per output.
@@ -182,6 +205,12 @@ class SigmoidTargets(StackedTargets):
         if not gradient:
             return losses.mean(dim=(1, 2)), correct, None
         return losses.mean(dim=(1, 2)), correct, self._gradient_from(probs)
+
+    def row_scores(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        target = self.y.expand_as(logits)
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # (M, K, n)
+        right = (torch.sigmoid(logits) >= self.thresholds) == self.truth
+        return losses.mean(dim=1), right.all(dim=1).to(logits.dtype)
 
 
 __all__ = [

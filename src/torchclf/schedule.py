@@ -7,11 +7,14 @@ fit_parquet` and the command line into numbers for the data at hand, in one plac
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torchclf.config import TrainConfig
 from torchclf.data import default_batch_size
-from torchclf.errors import ConfigError
+from torchclf.engine import refusal_of
+from torchclf.errors import ConfigError, DataError
 
 AUTO_VALIDATION_FRACTION = 0.2  # share of the training rows held out for validation ...
 MAX_VALIDATION_ROWS = 10_000  # ... but no more rows than this: enough to rank epochs
@@ -20,6 +23,9 @@ FULL_BATCH_EPOCHS = 1000  # the lesson's budget; full-batch steps are cheap and 
 MINI_BATCH_STEPS = 30_000  # a mini-batch budget in optimizer steps, ...
 MINI_BATCH_EPOCHS = (1, 200)  # ... as epochs within these bounds
 MINI_BATCH_PATIENCE = 10  # epochs, as scikit-learn's n_iter_no_change
+# members of the "auto" ensemble: TabArena's bags have 8 folds, and 8 cross-fitted members beat
+# 5 on the real-table suite's small tables (benchmarks/real_tables.py, docs/benchmarks.md)
+AUTO_ENSEMBLE = 8
 
 
 @dataclass(frozen=True)
@@ -97,4 +103,114 @@ def resolve_schedule(
     )
 
 
-__all__ = ["Schedule", "resolve_schedule"]
+def resolve_ensemble(
+    ensemble: int | str,
+    cross_fit: bool | str,
+    n_rows: int,
+    *,
+    engine_trains: bool,
+    autograd_asked: bool = False,
+    validation_fraction: float | str,
+    early_stopping: bool | str,
+) -> tuple[int, bool]:
+    """Resolve ``fit``'s "auto" ensemble size and cross-fitting: ``(members, cross_fit)``.
+
+    "auto" is :data:`AUTO_ENSEMBLE` members where the hand-written engine can train the run
+    (``engine_trains``: side by side, for about the time of a few networks), one network where
+    only the autograd loop can (dropout, batch norm, schedules...), which would take eight times
+    as long. "auto" cross-fitting is on for an ensemble that chooses its epochs (early stopping
+    not switched off, no holdout share given) on data with rows to spare, unless the autograd
+    loop is asked for (``autograd_asked``: it trains one holdout ensemble instead). Each member
+    is then validated on its own fold, so every training row serves both to train and to
+    choose, where a holdout would spend a fifth of them on validation alone.
+    """
+    members = (AUTO_ENSEMBLE if engine_trains else 1) if ensemble == "auto" else int(ensemble)
+    if cross_fit == "auto":
+        cross_fit = (
+            members > 1
+            and engine_trains
+            and not autograd_asked
+            and validation_fraction == "auto"
+            and early_stopping in (True, "auto")
+            and n_rows >= max(MIN_ROWS_FOR_VALIDATION, 2 * members)
+        )
+    return members, bool(cross_fit)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``fit`` will train: the schedule, the ensemble's size and how it is validated."""
+
+    schedule: Schedule
+    ensemble: int  # networks whose probabilities are averaged
+    cross_fit: bool  # each member validated on its own fold (schedule.validation_fraction = 1/K)
+
+
+def plan_training(
+    n_rows: int,
+    *,
+    ensemble: int | str = "auto",
+    cross_fit: bool | str = "auto",
+    settings: Mapping[str, Any] | None = None,
+    autograd_asked: bool = False,
+    epochs: int | str = "auto",
+    early_stopping: bool | str = "auto",
+    validation_fraction: float | str = "auto",
+    patience: int | str = "auto",
+    batch_size: int | None = None,
+    needs_validation: bool = False,
+) -> Plan:
+    """Resolve every "auto" of a run at once: :func:`resolve_ensemble`, then the schedule.
+
+    ``settings`` are ``fit``'s values that decide whether the hand-written engine can train
+    the run (see :func:`torchclf.engine.refusal_of`); ``autograd_asked``: ``engine="autograd"``
+    or ``compile``. A cross-fitted ensemble's members each hold out 1/K of the rows, so its
+    schedule is sized for that share. ``fit`` and the command line both plan here.
+    """
+    members, cross = resolve_ensemble(
+        ensemble,
+        cross_fit,
+        n_rows,
+        engine_trains=refusal_of(settings or {}) is None,
+        autograd_asked=autograd_asked,
+        validation_fraction=validation_fraction,
+        early_stopping=early_stopping,
+    )
+    if cross:
+        if members < 2:
+            raise ConfigError(
+                f"cross_fit=True trains one member per fold and needs ensemble >= 2; got "
+                f"ensemble={members}. Set ensemble (for example 8)"
+            )
+        if validation_fraction != "auto":
+            raise ConfigError(
+                f"cross_fit=True validates each member on its own fold (1/ensemble of the rows); "
+                f"validation_fraction={validation_fraction!r} asks for a holdout too. Leave it "
+                "'auto'"
+            )
+        if n_rows < 2 * members:
+            raise DataError(
+                f"{n_rows} training rows are too few for {members} folds; use fewer members or "
+                "cross_fit=False"
+            )
+        validation_fraction = 1.0 / members  # each member's own fold
+    schedule = resolve_schedule(
+        n_rows,
+        epochs=epochs,
+        early_stopping=early_stopping,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        batch_size=batch_size,
+        needs_validation=needs_validation,
+    )
+    return Plan(schedule, members, cross)
+
+
+__all__ = [
+    "AUTO_ENSEMBLE",
+    "Plan",
+    "Schedule",
+    "plan_training",
+    "resolve_ensemble",
+    "resolve_schedule",
+]

@@ -7,6 +7,7 @@ import torch
 from torchclf.errors import ConfigError
 from torchclf.labelled import Labelled
 from torchclf.metrics import choose_threshold
+from torchclf.models import members_of
 from torchclf.tasks import Task
 
 
@@ -33,10 +34,30 @@ def check_threshold_rule(rule: str, task: Task, validation_fraction: float) -> N
 
 
 @torch.inference_mode()
-def tuned_threshold(model: torch.nn.Module, task: Task, validation: Labelled, rule: str) -> float:
-    """The threshold ``rule`` picks from the validation rows' positive-class probabilities."""
+def tuned_threshold(
+    model: torch.nn.Module,
+    task: Task,
+    validation: Labelled,
+    rule: str,
+    *,
+    folds: torch.Tensor | None = None,
+) -> float:
+    """The threshold ``rule`` picks from the validation rows' positive-class probabilities.
+
+    For a cross-fitted ensemble, ``validation`` holds the training rows and ``folds`` ``(K, n)``
+    which member trained on which: each row's probability is then its out-of-fold member's,
+    the one model that never trained on it.
+    """
     model.eval()
-    positive = task.probabilities(model(validation.X))[:, 1].cpu().numpy()  # (n,) P(classes[1])
+    if folds is None:
+        logits = model(validation.X)
+    else:
+        X = validation.X
+        logits = torch.empty(len(X), task.n_outputs, dtype=X.dtype, device=X.device)
+        for member, trained_on in zip(members_of(model), folds, strict=True):
+            held_out = ~trained_on.to(X.device)
+            logits[held_out] = member(validation.X[held_out])
+    positive = task.probabilities(logits)[:, 1].cpu().numpy()  # (n,) P(classes[1])
     return choose_threshold(positive, validation.y[:, 0].cpu().numpy(), rule)
 
 

@@ -97,11 +97,7 @@ def heading(data: str, summary: dict[str, Any]) -> str:
         + (f" ({dropped} without a target, dropped)" if dropped else "")
         + f", {summary['features']} features; classes: {summary['class balance']}",
         f"train {summary['train rows']}"
-        + (
-            f" ({summary['validation rows']} of them for validation)"
-            if summary.get("validation rows")
-            else ""
-        )
+        + (f" ({summary['validation']})" if summary.get("validation") else "")
         + f", test {summary['test rows']}",
     ]
     if summary.get("id-like columns left out"):

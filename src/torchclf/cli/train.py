@@ -66,7 +66,23 @@ def train(
     activation: Annotated[str, declared("activation")] = ModelConfig.activation,
     dropout: Annotated[float, declared("dropout")] = ModelConfig.dropout,
     init: Annotated[str, declared("init")] = ModelConfig.init,
-    ensemble: Annotated[int, declared("ensemble")] = ModelConfig.ensemble,
+    ensemble: Annotated[
+        str,
+        typer.Option(
+            help="Networks trained at once, their probabilities averaged; auto: 8 on a --data "
+            "table (1 where dropout, a schedule or clipping needs the autograd loop), 1 on the "
+            "built-in lesson datasets."
+        ),
+    ] = "auto",
+    cross_fit: Annotated[
+        bool | None,
+        typer.Option(
+            "--cross-fit/--no-cross-fit",
+            help="Validate each network of the ensemble on its own fold of the training rows "
+            "(default: whenever the ensemble early-stops with auto validation).",
+            show_default=False,
+        ),
+    ] = None,
     epochs: EpochsOption = "auto",
     lr: Annotated[float, declared("lr")] = TrainConfig.lr,
     optimizer: Annotated[str, declared("optimizer")] = TrainConfig.optimizer,
@@ -133,6 +149,7 @@ def train(
     epoch_budget = parse_auto(epochs, "'--epochs'", int, "300")
     validation = parse_auto(validation_size, "'--validation-size'", float, "0.2")
     patience_value = parse_auto(patience, "'--patience'", int, "20")
+    members = parse_auto(ensemble, "'--ensemble'", int, "8")
     thread_count: int | str = threads
     if threads != "auto":
         if not threads.isdigit() or int(threads) < 1:
@@ -144,7 +161,7 @@ def train(
     folder = run_folder(out, name, Path(data).stem, overwrite)
 
     import torchclf
-    from torchclf import DataSource, resolve_schedule
+    from torchclf import DataSource, plan_training
     from torchclf.report import write_run
 
     console = make_console()
@@ -160,8 +177,20 @@ def train(
     split = source.split(loaded)
     summary = loaded.summary(split)
     tunes_threshold = isinstance(threshold_value, str)
-    schedule = resolve_schedule(
+    if members == "auto" and not source.is_file:
+        members = 1  # the lesson's own data: the lesson's one network
+    plan = plan_training(
         len(split.X_train),
+        ensemble=members,
+        cross_fit="auto" if cross_fit is None else cross_fit,
+        settings={
+            "dropout": dropout,
+            "optimizer": optimizer,
+            "lr_schedule": lr_schedule,
+            "grad_clip": grad_clip,
+            "class_weight": None if class_weight == "none" else class_weight,
+        },
+        autograd_asked=compile_model,
         epochs=epoch_budget,
         early_stopping="auto" if early_stopping is None else early_stopping,
         validation_fraction=validation,
@@ -169,8 +198,12 @@ def train(
         batch_size=batch_size,
         needs_validation=tunes_threshold,
     )
-    # held out by fit's holdout_indices: the same count, ceil(fraction * rows)
-    summary["validation rows"] = math.ceil(schedule.validation_fraction * len(split.X_train))
+    schedule = plan.schedule
+    if plan.cross_fit:
+        summary["validation"] = f"{plan.ensemble} networks, each validated on its own fold"
+    else:  # held out by fit's holdout_indices: the same count, ceil(fraction * rows)
+        held_out = math.ceil(schedule.validation_fraction * len(split.X_train))
+        summary["validation"] = f"{held_out} of them for validation" if held_out else None
     epoch_table = None
     if not quiet:
         every = max(1, schedule.epochs // 10)
@@ -185,7 +218,8 @@ def train(
                 activation=activation,
                 dropout=dropout,
                 init=init,
-                ensemble=ensemble,
+                ensemble=plan.ensemble,
+                cross_fit=plan.cross_fit,
                 epochs=schedule.epochs,
                 lr=lr,
                 optimizer=optimizer,
@@ -195,7 +229,7 @@ def train(
                 batch_size=batch_size,
                 grad_clip=grad_clip,
                 early_stopping=schedule.early_stopping,
-                validation_fraction=schedule.validation_fraction,
+                validation_fraction="auto" if plan.cross_fit else schedule.validation_fraction,
                 patience=schedule.patience,
                 class_weight=None if class_weight == "none" else class_weight,
                 threshold=0.5 if threshold_value is None else threshold_value,

@@ -16,25 +16,28 @@ autograd loop (:mod:`torchclf.training`); ``fit`` chooses between the two.
 from torchclf.engine.loops import (
     SYNC_EVERY,
     BatchFeatures,
+    Folds,
     Split,
     StackedResult,
     step_batch,
     train_stacked,
 )
 from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
-from torchclf.engine.single import refusal, train_single
+from torchclf.engine.single import refusal, refusal_of, train_single
 from torchclf.engine.stacked import StackedMLP
 
 __all__ = [
     "STACKED_OPTIMIZERS",
     "SYNC_EVERY",
     "BatchFeatures",
+    "Folds",
     "Hyper",
     "Split",
     "StackedMLP",
     "StackedOptimizer",
     "StackedResult",
     "refusal",
+    "refusal_of",
     "step_batch",
     "train_single",
     "train_stacked",

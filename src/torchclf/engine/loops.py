@@ -62,6 +62,7 @@ def train_stacked(
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None = None,
     batches: IndexBatches | None = None,
     ensemble: bool = False,
+    folds: Folds | None = None,
 ) -> StackedResult:
     """Train every member of ``net`` for its own number of epochs.
 
@@ -83,13 +84,23 @@ def train_stacked(
     probabilities averaged, :meth:`StackedTargets.ensemble_logits`), repeated for each member,
     so they stop at one epoch and keep one best epoch, chosen on the ensemble's validation loss.
     Each member still takes its own loss's gradient, as if trained alone.
+
+    With ``folds`` (cross-fitting) each member trains on its own share of the training rows and
+    is validated, and stopped, on the rest: its "val" columns are those rows' loss and
+    accuracy, and ``splits`` hold only rows that are reported ("test"), scored as ``ensemble``
+    says.
     """
     flat, device = net.flat, net.flat.device
     members, n_train = flat.shape[0], X_train.shape[1]
     optimizer = StackedOptimizer(hypers, flat)
     epochs = torch.tensor([h.epochs for h in hypers], device=device)
-    stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and splits else None
-    records = _Records(members, {"train": n_train, **{s.name: s.targets.rows for s in splits}})
+    evaluates = bool(splits) or folds is not None  # something is scored after each epoch
+    stopping = _EarlyStopping(flat, patience, min_delta) if early_stopping and evaluates else None
+    validation_rows = {"val": 1} if folds is not None else {}  # folds record fractions
+    records = _Records(
+        members,
+        {"train": n_train, **validation_rows, **{s.name: s.targets.rows for s in splits}},
+    )
     score = _ensemble_scores if ensemble else _member_scores
     # members that may stop before the others take their steps with a 0/1 mask on the rate. One
     # member alone needs none (and so keeps the fused optimizer step): once it stops, the loop
@@ -98,7 +109,7 @@ def train_stacked(
     # An ensemble's members stop together, and need none either.
     masked = (
         members > 1
-        and not ensemble
+        and (folds is not None or not ensemble)
         and (stopping is not None or len({h.epochs for h in hypers}) > 1)
     )
     if batches is not None and not batches.full_batch:
@@ -115,6 +126,7 @@ def train_stacked(
             masked,
             on_flush,
             score,
+            folds,
         )
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
@@ -123,13 +135,24 @@ def train_stacked(
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
 
-    def evaluate(logits: Tensor, epoch: int) -> None:
-        """Record the splits' metrics for params after ``epoch`` steps; decide early stopping."""
+    def evaluate(logits: Tensor, epoch: int, rows: tuple[Tensor, Tensor] | None = None) -> None:
+        """Record the metrics for params after ``epoch`` steps; decide early stopping.
+
+        ``rows`` are the training rows' :meth:`StackedTargets.row_scores` of ``logits``, when
+        already computed (the folds' validation rows are among them).
+        """
         nonlocal live
+        if folds is not None:
+            losses, correct = folds.validation(
+                *(rows or train_targets.row_scores(logits[..., :n_train]))
+            )
+            records.add("val", losses, correct)
+            if stopping is not None:
+                _, live = stopping.update(losses, live, epoch)
         for split, start, stop in zip(splits, bounds, bounds[1:], strict=False):
             losses, correct = score(split.targets, logits[..., start:stop])
             records.add(split.name, losses, correct)
-            if stopping is not None and split is splits[0]:
+            if stopping is not None and folds is None and split is splits[0]:
                 _, live = stopping.update(losses, live, epoch)
         live = live & (epochs > epoch)
 
@@ -140,10 +163,16 @@ def train_stacked(
         for epoch in range(1, max(h.epochs for h in hypers) + 1):
             forward = net.forward(X_all, train_rows=n_train)
             logits = forward.logits  # (M, outputs, N); columns past n_train are the splits' rows
-            if epoch > 1 and splits:
-                evaluate(logits, epoch - 1)
+            rows = None
+            if folds is not None:  # each row's scores: the folds' training and validation rows
+                rows = train_targets.row_scores(logits[..., :n_train])
+            if epoch > 1 and evaluates:
+                evaluate(logits, epoch - 1, rows)
             dlogits: Tensor | None
-            if ensemble:  # each member's own gradient; the ensemble's loss and hits
+            if folds is not None:  # each member's mean over its own training rows
+                dlogits = train_targets.gradient(logits[..., :n_train], folds.train_weights)
+                losses, correct = folds.training(*rows)  # type: ignore[misc]  # rows is set
+            elif ensemble:  # each member's own gradient; the ensemble's loss and hits
                 dlogits = train_targets.gradient(logits[..., :n_train])
                 losses, correct = score(train_targets, logits[..., :n_train])
             else:
@@ -153,13 +182,13 @@ def train_stacked(
             grads = net.backward(forward, dlogits)
             mask = live[:, None].to(flat.dtype) if masked else None
             optimizer.step(flat, grads, epoch, mask)
-            if not splits:
+            if not evaluates:
                 live = live & (epochs > epoch)
             if epoch % SYNC_EVERY == 0:
                 records.flush(on_flush, last_epochs)
                 if not bool(live.any()):
                     break
-        if splits:
+        if evaluates:
             evaluate(net.forward(X_all).logits, epoch)
         records.flush(on_flush, last_epochs)
 
@@ -179,12 +208,14 @@ def _train_in_batches(
     masked: bool,
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
     score: Callable[[StackedTargets, Tensor], tuple[Tensor, Tensor]],
+    folds: Folds | None,
 ) -> StackedResult:
     """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
 
     Each batch's features are copied into a buffer reused from batch to batch
     (:class:`BatchFeatures`): the step then meets the same tensor every time, and keeps its
-    views of it.
+    views of it. With ``folds``, each member's share of a batch is its own training rows, and
+    the folds' validation rows are scored by one more pass over the training rows per epoch.
     """
     flat, members = net.flat, net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=flat.device)
@@ -214,16 +245,32 @@ def _train_in_batches(
                 stop = start + X_batch.shape[1]
                 step += 1  # the optimizer counts steps, not epochs, as torch.optim does
                 batch_targets = targets_epoch.subset(slice(start, stop))
+                weights = None if folds is None else folds.batch_weights(order[start:stop])
                 step_batch(
-                    net, optimizer, X_batch, batch_targets, step, logits[..., start:stop], mask
+                    net,
+                    optimizer,
+                    X_batch,
+                    batch_targets,
+                    step,
+                    logits[..., start:stop],
+                    mask,
+                    weights,
                 )
                 start = stop
-            losses, correct = score(targets_epoch, logits)
-            records.add("train", losses, correct)
+            if folds is None:
+                losses, correct = score(targets_epoch, logits)
+                records.add("train", losses, correct)
+            else:
+                records.add("train", *folds.training(*targets_epoch.row_scores(logits), order))
+                all_rows = train_targets.row_scores(net.forward(X_train).logits)
+                losses, correct = folds.validation(*all_rows)
+                records.add("val", losses, correct)
+                if stopping is not None:
+                    _, live = stopping.update(losses, live, epoch)
             for index, split in enumerate(splits):
                 losses, correct = score(split.targets, net.forward(split.X).logits)
                 records.add(split.name, losses, correct)
-                if stopping is not None and index == 0:
+                if stopping is not None and folds is None and index == 0:
                     _, live = stopping.update(losses, live, epoch)
             live = live & (epochs > epoch)
             # a mini-batch epoch is long next to one read: report progress after every epoch
@@ -241,17 +288,20 @@ def step_batch(
     step: int,
     logits_out: Tensor,
     mask: Tensor | None = None,
+    row_weights: Tensor | None = None,
 ) -> None:
     """One optimizer step on the batch ``X`` ``(in, b)``, its logits copied to ``logits_out``.
 
     ``step`` counts optimizer steps from 1; ``mask`` ``(M, 1)`` freezes members at 0. The caller
     reads the loss and accuracy from many batches' logits at once (``logits_out`` is a view of
     an epoch's or a block's ``(M, outputs, rows)``): computed batch by batch, those few small
-    operations cost about a tenth of the step.
+    operations cost about a tenth of the step. ``row_weights`` ``(M, b)``: each member's
+    weights of the batch's rows (see :meth:`StackedTargets.gradient`).
     """
     forward = net.forward(X, train_rows=X.shape[1])
     logits_out.copy_(forward.logits)
-    optimizer.step(net.flat, net.backward(forward, targets.gradient(forward.logits)), step, mask)
+    gradient = targets.gradient(forward.logits, row_weights)
+    optimizer.step(net.flat, net.backward(forward, gradient), step, mask)
 
 
 class BatchFeatures:
@@ -301,6 +351,42 @@ class BatchFeatures:
         if self._chunk is None or len(self._chunk) < capacity:
             self._chunk = X_rows.new_empty(capacity, X_rows.shape[1])
         return self._chunk
+
+
+class Folds:
+    """Cross-fitting: the training rows each member trains on; the rest validate it.
+
+    ``trains`` is ``(M, n)`` boolean. Each member's loss is its mean over its own rows, so a
+    member trains as if alone on them; its validation loss is its mean over the rest.
+    """
+
+    def __init__(self, trains: Tensor, dtype: torch.dtype) -> None:
+        self.trains = trains  # (M, n)
+        train, held_out = trains.to(dtype), (~trains).to(dtype)
+        self.train_weights = train / train.sum(dim=1, keepdim=True)  # (M, n), rows sum to 1
+        self.validation_weights = held_out / held_out.sum(dim=1, keepdim=True).clamp(min=1)
+
+    def batch_weights(self, rows: Tensor) -> Tensor:
+        """Each member's weights ``(M, b)`` of the rows ``rows`` ``(b,)``: a mean over its own."""
+        chosen = self.trains.index_select(1, rows).to(self.train_weights.dtype)
+        return chosen / chosen.sum(dim=1, keepdim=True).clamp(min=1)
+
+    def training(
+        self, row_losses: Tensor, row_correct: Tensor, rows: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Each member's mean loss and correct count ``(M,)`` on its own training rows.
+
+        From the scores ``(M, n)`` of every row (or of ``rows``, in order); the count is scaled
+        to all ``n`` rows, as the records divide it by them.
+        """
+        weights = self.train_weights if rows is None else self.batch_weights(rows)
+        correct = (row_correct * weights).sum(dim=1) * self.trains.shape[1]
+        return (row_losses * weights).sum(dim=1), correct
+
+    def validation(self, row_losses: Tensor, row_correct: Tensor) -> tuple[Tensor, Tensor]:
+        """Each member's mean loss and accuracy ``(M,)`` on its validation rows."""
+        weights = self.validation_weights
+        return (row_losses * weights).sum(dim=1), (row_correct * weights).sum(dim=1)
 
 
 def _member_scores(targets: StackedTargets, logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -396,6 +482,7 @@ class _EarlyStopping(BestEpochs):
 __all__ = [
     "SYNC_EVERY",
     "BatchFeatures",
+    "Folds",
     "Split",
     "StackedResult",
     "step_batch",

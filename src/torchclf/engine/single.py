@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data import IndexBatches
-from torchclf.engine.loops import Split, train_stacked
+from torchclf.engine.loops import Folds, Split, train_stacked
 from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper
 from torchclf.engine.stacked import StackedMLP
 from torchclf.history import EpochRecorder, History
@@ -25,17 +27,35 @@ def refusal(model: nn.Module, train: Labelled, config: TrainConfig) -> str | Non
     left to the autograd loop, whose masks come from torch's global generator.
     """
     model_config = getattr(model, "config", None)
+    if not isinstance(model_config, ModelConfig):
+        return "the model is not a torchclf MLP"
+    settings = {**dataclasses.asdict(model_config), **dataclasses.asdict(config)}
+    return refusal_of({**settings, "weighted": train.weight is not None})
+
+
+def refusal_of(settings: Mapping[str, Any]) -> str | None:
+    """:func:`refusal` from ``fit``'s own values, before any model is built.
+
+    ``settings`` maps ``batch_norm``, ``dropout``, ``activation_impl``, ``optimizer``,
+    ``lr_schedule``, ``grad_clip``, ``class_weight``, ``label_smoothing`` to their values (a
+    missing one has its declared default) and ``weighted`` to whether rows have sample weights.
+    """
+    values = {
+        **{f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "hidden"},
+        **{f.name: f.default for f in dataclasses.fields(TrainConfig)},
+        "weighted": False,
+        **settings,
+    }
     reasons = {
-        "the model is not a torchclf MLP": not isinstance(model_config, ModelConfig),
-        "batch norm": bool(model_config and model_config.batch_norm),
-        "dropout": bool(model_config and model_config.dropout > 0),
-        "from-scratch activations": bool(model_config and model_config.activation_impl != "torch"),
-        f"the {config.optimizer} optimizer": config.optimizer not in STACKED_OPTIMIZERS,
-        "a learning-rate schedule": config.lr_schedule != "none",
-        "gradient clipping": config.grad_clip is not None,
-        "sample weights": train.weight is not None,
-        "class weights": config.class_weight is not None,
-        "label smoothing": config.label_smoothing > 0,
+        "batch norm": bool(values["batch_norm"]),
+        "dropout": values["dropout"] > 0,
+        "from-scratch activations": values["activation_impl"] != "torch",
+        f"the {values['optimizer']} optimizer": values["optimizer"] not in STACKED_OPTIMIZERS,
+        "a learning-rate schedule": values["lr_schedule"] != "none",
+        "gradient clipping": values["grad_clip"] is not None,
+        "sample weights": bool(values["weighted"]),
+        "class weights": values["class_weight"] is not None,
+        "label smoothing": values["label_smoothing"] > 0,
     }
     return next((reason for reason, applies in reasons.items() if applies), None)
 
@@ -49,12 +69,19 @@ def train_single(
     test: Labelled | None,
     on_epoch: Callable[[dict[str, float]], None] | None,
     batches: IndexBatches,
+    folds: Tensor | None = None,
 ) -> History:
     """:func:`torchclf.training.train_model` on these loops: the same epochs, rows and weights.
 
     ``model`` is a torchclf MLP that :func:`refusal` accepts, or an ensemble of them, whose
     members train side by side as the engine's members and stop together; it is trained in
     place. An ensemble's history is the ensemble's: its probabilities' losses and accuracies.
+
+    With ``folds`` ``(M, n)`` (True where member ``m`` trains on row ``n``) the ensemble is
+    cross-fitted: each member trains on its rows, is validated and stopped on the others
+    (``validation`` is then None), and keeps its own best epoch. The history's "train" and "val"
+    columns are then the members' means (of those still training), "test" the ensemble's;
+    ``history.member_best_epochs`` holds each member's best epoch.
     """
     model_config: ModelConfig = model.config  # type: ignore[assignment]
     dtype = train.X.dtype
@@ -72,9 +99,15 @@ def train_single(
 
     def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
         """Complete the rows read so far; stop on a diverged loss as the autograd loop does."""
-        done = min(last_epochs[0], *(len(values[0]) for values in columns.values()))
+        done = min(max(last_epochs), *(len(values[0]) for values in columns.values()))
         for index in range(len(history.rows), done):
-            values = {name: per_member[0][index] for name, per_member in columns.items()}
+            # the members still training at this epoch; one stands for a whole-stopped ensemble
+            training = [m for m, last in enumerate(last_epochs) if last > index]
+            training = training if folds is not None else [0]
+            values = {
+                name: sum(per_member[m][index] for m in training) / len(training)
+                for name, per_member in columns.items()
+            }
             recorder.record(index + 1, values, config.lr)
 
     result = train_stacked(
@@ -89,11 +122,17 @@ def train_single(
         on_flush=on_flush,
         batches=batches,
         ensemble=len(members) > 1,
+        folds=None if folds is None else Folds(folds.to(train.X.device), dtype),
     )
     history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
+    if folds is not None:
+        kept = [epoch for epoch in result.best_epoch if epoch is not None]
+        history.best_epoch = max(kept) if kept else None
+        history.stopped_early = all(result.stopped_early)
+        history.member_best_epochs = result.best_epoch
     for index, member in enumerate(members):
         member.load_state_dict(net.member_state(result.flat[index], names))
     return history
 
 
-__all__ = ["refusal", "train_single"]
+__all__ = ["refusal", "refusal_of", "train_single"]
