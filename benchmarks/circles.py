@@ -52,6 +52,7 @@ def run_torchclf(split, data) -> float:
         lr=LR,
         epochs=EPOCHS,
         validation_fraction=0.0,  # every training row for the whole budget, as the peers
+        ensemble=1,  # one network, as the peers
         eval_set=(split.X_test, split.y_test),
         seed=42,
     )

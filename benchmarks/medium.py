@@ -73,6 +73,7 @@ def run_torchclf(X, y, X_test, y_test, scaled, init: str = "xavier") -> float:
     classifier = torchclf.fit(
         X, y, hidden=HIDDEN, epochs=1, batch_size=BATCH, lr=LR, init=init, seed=0,
         validation_fraction=0.0,  # every row for one epoch, as the peers
+        ensemble=1,  # one network, as the peers
     )  # fmt: skip
     return float((classifier.predict(X_test) == y_test).mean())
 

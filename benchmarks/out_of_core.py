@@ -76,8 +76,9 @@ def child(mode: str, path: Path, slice_rows: int) -> None:
         start = time.perf_counter()  # the in-memory path's clock starts with the data in memory
         X, y = table.drop(columns="label").to_numpy(), table["label"].to_numpy()
         classifier = torchclf.fit(
-            X, y, hidden=HIDDEN, epochs=1, batch_size=BATCH, seed=0, validation_fraction=0.0
-        )
+            X, y, hidden=HIDDEN, epochs=1, batch_size=BATCH, seed=0, validation_fraction=0.0,
+            ensemble=1,  # one network, as fit_parquet trains
+        )  # fmt: skip
         rows = len(y)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -286,7 +286,7 @@ def run_peer(name: str, table: Table, train: np.ndarray, test: np.ndarray, seed:
 def run_torchclf(
     table: Table, train: np.ndarray, test: np.ndarray, seed: int, **options: Any
 ) -> dict:
-    """Torchclf at its defaults (but ``options``): test scores, fit seconds, epochs trained, kept."""
+    """Torchclf at its defaults but `options`: test scores, fit seconds, epochs trained and kept."""
     import torchclf
 
     X_train, y_train = table.X.iloc[train], table.y[train]
@@ -422,7 +422,7 @@ def main() -> None:
         "--options",
         type=json.loads,
         default={},
-        help='torchclf.fit keywords other than the defaults, as JSON: \'{"ensemble": 1}\'',
+        help="torchclf.fit keywords other than the defaults, as JSON: '{\"ensemble\": 1}'",
     )
     args = parser.parse_args()
     import torch
