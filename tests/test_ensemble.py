@@ -155,6 +155,7 @@ def test_each_cross_fitted_member_is_a_network_trained_on_all_folds_but_its_own(
         cross_fit=True,
         standardize=False,
         prior_bias=False,
+        calibrate=False,  # the members as trained, before a temperature
         dtype="float64",
         **settings,
     )

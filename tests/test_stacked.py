@@ -186,6 +186,7 @@ def test_members_stop_early_as_fit_does():
             data.X,
             data.y,
             ensemble=1,
+            calibrate=False,  # a sweep's members are not calibrated
             hidden=member.hidden,
             lr=member.lr,
             epochs=member.epochs,

@@ -106,6 +106,7 @@ def test_history_records_train_validation_and_test_every_epoch():
         epochs=7,
         validation_fraction=0.25,
         eval_set=(split.X_test, split.y_test),
+        calibrate=False,  # the history records training, before any temperature
     )
     assert len(clf.history) == 7
     assert set(clf.history.last) == {
@@ -137,6 +138,7 @@ def test_early_stopping_keeps_the_best_validation_epoch():
         early_stopping=True,
         validation_fraction=0.3,
         patience=15,
+        calibrate=False,  # the history records training, before any temperature
     )
     history = clf.history
     assert history.stopped_early and len(history) < 2000

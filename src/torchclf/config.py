@@ -42,6 +42,7 @@ MODEL_CONSTRAINTS: dict[str, Constraint] = {
     "activation_impl": Options(ACTIVATION_IMPLS),
     "init": Options(INITS),
     "ensemble": Interval(int, 1, 64),
+    "temperature": Interval(float, 0.0, closed="right"),
 }
 TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "lr": Interval(float, 0.0, closed="right"),
@@ -61,6 +62,7 @@ TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "dtype": Options(("float32", "float64")),
     "engine": Options(ENGINES),
     "cross_fit": Options((False, True)),
+    "calibrate": Options((False, True)),
 }
 # Each declared parameter's one line of help: the command line's options show it.
 PARAMETER_HELP: dict[str, str] = {
@@ -71,6 +73,7 @@ PARAMETER_HELP: dict[str, str] = {
     "activation_impl": "torch (torch.nn's activations) or scratch (torchclf.activations').",
     "init": "Initial weights: torch (nn.Linear's), xavier (Glorot, scikit-learn's), kaiming (He).",
     "ensemble": "Networks trained at once, their probabilities averaged; 1 trains one network.",
+    "temperature": "The logits are divided by it: fitted on held-out rows when calibrating.",
     "lr": "Learning rate.",
     "momentum": "Momentum, for sgd and rmsprop.",
     "weight_decay": "L2 penalty (decoupled for adamw); tempers over-confident probabilities.",
@@ -79,6 +82,7 @@ PARAMETER_HELP: dict[str, str] = {
     "grad_clip": "Clip the gradients' global norm to this value (default: no clipping).",
     "validation_fraction": "Share of the training rows held out for validation.",
     "cross_fit": "Train each member of the ensemble on all folds but its own, which validates it.",
+    "calibrate": "Fit a temperature on the held-out rows, so probabilities match frequencies.",
     "patience": "Epochs without a better validation loss before stopping.",
     "min_delta": "Smallest decrease of the validation loss that counts as better.",
     "label_smoothing": "Label smoothing of the multiclass cross-entropy.",
@@ -122,6 +126,7 @@ class ModelConfig:
     batch_norm: bool = False  # BatchNorm1d after each hidden linear layer
     init: str = "torch"  # initial weights of the Linear layers, one of INITS
     ensemble: int = 1  # members of this architecture whose probabilities are averaged
+    temperature: float = 1.0  # the logits are divided by it (calibration.fit_temperature)
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, (int, str)) or not hasattr(self.hidden, "__iter__"):
@@ -163,6 +168,7 @@ class TrainConfig:
     early_stopping: bool = False  # stop when the validation loss stops improving
     validation_fraction: float = 0.0  # share of the training rows held out for validation
     cross_fit: bool = False  # an ensemble's members validated on their own folds (1/K each)
+    calibrate: bool = True  # fit a temperature on the held-out rows after training
     patience: int = 20  # epochs without improvement before early stopping
     min_delta: float = 0.0  # smallest decrease of the validation loss that counts
     class_weight: str | dict[str, float] | None = None  # None, "balanced" or {label: weight}

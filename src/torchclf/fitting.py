@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from torchclf import engine
+from torchclf.calibration import fit_temperature, set_temperature
 from torchclf.classifier import Classifier
 from torchclf.config import MODEL_CONSTRAINTS, TRAIN_CONSTRAINTS, ModelConfig, TrainConfig
 from torchclf.constraints import check_all
@@ -46,6 +47,7 @@ def fit(
     init: str = "torch",
     ensemble: int | str = "auto",
     cross_fit: bool | str = "auto",
+    calibrate: bool = True,
     prior_bias: bool = True,
     optimizer: str = "adam",
     lr: float = 0.003,
@@ -113,6 +115,10 @@ def fit(
             1/K. Needs the hand-written engine (no dropout, batch norm or schedule). "auto"
             cross-fits an ensemble that early-stops with "auto" validation on 20 rows or more;
             False makes one holdout for the whole ensemble, which then stops as a whole.
+        calibrate: after training, fit one temperature that divides the logits, minimising the
+            log loss of the validation rows (or, cross-fitted, of each training row as its
+            held-out member predicts it), and keep it in the model (``temperature`` in its
+            config; see :mod:`torchclf.calibration`). Without held-out rows nothing is fitted.
         prior_bias: start the output layer's bias at the training rows' class log-odds (see
             :meth:`Task.prior_logits`), so the first prediction is the base rate; False keeps
             the initialisation's own bias (the tutorial's exact numbers need that).
@@ -242,6 +248,7 @@ def fit(
         early_stopping=schedule.early_stopping,
         validation_fraction=validation_fraction,
         cross_fit=cross_fit,
+        calibrate=calibrate,
         patience=schedule.patience,
         min_delta=min_delta,
         class_weight=class_weight,
@@ -341,6 +348,9 @@ def fit(
         history = _train(
             model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end, folds
         )
+    if calibrate and (validation is not None or folds is not None):
+        held_out = train if folds is not None else validation
+        set_temperature(model, fit_temperature(model, fitted_task, held_out, folds))  # type: ignore[arg-type]
     if rule is not None and validation is not None:
         fitted_task = fitted_task.with_threshold(
             tuned_threshold(model, fitted_task, validation, rule)

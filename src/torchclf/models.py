@@ -51,7 +51,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map features ``(batch, in_features)`` to logits ``(batch, out_features)``."""
-        return self.layers(x)
+        logits = self.layers(x)
+        return logits if self.config.temperature == 1.0 else logits / self.config.temperature
 
 
 class Ensemble(nn.Module):
@@ -255,6 +256,8 @@ def predict_logits(
                 h = torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows])
                 h = activate(h)
             torch.addmm(member_linears[-1].bias, h, member_linears[-1].weight.T, out=logits)
+            if config.temperature != 1.0:
+                logits.div_(config.temperature)
         logits = outputs[0]
         if isinstance(model, Ensemble):
             logits = model.combine(member_out[:, :rows])

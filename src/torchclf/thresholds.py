@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from torchclf.calibration import held_out_logits
 from torchclf.errors import ConfigError
 from torchclf.labelled import Labelled
 from torchclf.metrics import choose_threshold
-from torchclf.models import members_of
 from torchclf.tasks import Task
 
 
@@ -48,15 +48,11 @@ def tuned_threshold(
     which member trained on which: each row's probability is then its out-of-fold member's,
     the one model that never trained on it.
     """
-    model.eval()
     if folds is None:
+        model.eval()
         logits = model(validation.X)
     else:
-        X = validation.X
-        logits = torch.empty(len(X), task.n_outputs, dtype=X.dtype, device=X.device)
-        for member, trained_on in zip(members_of(model), folds, strict=True):
-            held_out = ~trained_on.to(X.device)
-            logits[held_out] = member(validation.X[held_out])
+        logits, _ = held_out_logits(model, validation, folds)
     positive = task.probabilities(logits)[:, 1].cpu().numpy()  # (n,) P(classes[1])
     return choose_threshold(positive, validation.y[:, 0].cpu().numpy(), rule)
 

@@ -100,12 +100,27 @@ def train_single(
     def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
         """Complete the rows read so far; stop on a diverged loss as the autograd loop does."""
         done = min(max(last_epochs), *(len(values[0]) for values in columns.values()))
+        if folds is None:  # one network, or an ensemble scored as one: member 0 says it all
+            for index in range(len(history.rows), done):
+                values = {name: per_member[0][index] for name, per_member in columns.items()}
+                recorder.record(index + 1, values, config.lr)
+            return
+        # cross-fitted: each epoch's train and val are the members' mean, a member that has
+        # stopped counted at its kept (best validation) epoch, so the row is the ensemble as it
+        # would be kept; test is the ensemble's own score (the same for every member)
+        kept = [
+            min(range(last), key=columns["val_loss"][m].__getitem__) if last <= done else None
+            for m, last in enumerate(last_epochs)
+        ]
         for index in range(len(history.rows), done):
-            # the members still training at this epoch; one stands for a whole-stopped ensemble
-            training = [m for m, last in enumerate(last_epochs) if last > index]
-            training = training if folds is not None else [0]
+            at = [
+                index if k is None or last > index else k
+                for k, last in zip(kept, last_epochs, strict=True)
+            ]
             values = {
-                name: sum(per_member[m][index] for m in training) / len(training)
+                name: sum(per_member[m][e] for m, e in enumerate(at)) / len(at)
+                if name.startswith(("train_", "val_"))
+                else per_member[0][index]
                 for name, per_member in columns.items()
             }
             recorder.record(index + 1, values, config.lr)
