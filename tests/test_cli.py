@@ -25,6 +25,7 @@ RUN_FILES = {
     "decision_boundary.png",
     "confusion_matrix.png",
     "roc_pr.png",
+    "reliability.png",
     "report.html",
 }
 
@@ -84,7 +85,7 @@ def test_run_pictures_are_real_images_of_sensible_size(main_run, name):
 def test_report_is_self_contained(main_run):
     folder, _ = main_run
     page = (folder / "report.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 4
+    assert page.count("src='data:image/png;base64,") == 5
     assert "torchclf train --data circles" in page and "--hidden auto" in page
     assert "<h2>Data</h2>" in page and "inner 500" in page
     assert "Sequential" in page and "<h2>Test metrics</h2>" in page
@@ -100,6 +101,7 @@ def test_evaluate_reproduces_the_runs_test_metrics_exactly(main_run, tmp_path):
     )
     assert {p.name for p in (tmp_path / "eval").iterdir()} == {
         "metrics.json",
+        "reliability.png",
         "confusion_matrix.png",
         "roc_pr.png",
         "decision_boundary.png",
@@ -659,7 +661,7 @@ def test_two_features_one_of_them_text_train_and_write_the_whole_run(tmp_path):
         "No decision boundary: it is drawn over 2 numeric features, and &#x27;color&#x27; is "
         "categorical." in page
     )
-    assert page.count("src='data:image/png;base64,") == 3
+    assert page.count("src='data:image/png;base64,") == 4
 
 
 def test_a_picture_that_fails_is_left_out_and_the_run_is_kept(tmp_path, monkeypatch):

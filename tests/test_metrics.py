@@ -112,3 +112,21 @@ def test_evaluation_prints_a_table_and_serialises():
         data["task"] == "multiclass"
         and data["confusion_matrix"] == result.confusion_matrix.tolist()
     )
+
+
+def test_the_expected_calibration_error_is_the_reliability_bins_gap():
+    from torchclf.metrics import expected_calibration_error, reliability_bins
+
+    rng = np.random.default_rng(0)
+    stated = rng.uniform(size=4000)
+    calibrated = rng.uniform(size=4000) < stated  # comes true as often as it says
+    overconfident = rng.uniform(size=4000) < 0.5 + (stated - 0.5) / 2  # says twice too much
+    for came_true in (calibrated, overconfident):
+        bins = reliability_bins(stated, came_true.astype(float))
+        by_hand = np.nansum(
+            bins["count"] / len(stated) * np.abs(bins["stated"] - bins["frequency"])
+        )
+        ece = expected_calibration_error(torch.tensor(stated), torch.tensor(came_true))
+        assert ece == pytest.approx(by_hand, abs=1e-6)
+    assert expected_calibration_error(torch.tensor(stated), torch.tensor(calibrated)) < 0.03
+    assert expected_calibration_error(torch.tensor(stated), torch.tensor(overconfident)) > 0.1

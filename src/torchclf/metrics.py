@@ -101,6 +101,7 @@ def single_label_metrics(
     class_names: tuple[str, ...],
     *,
     positive: bool = False,
+    reliability: tuple[Tensor, Tensor] | None = None,
 ) -> Evaluation:
     """Metrics for binary and multiclass tasks.
 
@@ -112,6 +113,8 @@ def single_label_metrics(
         class_names: K names, in code order.
         positive: the last class is the positive one (binary): add its precision, recall and F1,
             and score ROC AUC on its probability.
+        reliability: the task's (probability, came true) pairs, for the expected calibration
+            error ``ece`` (see :func:`expected_calibration_error`).
     """
     import torchmetrics.functional.classification as tmf
 
@@ -142,6 +145,8 @@ def single_label_metrics(
     else:
         scores["roc_auc"] = math.nan  # undefined without every class among the targets
     scores["log_loss"] = _log_loss(probs.gather(1, targets[:, None]))
+    if reliability is not None:
+        scores["ece"] = expected_calibration_error(*reliability)
     confusion = tmf.multiclass_confusion_matrix(preds, targets, **common)
     return Evaluation(
         task=task,
@@ -153,7 +158,12 @@ def single_label_metrics(
 
 
 def multilabel_metrics(
-    probs: Tensor, targets: Tensor, preds: Tensor, label_names: tuple[str, ...]
+    probs: Tensor,
+    targets: Tensor,
+    preds: Tensor,
+    label_names: tuple[str, ...],
+    *,
+    reliability: tuple[Tensor, Tensor] | None = None,
 ) -> Evaluation:
     """Metrics for a multilabel task.
 
@@ -162,6 +172,7 @@ def multilabel_metrics(
         targets: ``(n, L)`` true 0/1 indicators.
         preds: ``(n, L)`` predicted 0/1 indicators (per-label thresholds already applied).
         label_names: L names, in column order.
+        reliability: the task's (probability, came true) pairs, for ``ece``.
     """
     import torchmetrics.functional.classification as tmf
 
@@ -193,6 +204,8 @@ def multilabel_metrics(
     else:
         scores["roc_auc"] = math.nan
     scores["log_loss"] = _log_loss(torch.where(targets.bool(), probs, 1 - probs))
+    if reliability is not None:
+        scores["ece"] = expected_calibration_error(*reliability)
     confusion = tmf.multilabel_confusion_matrix(preds, targets, **common)
     return Evaluation(
         task="multilabel",
@@ -201,6 +214,39 @@ def multilabel_metrics(
         per_class=_per_class(label_names, per_precision, per_recall, per_f1, positives),
         confusion_matrix=confusion.numpy().astype(np.int64),
     )
+
+
+RELIABILITY_BINS = 10  # equal-width bins of stated probability, as is usual for the ECE
+
+
+def expected_calibration_error(stated: Tensor, came_true: Tensor) -> float:
+    """The expected calibration error of (probability, came true) pairs, two ``(m,)`` tensors.
+
+    The pairs are binned by stated probability (:data:`RELIABILITY_BINS` equal widths); each
+    bin's gap between its mean stated probability and how often it came true, weighted by its
+    share of the pairs (torchmetrics' binary calibration error, L1).
+    """
+    import torchmetrics.functional.classification as tmf
+
+    error = tmf.binary_calibration_error(
+        stated.float().cpu().contiguous(),
+        came_true.long().cpu(),
+        n_bins=RELIABILITY_BINS,
+        norm="l1",
+        validate_args=False,
+    )
+    return float(error)
+
+
+def reliability_bins(stated: np.ndarray, came_true: np.ndarray) -> dict[str, np.ndarray]:
+    """Per bin of :func:`expected_calibration_error`: mean stated, how often true, count."""
+    edges = np.linspace(0.0, 1.0, RELIABILITY_BINS + 1)
+    index = np.clip(np.digitize(stated, edges[1:-1], right=True), 0, RELIABILITY_BINS - 1)
+    count = np.bincount(index, minlength=RELIABILITY_BINS)
+    with np.errstate(invalid="ignore"):
+        mean_stated = np.bincount(index, stated, RELIABILITY_BINS) / count
+        frequency = np.bincount(index, came_true, RELIABILITY_BINS) / count
+    return {"edges": edges, "stated": mean_stated, "frequency": frequency, "count": count}
 
 
 def choose_threshold(p_positive: np.ndarray, positive: np.ndarray, rule: str) -> float:
@@ -226,4 +272,11 @@ def choose_threshold(p_positive: np.ndarray, positive: np.ndarray, rule: str) ->
     return float(np.clip(chosen, 1e-6, 1 - 1e-6))  # a threshold must lie inside (0, 1)
 
 
-__all__ = ["Evaluation", "choose_threshold", "multilabel_metrics", "single_label_metrics"]
+__all__ = [
+    "Evaluation",
+    "choose_threshold",
+    "expected_calibration_error",
+    "multilabel_metrics",
+    "reliability_bins",
+    "single_label_metrics",
+]

@@ -254,6 +254,37 @@ def plot_roc_pr(classifier: Classifier, X: Any, y: Any) -> Figure:
     return figure
 
 
+def plot_reliability(classifier: Classifier, X: Any, y: Any) -> Figure:
+    """Stated probability against how often it came true, bin by bin, with the ECE.
+
+    The task says what is stated (:meth:`Task.reliability_pairs`): the positive class's
+    probability (binary), the top class's (multiclass), every label's (multilabel). Points on
+    the diagonal are calibrated; below it the model is over-confident. Below, each bin's count.
+    """
+    from torchclf.metrics import expected_calibration_error, reliability_bins
+
+    probs = torch.from_numpy(classifier.predict_proba(X))
+    stated, came_true = classifier.task.reliability_pairs(probs, classifier.task.encode(y))
+    bins = reliability_bins(stated.double().numpy(), came_true.double().numpy())
+    ece = expected_calibration_error(stated, came_true)
+    figure = _figure(5.5, 6)
+    curve_axes, count_axes = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    curve_axes.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="calibrated")
+    filled = bins["count"] > 0
+    curve_axes.plot(
+        bins["stated"][filled], bins["frequency"][filled], "o-", label=f"model (ECE {ece:.3f})"
+    )
+    curve_axes.set(title="Reliability", ylabel="how often it came true")
+    curve_axes.set_ylim(-0.01, 1.01)
+    curve_axes.grid(alpha=0.3)
+    curve_axes.legend(loc="upper left", fontsize="small")
+    edges = bins["edges"]
+    count_axes.bar(edges[:-1], bins["count"], width=np.diff(edges), align="edge", alpha=0.6)
+    count_axes.set(xlabel="stated probability", ylabel="predictions")
+    count_axes.set_xlim(-0.01, 1.01)
+    return figure
+
+
 def activation_differences(low: float = -1e4, high: float = 1e4) -> dict[str, float]:
     """Largest absolute difference between each from-scratch activation and torch's own."""
     x = torch.linspace(low, high, 2_000_001)

@@ -6,7 +6,8 @@
     history.csv            one row per epoch
     metrics.json           test metrics, overall and per class, and the confusion matrix
     test_predictions.csv   the test rows' predicted labels and probabilities
-    loss_curves.png, decision_boundary.png (2 features), confusion_matrix.png, roc_pr.png
+    loss_curves.png, decision_boundary.png (2 features), confusion_matrix.png, roc_pr.png,
+    reliability.png
     report.html            all of the above at a glance, pictures embedded
 
 The folder is assembled under a temporary name and renamed into place at the end, so an
@@ -41,6 +42,7 @@ PICTURES = {
     "decision_boundary.png": "Decision boundary (train | test)",
     "confusion_matrix.png": "Confusion matrix (test)",
     "roc_pr.png": "ROC and precision-recall curves (test)",
+    "reliability.png": "Reliability: stated probability against how often it came true (test)",
 }
 
 
@@ -68,6 +70,9 @@ def run_figures(
         left_out["decision_boundary.png"] = f"No decision boundary: {refusal}."
     figures["confusion_matrix.png"] = lambda: plots.plot_confusion_matrix(evaluation)
     figures["roc_pr.png"] = lambda: plots.plot_roc_pr(classifier, split.X_test, split.y_test)
+    figures["reliability.png"] = lambda: plots.plot_reliability(
+        classifier, split.X_test, split.y_test
+    )
     return figures, left_out
 
 

@@ -71,6 +71,7 @@ def evaluate(
     figures = {
         "confusion_matrix.png": lambda: plots.plot_confusion_matrix(evaluation),
         "roc_pr.png": lambda: plots.plot_roc_pr(classifier, X, y),
+        "reliability.png": lambda: plots.plot_reliability(classifier, X, y),
     }
     if plots.can_plot_decision_boundary(classifier):
         figures["decision_boundary.png"] = lambda: plots.plot_decision_boundary(

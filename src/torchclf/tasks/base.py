@@ -141,6 +141,13 @@ class Task(ABC):
         """All metrics for probabilities ``(n, K)`` against encoded targets."""
 
     @abstractmethod
+    def reliability_pairs(self, probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Each prediction's stated probability and whether it came true, ``(m,)`` each.
+
+        What a reliability diagram bins; ``ece`` in :meth:`evaluate` bins the same pairs.
+        """
+
+    @abstractmethod
     def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
         """Encoded targets as the hand-written engine trains on them (loss, gradient, hits)."""
 

@@ -64,8 +64,18 @@ class BinaryTask(Task):
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         codes = targets[:, 0].long()
         return single_label_metrics(
-            "binary", probs, codes, self.decide(probs), self.class_names, positive=True
+            "binary",
+            probs,
+            codes,
+            self.decide(probs),
+            self.class_names,
+            positive=True,
+            reliability=self.reliability_pairs(probs, targets),
         )
+
+    def reliability_pairs(self, probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        # the positive class's probability, against whether the row is positive
+        return probs[:, 1], targets[:, 0].float()
 
     def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
         return SigmoidTargets(targets, [self.threshold], dtype)

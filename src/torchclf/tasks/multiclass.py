@@ -61,7 +61,19 @@ class MulticlassTask(Task):
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         preds = self.decide(probs)
-        return single_label_metrics("multiclass", probs, targets, preds, self.class_names)
+        return single_label_metrics(
+            "multiclass",
+            probs,
+            targets,
+            preds,
+            self.class_names,
+            reliability=self.reliability_pairs(probs, targets),
+        )
+
+    def reliability_pairs(self, probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        # top-label: the most probable class's probability, against whether it was the class
+        confidence, chosen = probs.max(dim=1)
+        return confidence, (chosen == targets.to(chosen.device)).float()
 
     def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
         return SoftmaxTargets(targets, self.n_outputs, dtype)

@@ -72,7 +72,17 @@ class MultilabelTask(Task):
         return (predicted == targets.bool()).all(dim=1).sum()
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
-        return multilabel_metrics(probs, targets, self.decide(probs), self.class_names)
+        return multilabel_metrics(
+            probs,
+            targets,
+            self.decide(probs),
+            self.class_names,
+            reliability=self.reliability_pairs(probs, targets),
+        )
+
+    def reliability_pairs(self, probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        # every label of every row, pooled: its probability against whether the row has it
+        return probs.reshape(-1), targets.reshape(-1).float()
 
     def stacked_targets(self, targets: Tensor, dtype: torch.dtype) -> StackedTargets:
         return SigmoidTargets(targets, list(self.thresholds), dtype)
