@@ -396,8 +396,14 @@ def cached(cache: dict, key: str, peer: str) -> dict | None:
 
 
 def save_cache(cache: dict) -> None:
-    """Write the cache atomically: an interrupted run keeps every score saved before."""
-    temporary = PEER_CACHE.with_suffix(".tmp")
+    """Write the cache atomically: an interrupted run keeps every score saved before.
+
+    The scores on disk are merged in first, so runs filling it side by side (chunks of slow
+    peers on two cores) keep each other's scores.
+    """
+    on_disk = load_cache()["scores"] if PEER_CACHE.exists() else {}
+    cache["scores"] = {**on_disk, **cache["scores"]}
+    temporary = PEER_CACHE.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
     os.replace(temporary, PEER_CACHE)
 
