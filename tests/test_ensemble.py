@@ -234,3 +234,13 @@ def test_auto_picks_eight_cross_fitted_networks_where_the_engine_trains():
     assert with_dropout.model_config.ensemble == 1  # the autograd loop: one network
     no_stopping = torchclf.fit(split.X_train, split.y_train, epochs=5, early_stopping=False)
     assert no_stopping.model_config.ensemble == 8 and not no_stopping.train_config.cross_fit
+
+
+def test_members_trained_at_once_equal_networks_trained_alone():
+    split = _split("multiclass")
+    settings = dict(epochs=30, early_stopping=False, calibrate=False, dtype="float64", lr=0.02)
+    together = torchclf.fit(split.X_train, split.y_train, ensemble=3, seed=4, **settings)
+    for k, member in enumerate(together.model.members):
+        alone = torchclf.fit(split.X_train, split.y_train, ensemble=1, seed=4 + k, **settings)
+        for ours, theirs in zip(member.parameters(), alone.model.parameters(), strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
