@@ -118,6 +118,14 @@ def test_the_estimator_and_the_command_line_take_an_ensemble(tmp_path):
     assert result.exit_code == 0, result.output
     info = CliRunner().invoke(app, ["info", str(tmp_path / "circles")])
     assert "2 x Sequential" in info.output
+    text = " ".join(info.output.replace("│", " ").split())
+    assert "2 networks averaged, validated each on its own fold" in text
+    assert "each network's best epoch kept" in text
+
+    held_out = torchclf.fit(split.X_train, split.y_train, ensemble=3, cross_fit=False, epochs=40)
+    saved = held_out.save(tmp_path / "held_out.safetensors")
+    text = " ".join(CliRunner().invoke(app, ["info", str(saved)]).output.replace("│", " ").split())
+    assert "3 networks averaged, validated on one holdout" in text
 
 
 def _reference_member(X, y, trains, config, seed, lr, epochs, patience):

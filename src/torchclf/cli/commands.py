@@ -188,6 +188,12 @@ def info(model: ModelArgument) -> None:
         )
         if classifier.model_config.init != "torch":  # nn.Linear's own needs no mention
             training += f", init {classifier.model_config.init}"
+        members = classifier.model_config.ensemble
+        if members > 1:
+            validated = "each on its own fold" if config.cross_fit else "on one holdout"
+            training += f"; {members} networks averaged, validated {validated}"
+        if classifier.model_config.temperature != 1.0:
+            training += f"; temperature {classifier.model_config.temperature:.3f}"
         rows.append(("training", training))
     summary = classifier.training_summary
     if summary:
@@ -195,8 +201,11 @@ def info(model: ModelArgument) -> None:
         scores = ", ".join(
             f"{k} {v:.4f}" for k, v in last.items() if k.endswith(("loss", "accuracy"))
         )
-        best = summary.get("best_epoch")
+        best, each = summary.get("best_epoch"), summary.get("member_best_epochs")
         kept = f", weights of epoch {best} kept" if best else ""
+        epochs = [e for e in each or [] if e is not None]
+        if epochs:  # cross-fitted: each network kept its own best epoch
+            kept = f", each network's best epoch kept ({min(epochs)} to {max(epochs)})"
         rows.append(("trained", f"{summary.get('epochs')} epochs{kept}; last epoch: {scores}"))
     if classifier.data_source:
         source = classifier.data_source
