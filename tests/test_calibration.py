@@ -73,3 +73,17 @@ def test_without_held_out_rows_or_when_asked_not_to_nothing_is_fitted():
     alone = torchclf.fit(split.X_train, split.y_train, validation_fraction=0.0, **kept)
     assert alone.model_config.temperature == 1.0
     assert not math.isnan(alone.predict_proba(split.X_test).sum())
+
+
+def test_the_train_command_calibrates_unless_told_not_to(tmp_path):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    temperatures = []
+    for flag in ("--calibrate", "--no-calibrate"):
+        out = tmp_path / flag.strip("-")
+        result = CliRunner().invoke(app, ["train", flag, "--epochs", "30", "--out", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        temperatures.append(torchclf.load(out / "circles").model_config.temperature)
+    assert temperatures[0] != 1.0 and temperatures[1] == 1.0

@@ -74,6 +74,7 @@ def train(
             "built-in lesson datasets."
         ),
     ] = "auto",
+    calibrate: Annotated[bool, declared("calibrate")] = TrainConfig.calibrate,
     cross_fit: Annotated[
         bool | None,
         typer.Option(
@@ -220,6 +221,7 @@ def train(
                 init=init,
                 ensemble=plan.ensemble,
                 cross_fit=plan.cross_fit,
+                calibrate=calibrate,
                 epochs=schedule.epochs,
                 lr=lr,
                 optimizer=optimizer,
