@@ -75,7 +75,7 @@ def fit_temperature(
         return float(loss_fn(scaled, targets)) + prior
 
     found = minimize_scalar(loss, bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4})
-    return math.exp(float(found.x)) if found.x is not None else 1.0
+    return math.exp(float(found.x))
 
 
 def set_temperature(model: MLP | Ensemble, temperature: float) -> None:

@@ -348,16 +348,13 @@ def fit(
         history = _train(
             model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end, folds
         )
-    if calibrate and (validation is not None or folds is not None):
-        held_out = train if folds is not None else validation
-        set_temperature(model, fit_temperature(model, fitted_task, held_out, folds))  # type: ignore[arg-type]
-    if rule is not None and validation is not None:
+    # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
+    held_out = train if folds is not None else validation
+    if calibrate and held_out is not None:
+        set_temperature(model, fit_temperature(model, fitted_task, held_out, folds))
+    if rule is not None and held_out is not None:
         fitted_task = fitted_task.with_threshold(
-            tuned_threshold(model, fitted_task, validation, rule)
-        )
-    if rule is not None and folds is not None:
-        fitted_task = fitted_task.with_threshold(
-            tuned_threshold(model, fitted_task, train, rule, folds=folds)
+            tuned_threshold(model, fitted_task, held_out, rule, folds=folds)
         )
     return Classifier(
         model,
@@ -431,7 +428,7 @@ def _train(
 
     The one place the engine is chosen. Both cut the same batches and give the same model
     (``tests/test_engines.py``); ``config.engine`` forces one. A cross-fitted ensemble
-    (``folds``) trains on the engine only.
+    (``folds``) trains on the engine only: :func:`plan_training` refused any other.
     """
     batches = training_batches(model, len(train.X), config, train.X.device)
     if config.engine != "autograd" and not config.compile:
@@ -440,22 +437,12 @@ def _train(
             return engine.train_single(
                 model, task, train, config, validation, test, on_epoch, batches, folds
             )
-        if folds is not None:
-            raise ConfigError(
-                f"cross_fit=True trains on the hand-written engine, which cannot train this run: "
-                f"{why_not}. Use cross_fit=False"
-            )
         if config.engine == "stacked":
             raise ConfigError(
                 f"engine='stacked' cannot train this run: {why_not}. Use engine='auto' (or "
                 "'autograd')"
             )
-    if folds is not None:
-        raise ConfigError(
-            f"cross_fit=True trains on the hand-written engine; engine={config.engine!r}"
-            f"{' and compile=True' if config.compile else ''} ask for the autograd loop. Use "
-            "cross_fit=False"
-        )
+    assert folds is None, "plan_training lets only the engine cross-fit"
     return train_model(
         model,
         task,

@@ -149,22 +149,27 @@ class SoftmaxTargets(StackedTargets):
     def loss_and_correct(
         self, logits: Tensor, *, gradient: bool = True
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        members, rows = logits.shape[0], self.rows
-        log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
-        picked = log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
-        losses = picked.sum(dim=(1, 2)).div_(-float(rows))  # (M,) mean negative log-likelihood
-        # max's indices, not argmax: argmax over a strided dim is several times slower
-        correct = (logits.max(dim=1).indices == self.codes).sum(dim=1)
+        log_probs, picked = self._picked(logits)
+        losses = picked.sum(dim=(1, 2)).div_(-float(self.rows))  # (M,) mean negative log-likelihood
+        correct = self._hits(logits).sum(dim=1)
         if not gradient:
             return losses, correct, None
         return losses, correct, self._gradient_from(log_probs.exp_())
 
     def row_scores(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        _, picked = self._picked(logits)
+        return picked.squeeze(1).neg_(), self._hits(logits).to(logits.dtype)
+
+    def _picked(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probabilities ``(M, C, n)``, and each row's of its own class ``(M, 1, n)``."""
         members, rows = logits.shape[0], self.rows
-        log_probs = torch.log_softmax(logits, dim=1)  # (M, C, n)
-        picked = log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
-        correct = logits.max(dim=1).indices == self.codes  # (M, n)
-        return picked.squeeze(1).neg_(), correct.to(logits.dtype)
+        log_probs = torch.log_softmax(logits, dim=1)
+        return log_probs, log_probs.gather(1, self.codes.view(1, 1, rows).expand(members, 1, rows))
+
+    def _hits(self, logits: Tensor) -> Tensor:
+        """Whether each member's top class is the row's ``(M, n)``."""
+        # max's indices, not argmax: argmax over a strided dim is several times slower
+        return logits.max(dim=1).indices == self.codes
 
 
 class SigmoidTargets(StackedTargets):
@@ -197,20 +202,22 @@ class SigmoidTargets(StackedTargets):
     def loss_and_correct(
         self, logits: Tensor, *, gradient: bool = True
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        target = self.y.expand_as(logits)
-        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        probs = torch.sigmoid(logits)  # (M, K, n)
-        right = (probs >= self.thresholds) == self.truth  # (M, K, n)
+        losses, probs, right = self._scored(logits)
         correct = (right if len(self.y) == 1 else right.all(dim=1, keepdim=True)).sum(dim=(1, 2))
         if not gradient:
             return losses.mean(dim=(1, 2)), correct, None
         return losses.mean(dim=(1, 2)), correct, self._gradient_from(probs)
 
     def row_scores(self, logits: Tensor) -> tuple[Tensor, Tensor]:
-        target = self.y.expand_as(logits)
-        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # (M, K, n)
-        right = (torch.sigmoid(logits) >= self.thresholds) == self.truth
+        losses, _, right = self._scored(logits)
         return losses.mean(dim=1), right.all(dim=1).to(logits.dtype)
+
+    def _scored(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Each output's loss, probability and right decision, ``(M, K, n)`` each."""
+        target = self.y.expand_as(logits)
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        probs = torch.sigmoid(logits)
+        return losses, probs, (probs >= self.thresholds) == self.truth
 
 
 __all__ = [

@@ -167,16 +167,24 @@ def plan_training(
     or ``compile``. A cross-fitted ensemble's members each hold out 1/K of the rows, so its
     schedule is sized for that share. ``fit`` and the command line both plan here.
     """
+    why_not = refusal_of(settings or {})
     members, cross = resolve_ensemble(
         ensemble,
         cross_fit,
         n_rows,
-        engine_trains=refusal_of(settings or {}) is None,
+        engine_trains=why_not is None,
         autograd_asked=autograd_asked,
         validation_fraction=validation_fraction,
         early_stopping=early_stopping,
     )
     if cross:
+        if why_not is None and autograd_asked:
+            why_not = "engine='autograd' or compile=True asks for the autograd loop"
+        if why_not is not None:
+            raise ConfigError(
+                f"cross_fit=True trains on the hand-written engine, which cannot train this run: "
+                f"{why_not}. Use cross_fit=False"
+            )
         if members < 2:
             raise ConfigError(
                 f"cross_fit=True trains one member per fold and needs ensemble >= 2; got "
