@@ -344,7 +344,11 @@ def run_peer(name: str, table: Table, train: np.ndarray, test: np.ndarray, seed:
 def run_torchclf(
     table: Table, train: np.ndarray, test: np.ndarray, seed: int, **options: Any
 ) -> dict:
-    """Torchclf at its defaults but `options`: test scores, fit seconds, epochs trained and kept."""
+    """Torchclf at its defaults but `options`: its test scores and fit seconds.
+
+    Also the epochs trained and kept, the logistic regressions' share in the blend and the
+    temperature.
+    """
     import torchclf
 
     X_train, y_train = table.X.iloc[train], table.y[train]
@@ -356,8 +360,15 @@ def run_torchclf(
         proba = clf.predict_proba(table.X.iloc[test])
     classes = np.asarray(clf.classes) if table.task != "multilabel" else None
     result = scores(table, classes, proba, table.y[test])
-    history = clf.history
-    return {**result, "seconds": seconds, "epochs": len(history), "best_epoch": history.best_epoch}
+    history, config = clf.history, clf.model_config
+    return {
+        **result,
+        "seconds": seconds,
+        "epochs": len(history),
+        "best_epoch": history.best_epoch,
+        "linear_weight": config.linear_weight,
+        "temperature": config.temperature,
+    }
 
 
 def peer_versions(peer: str) -> dict[str, str]:

@@ -27,7 +27,9 @@ def _split(task):
 @pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
 def test_the_ensemble_predicts_the_mean_of_its_members_probabilities(task):
     split = _split(task)
-    classifier = torchclf.fit(split.X_train, split.y_train, ensemble=3, epochs=40, lr=0.02)
+    classifier = torchclf.fit(
+        split.X_train, split.y_train, ensemble=3, epochs=40, lr=0.02, blend_linear=False
+    )
     assert isinstance(classifier.model, Ensemble) and len(classifier.model.members) == 3
     features = torch.from_numpy(classifier.encoder.transform(split.X_test))
     with torch.no_grad():
@@ -189,7 +191,13 @@ def test_a_threshold_rule_is_chosen_on_out_of_fold_probabilities():
 
     split = _split("binary")
     classifier = torchclf.fit(
-        split.X_train, split.y_train, ensemble=3, cross_fit=True, threshold="f1", epochs=60
+        split.X_train,
+        split.y_train,
+        ensemble=3,
+        cross_fit=True,
+        blend_linear=False,
+        threshold="f1",
+        epochs=60,
     )
     from torchclf.data import fold_indices
 

@@ -35,8 +35,9 @@ def _config_message(name, value):
 
 
 DECLARED = {**MODEL_CONSTRAINTS, **TRAIN_CONSTRAINTS}
-# set from the data, or fitted after training (the temperature), not given to fit
-SHARED_WITH_FIT = [n for n in DECLARED if n not in ("in_features", "out_features", "temperature")]
+# set from the data, or fitted after training (the temperature, a blend's weight), not given to fit
+FITTED = ("in_features", "out_features", "temperature", "linear_weight")
+SHARED_WITH_FIT = [n for n in DECLARED if n not in FITTED]
 
 
 @pytest.mark.parametrize("name", SHARED_WITH_FIT)
@@ -136,7 +137,11 @@ def test_the_train_command_has_fits_defaults():
     # options the command parses from text: their "none" is None where fit's is () or a rule;
     # --early-stopping/--no-early-stopping left unset is fit's "auto"
     parsed = {"task", "hidden", "threshold", "class_weight", "categorical", "early_stopping"}
-    parsed |= {"ensemble", "cross_fit"}  # auto-aware: 1 network on the lesson's datasets
+    parsed |= {
+        "ensemble",
+        "cross_fit",
+        "blend_linear",
+    }  # auto-aware: 1 network on the lesson's datasets
     shared = sorted(set(options) & set(fit) - parsed)
     assert len(shared) >= 10
     differ = [n for n in shared if options[n] != fit[n] and str(options[n]) != str(fit[n])]
@@ -157,7 +162,7 @@ def test_the_train_commands_options_say_what_the_declaration_says():
 
     command = typer.main.get_command(app).commands["train"]
     helps = {p.name: p.help for p in command.params if p.param_type_name == "option"}
-    auto_aware = {"epochs", "patience", "ensemble", "cross_fit"}
+    auto_aware = {"epochs", "patience", "ensemble", "cross_fit", "blend_linear"}
     declared = sorted(set(helps) & set(PARAMETER_HELP) - auto_aware)
     assert len(declared) >= 9
     assert {n: helps[n] for n in declared} == {n: PARAMETER_HELP[n] for n in declared}

@@ -285,6 +285,7 @@ def test_fit_defaults_are_the_config_defaults():
         "patience",
         "ensemble",
         "cross_fit",
+        "blend_linear",
     }
     assert {defaults[name] for name in per_dataset} == {"auto"}
     for config in (torchclf.ModelConfig, torchclf.TrainConfig):

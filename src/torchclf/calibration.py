@@ -39,9 +39,10 @@ def held_out_logits(
 ) -> tuple[Tensor, bool]:
     """The logits of rows the model did not train on, and whether they are per member.
 
-    Without ``folds``: each member's logits of the validation ``rows``, ``(K, n, out)``. With
+    Without ``folds``: each member's logits of the validation ``rows``, ``(M, n, out)``. With
     ``folds`` ``(K, n)`` (a cross-fitted ensemble; ``rows`` are its training rows): each row's
-    logits from the one member that held it out, ``(n, out)``.
+    logits from the one member that held it out, ``(n, out)``; in a blend
+    (:mod:`torchclf.blend`), from that network and linear member together, at their weights.
     """
     model.eval()
     members = members_of(model)
@@ -49,9 +50,19 @@ def held_out_logits(
     if folds is None:
         return torch.stack([member(X) for member in members]), True
     logits = torch.empty(len(X), members[0].config.out_features, dtype=X.dtype, device=X.device)
-    for member, trained_on in zip(members, folds, strict=True):
+    weight = model.config.linear_weight if isinstance(model, Ensemble) else 0.0
+    shares = torch.tensor([1.0 - weight, weight], dtype=torch.float64)
+    n_folds = len(folds)
+    for fold, trained_on in enumerate(folds):
         held_out = ~trained_on.to(X.device)
-        logits[held_out] = member(X[held_out])
+        X_held = X[held_out]
+        # the fold's network, and in a blend its linear member (the members after the networks)
+        group = members[fold::n_folds]
+        if not isinstance(model, Ensemble) or len(group) == 1:
+            logits[held_out] = group[0](X_held)
+        else:
+            fold_logits = torch.stack([member(X_held) for member in group])
+            logits[held_out] = mean_probability_logits(fold_logits, model.link, -1, shares)
     return logits, False
 
 
@@ -65,12 +76,13 @@ def fit_temperature(
     """
     logits, per_member = held_out_logits(model, rows, folds)
     logits, targets = logits.double().cpu(), rows.y.cpu()
+    weights = getattr(model, "member_weights", None)
     loss_fn = task.loss_fn(targets, None, 0.0)
 
     def loss(log_t: float) -> float:
         scaled = logits / math.exp(log_t)
-        if per_member:  # (K, n, out): the ensemble's averaged probabilities, as logits
-            scaled = mean_probability_logits(scaled, task.link, class_dim=-1)
+        if per_member:  # (M, n, out): the ensemble's averaged probabilities, as logits
+            scaled = mean_probability_logits(scaled, task.link, class_dim=-1, weights=weights)
         prior = min(log_t, 0.0) ** 2 / (2 * LOG_T_PRIOR_SD**2 * len(targets))
         return float(loss_fn(scaled, targets)) + prior
 

@@ -43,6 +43,7 @@ MODEL_CONSTRAINTS: dict[str, Constraint] = {
     "init": Options(INITS),
     "ensemble": Interval(int, 1, 64),
     "temperature": Interval(float, 0.0, closed="right"),
+    "linear_weight": Interval(float, 0.0, 1.0, closed="left"),
 }
 TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "lr": Interval(float, 0.0, closed="right"),
@@ -63,6 +64,7 @@ TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "engine": Options(ENGINES),
     "cross_fit": Options((False, True)),
     "calibrate": Options((False, True)),
+    "blend_linear": Options((False, True)),
 }
 # Each declared parameter's one line of help: the command line's options show it.
 PARAMETER_HELP: dict[str, str] = {
@@ -74,6 +76,7 @@ PARAMETER_HELP: dict[str, str] = {
     "init": "Initial weights: torch (nn.Linear's), xavier (Glorot, scikit-learn's), kaiming (He).",
     "ensemble": "Networks trained at once, their probabilities averaged; 1 trains one network.",
     "temperature": "The logits are divided by it: fitted on held-out rows when calibrating.",
+    "linear_weight": "Share of a linear model in the blended probabilities (0: networks only).",
     "lr": "Learning rate.",
     "momentum": "Momentum, for sgd and rmsprop.",
     "weight_decay": "L2 penalty (decoupled for adamw); tempers over-confident probabilities.",
@@ -83,6 +86,7 @@ PARAMETER_HELP: dict[str, str] = {
     "validation_fraction": "Share of the training rows held out for validation.",
     "cross_fit": "Train each member of the ensemble on all folds but its own, which validates it.",
     "calibrate": "Fit a temperature on the held-out rows, so probabilities match frequencies.",
+    "blend_linear": "Blend in a linear model where the held-out rows say it helps.",
     "patience": "Epochs without a better validation loss before stopping.",
     "min_delta": "Smallest decrease of the validation loss that counts as better.",
     "label_smoothing": "Label smoothing of the multiclass cross-entropy.",
@@ -127,6 +131,8 @@ class ModelConfig:
     init: str = "torch"  # initial weights of the Linear layers, one of INITS
     ensemble: int = 1  # members of this architecture whose probabilities are averaged
     temperature: float = 1.0  # the logits are divided by it (calibration.fit_temperature)
+    # share of `ensemble` linear models in the averaged probabilities (torchclf.blend)
+    linear_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, (int, str)) or not hasattr(self.hidden, "__iter__"):
@@ -169,6 +175,7 @@ class TrainConfig:
     validation_fraction: float = 0.0  # share of the training rows held out for validation
     cross_fit: bool = False  # an ensemble's members validated on their own folds (1/K each)
     calibrate: bool = True  # fit a temperature on the held-out rows after training
+    blend_linear: bool = False  # blend in linear models, weighted on the held-out rows
     patience: int = 20  # epochs without improvement before early stopping
     min_delta: float = 0.0  # smallest decrease of the validation loss that counts
     class_weight: str | dict[str, float] | None = None  # None, "balanced" or {label: weight}

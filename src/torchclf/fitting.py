@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from torchclf import engine
+from torchclf.blend import blended, fit_linear_weight, fit_logistic
 from torchclf.calibration import fit_temperature, set_temperature
 from torchclf.classifier import Classifier
 from torchclf.config import MODEL_CONSTRAINTS, TRAIN_CONSTRAINTS, ModelConfig, TrainConfig
@@ -26,7 +27,7 @@ from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
 from torchclf.history import History
 from torchclf.labelled import Labelled, to_labelled
-from torchclf.models import build_model
+from torchclf.models import build_model, linear_config
 from torchclf.schedule import plan_training
 from torchclf.starting_point import auto_hidden, start_at_prior
 from torchclf.tasks import Task, infer_task
@@ -47,6 +48,7 @@ def fit(
     init: str = "torch",
     ensemble: int | str = "auto",
     cross_fit: bool | str = "auto",
+    blend_linear: bool | str = "auto",
     calibrate: bool = True,
     prior_bias: bool = True,
     optimizer: str = "adam",
@@ -115,10 +117,17 @@ def fit(
             1/K. Needs the hand-written engine (no dropout, batch norm or schedule). "auto"
             cross-fits an ensemble that early-stops with "auto" validation on 20 rows or more;
             False makes one holdout for the whole ensemble, which then stops as a whole.
-        calibrate: after training, fit one temperature that divides the logits, minimising the
-            log loss of the validation rows (or, cross-fitted, of each training row as its
-            held-out member predicts it), and keep it in the model (``temperature`` in its
-            config; see :mod:`torchclf.calibration`). Without held-out rows nothing is fitted.
+        blend_linear: also fit as many logistic regressions (one ``nn.Linear`` each, on the
+            same rows and folds, as scikit-learn's ``LogisticRegression()``) and mix their
+            probabilities with the networks' at the share that minimises the held-out rows'
+            log loss (a share under 1% drops them; see :mod:`torchclf.blend`): where a linear
+            model is the right one, the blend leans on it. "auto" blends into a cross-fitted
+            ensemble; True wherever rows are held out.
+        calibrate: after training (and blending), fit one temperature that divides the
+            logits, minimising the log loss of the validation rows (or, cross-fitted, of each
+            training row as its held-out members predict it), and keep it in the model
+            (``temperature`` in its config; see :mod:`torchclf.calibration`). Without
+            held-out rows nothing is fitted.
         prior_bias: start the output layer's bias at the training rows' class log-odds (see
             :meth:`Task.prior_logits`), so the first prediction is the base rate; False keeps
             the initialisation's own bias (the tutorial's exact numbers need that).
@@ -209,12 +218,14 @@ def fit(
     early = (
         ("ensemble", ensemble, MODEL_CONSTRAINTS["ensemble"]),
         ("cross_fit", cross_fit, TRAIN_CONSTRAINTS["cross_fit"]),
+        ("blend_linear", blend_linear, TRAIN_CONSTRAINTS["blend_linear"]),
     )
     check_all([(name, value, rule) for name, value, rule in early if value != "auto"])
     plan = plan_training(
         n_rows,
         ensemble=ensemble,
         cross_fit=cross_fit,
+        blend_linear=blend_linear,
         settings={
             "batch_norm": batch_norm,
             "dropout": dropout,
@@ -248,6 +259,7 @@ def fit(
         early_stopping=schedule.early_stopping,
         validation_fraction=validation_fraction,
         cross_fit=cross_fit,
+        blend_linear=plan.blend_linear,
         calibrate=calibrate,
         patience=schedule.patience,
         min_delta=min_delta,
@@ -326,8 +338,8 @@ def fit(
         ensemble=ensemble,
     )
     model = build_model(model_config, seed, link=fitted_task.link)
+    train_weights = None if weights is None else torch.from_numpy(weights[train_rows])
     if prior_bias:
-        train_weights = None if weights is None else torch.from_numpy(weights[train_rows])
         start_at_prior(model, fitted_task, train_targets, train_weights)
     model = model.to(device=torch_device, dtype=torch_dtype)
     loss_fn = fitted_task.loss_fn(train_targets, class_weight, label_smoothing)
@@ -348,8 +360,21 @@ def fit(
         history = _train(
             model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end, folds
         )
-    # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
-    held_out = train if folds is not None else validation
+        # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
+        held_out = train if folds is not None else validation
+        if plan.blend_linear and model_config.hidden and held_out is not None:
+            linear = build_model(
+                dataclasses.replace(linear_config(model_config), ensemble=model_config.ensemble),
+                seed + model_config.ensemble,  # build_model's seeds for a blend's linear members
+                link=fitted_task.link,
+            )
+            if prior_bias:
+                start_at_prior(linear, fitted_task, train_targets, train_weights)
+            linear = linear.to(device=torch_device, dtype=torch_dtype)
+            fit_logistic(linear, loss_fn, train, folds)
+            weight = fit_linear_weight(model, linear, fitted_task, held_out, folds)
+            if weight > 0:
+                model = blended(model, linear, weight, fitted_task.link)
     if calibrate and held_out is not None:
         set_temperature(model, fit_temperature(model, fitted_task, held_out, folds))
     if rule is not None and held_out is not None:

@@ -26,7 +26,9 @@ from torch.nn import functional as F
 LINKS = ("sigmoid", "softmax")  # from logits to probabilities: per output, or across outputs
 
 
-def mean_probability_logits(logits: Tensor, link: str, class_dim: int) -> Tensor:
+def mean_probability_logits(
+    logits: Tensor, link: str, class_dim: int, weights: Tensor | None = None
+) -> Tensor:
     """Logits whose probabilities are the mean of the members' probabilities.
 
     ``logits`` holds the members along dimension 0, e.g. ``(K, n, outputs)``; the result drops
@@ -34,13 +36,21 @@ def mean_probability_logits(logits: Tensor, link: str, class_dim: int) -> Tensor
     geometric mean, more confident than any member where they agree). Computed in log space, so
     confident members do not round to 0 or 1: softmax gives the log of the mean probabilities
     (``class_dim`` is the outputs' dimension), sigmoid ``log p - log(1 - p)`` of the mean ``p``.
+    ``weights`` ``(K,)``, summing to 1, make it a weighted mean (a weight may be 0).
     """
-    log_members = math.log(logits.shape[0])
+    if weights is None:
+        log_members = math.log(logits.shape[0])
+        if link == "softmax":
+            return torch.logsumexp(torch.log_softmax(logits, dim=class_dim), dim=0) - log_members
+        log_p = torch.logsumexp(F.logsigmoid(logits), dim=0)
+        log_not_p = torch.logsumexp(F.logsigmoid(-logits), dim=0)
+        return log_p - log_not_p  # the two log K cancel
+    # (K, 1, ..., 1): each member's log weight, broadcast over its logits
+    log_weights = weights.to(logits).log().reshape(-1, *([1] * (logits.dim() - 1)))
     if link == "softmax":
-        return torch.logsumexp(torch.log_softmax(logits, dim=class_dim), dim=0) - log_members
-    log_p = torch.logsumexp(F.logsigmoid(logits), dim=0)
-    log_not_p = torch.logsumexp(F.logsigmoid(-logits), dim=0)
-    return log_p - log_not_p  # the two log K cancel
+        return torch.logsumexp(torch.log_softmax(logits, dim=class_dim) + log_weights, dim=0)
+    log_p = torch.logsumexp(F.logsigmoid(logits) + log_weights, dim=0)
+    return log_p - torch.logsumexp(F.logsigmoid(-logits) + log_weights, dim=0)
 
 
 class StackedTargets(ABC):

@@ -63,23 +63,40 @@ class Ensemble(nn.Module):
     everything that reads logits (``predict_proba``, thresholds, pictures) sees one model.
     Training reads each member's own logits (:meth:`member_logits`): each member learns on its
     own, as if trained alone, and the ensemble is judged (and stopped) as a whole.
+
+    A blend (``config.linear_weight`` w > 0, see :mod:`torchclf.blend`) has ``config.ensemble``
+    linear members after the networks: each network weighs ``(1 - w) / K`` in the mean, each
+    linear member ``w / K``.
     """
 
     def __init__(self, members: list[MLP], link: str, config: ModelConfig) -> None:
         super().__init__()
         if link not in LINKS:
             raise ConfigError(f"An ensemble's link must be one of {LINKS}; got {link!r}")
+        networks, weight = config.ensemble, config.linear_weight
+        if len(members) != networks * (2 if weight > 0 else 1):
+            raise ConfigError(
+                f"An ensemble of {networks} networks (linear weight {weight}) needs "
+                f"{networks * (2 if weight > 0 else 1)} members; got {len(members)}"
+            )
         self.members = nn.ModuleList(members)
         self.link = link
-        self.config = config  # the members' architecture; config.ensemble counts them
+        self.config = config  # the networks' architecture; config.ensemble counts them
+        # (M,): each member's weight in the mean; None is the plain mean (kept exact)
+        self.member_weights: Tensor | None = None
+        if weight > 0:
+            shares = [(1 - weight) / networks] * networks + [weight / networks] * networks
+            self.member_weights = torch.tensor(shares, dtype=torch.float64)
 
     def member_logits(self, x: Tensor) -> Tensor:
-        """Each member's logits ``(K, batch, out_features)``."""
+        """Each member's logits ``(M, batch, out_features)``."""
         return torch.stack([member(x) for member in self.members])
 
     def combine(self, member_logits: Tensor) -> Tensor:
-        """Members' logits ``(K, batch, out)`` -> the ensemble's ``(batch, out)``."""
-        return mean_probability_logits(member_logits, self.link, class_dim=-1)
+        """Members' logits ``(M, batch, out)`` -> the ensemble's ``(batch, out)``."""
+        return mean_probability_logits(
+            member_logits, self.link, class_dim=-1, weights=self.member_weights
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """Map features ``(batch, in_features)`` to the ensemble's logits ``(batch, out)``."""
@@ -93,10 +110,24 @@ def members_of(model: nn.Module) -> list[MLP]:
 
 
 def architecture(model: nn.Module) -> str:
-    """The layers' ``repr``, and how many members share them."""
+    """The layers' ``repr``, how many members share them, and a blend's linear members."""
     members = members_of(model)
     layers = repr(members[0].layers)
-    return layers if len(members) == 1 else f"{len(members)} x {layers}"
+    if not isinstance(model, Ensemble):
+        return layers
+    networks = model.config.ensemble
+    text = f"{networks} x {layers}"
+    if model.config.linear_weight > 0:  # a blend: the linear members follow the networks
+        weight = model.config.linear_weight
+        text += f"\n+ {networks} x {members[-1].layers!r}, weight {weight:.2f}"
+    return text
+
+
+def linear_config(config: ModelConfig) -> ModelConfig:
+    """The architecture of one linear member of a blend: one Linear on the same inputs."""
+    return dataclasses.replace(
+        config, hidden=(), dropout=0.0, batch_norm=False, ensemble=1, linear_weight=0.0
+    )
 
 
 # nn.init's gain name for each activation; gelu takes relu's, as is usual
@@ -143,21 +174,28 @@ def build_model(config: ModelConfig, seed: int, link: str | None = None) -> MLP 
     An ensemble's member ``i`` starts as the single MLP of seed ``seed + i`` would (so member 0
     is the model ``ensemble=1`` gives); its ``link`` is the task's.
     """
-    if config.ensemble == 1:
+    if config.ensemble == 1 and config.linear_weight == 0:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return MLP(config)
-    member = dataclasses.replace(config, ensemble=1)
-    members = [build_model(member, seed + index) for index in range(config.ensemble)]
+    networks = config.ensemble
+    member = dataclasses.replace(config, ensemble=1, linear_weight=0.0)
+    members = [build_model(member, seed + index) for index in range(networks)]
+    if config.linear_weight > 0:  # a blend's linear members start from seeds after the networks'
+        linear = linear_config(config)
+        members += [build_model(linear, seed + networks + index) for index in range(networks)]
     return Ensemble(members, _link(link), config)  # type: ignore[arg-type]
 
 
 def empty_model(config: ModelConfig, link: str | None = None) -> MLP | Ensemble:
     """A model of ``config``'s architecture, to load saved weights into."""
-    if config.ensemble == 1:
+    if config.ensemble == 1 and config.linear_weight == 0:
         return MLP(config)
-    member = dataclasses.replace(config, ensemble=1)
-    return Ensemble([MLP(member) for _ in range(config.ensemble)], _link(link), config)
+    member = dataclasses.replace(config, ensemble=1, linear_weight=0.0)
+    members = [MLP(member) for _ in range(config.ensemble)]
+    if config.linear_weight > 0:
+        members += [MLP(linear_config(config)) for _ in range(config.ensemble)]
+    return Ensemble(members, _link(link), config)
 
 
 def _link(link: str | None) -> str:
@@ -281,6 +319,7 @@ __all__ = [
     "count_parameters",
     "empty_model",
     "initialize_",
+    "linear_config",
     "members_of",
     "predict_batch_rows",
     "predict_logits",

@@ -144,6 +144,7 @@ class Plan:
     schedule: Schedule
     ensemble: int  # networks whose probabilities are averaged
     cross_fit: bool  # each member validated on its own fold (schedule.validation_fraction = 1/K)
+    blend_linear: bool  # linear members blended in, weighted on the held-out rows
 
 
 def plan_training(
@@ -151,6 +152,7 @@ def plan_training(
     *,
     ensemble: int | str = "auto",
     cross_fit: bool | str = "auto",
+    blend_linear: bool | str = "auto",
     settings: Mapping[str, Any] | None = None,
     autograd_asked: bool = False,
     epochs: int | str = "auto",
@@ -166,6 +168,10 @@ def plan_training(
     the run (see :func:`torchclf.engine.refusal_of`); ``autograd_asked``: ``engine="autograd"``
     or ``compile``. A cross-fitted ensemble's members each hold out 1/K of the rows, so its
     schedule is sized for that share. ``fit`` and the command line both plan here.
+
+    ``blend_linear`` "auto" blends linear members into a cross-fitted ensemble, whose every
+    training row is held out once to weigh them (:mod:`torchclf.blend`); True blends wherever
+    rows are held out (a validation share), and is refused where none are.
     """
     why_not = refusal_of(settings or {})
     members, cross = resolve_ensemble(
@@ -211,7 +217,16 @@ def plan_training(
         batch_size=batch_size,
         needs_validation=needs_validation,
     )
-    return Plan(schedule, members, cross)
+    held_out = cross or schedule.validation_fraction > 0
+    if blend_linear == "auto":
+        blend_linear = cross
+    elif blend_linear and not held_out:
+        raise ConfigError(
+            "blend_linear=True weighs the linear model on held-out rows, and this run holds out "
+            "none (validation_fraction=0 without cross-fitting). Set validation_fraction (for "
+            "example 0.2) or blend_linear=False"
+        )
+    return Plan(schedule, members, cross, bool(blend_linear))
 
 
 __all__ = [

@@ -192,6 +192,9 @@ def info(model: ModelArgument) -> None:
         if members > 1:
             validated = "each on its own fold" if config.cross_fit else "on one holdout"
             training += f"; {members} networks averaged, validated {validated}"
+        if classifier.model_config.linear_weight > 0:
+            weight = classifier.model_config.linear_weight
+            training += f"; logistic regression blended in at weight {weight:.2f}"
         if classifier.model_config.temperature != 1.0:
             training += f"; temperature {classifier.model_config.temperature:.3f}"
         rows.append(("training", training))

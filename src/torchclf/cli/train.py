@@ -84,6 +84,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    blend_linear: Annotated[
+        bool | None,
+        typer.Option(
+            "--blend-linear/--no-blend-linear",
+            help="Blend in logistic regressions at the share the held-out rows choose "
+            "(default: with a cross-fitted ensemble).",
+            show_default=False,
+        ),
+    ] = None,
     epochs: EpochsOption = "auto",
     lr: Annotated[float, declared("lr")] = TrainConfig.lr,
     optimizer: Annotated[str, declared("optimizer")] = TrainConfig.optimizer,
@@ -184,6 +193,7 @@ def train(
         len(split.X_train),
         ensemble=members,
         cross_fit="auto" if cross_fit is None else cross_fit,
+        blend_linear="auto" if blend_linear is None else blend_linear,
         settings={
             "dropout": dropout,
             "optimizer": optimizer,
@@ -221,6 +231,7 @@ def train(
                 init=init,
                 ensemble=plan.ensemble,
                 cross_fit=plan.cross_fit,
+                blend_linear=plan.blend_linear,
                 calibrate=calibrate,
                 epochs=schedule.epochs,
                 lr=lr,
