@@ -36,7 +36,7 @@ def main() -> None:
     from sklearn.neural_network import MLPClassifier
 
     from torchclf import datasets
-    from torchclf.sources import DataSource
+    from torchclf.data.sources import DataSource
 
     rows = []
     for name, target in TARGETS.items():

@@ -22,7 +22,7 @@ from _timing import matmul_gflops
 from torch import nn
 
 import torchclf
-from torchclf.sweep import Member, train_members
+from torchclf.training.sweep import Member, train_members
 
 WIDTHS, DEPTHS, LRS, SEEDS = (8, 16, 32, 64), (1, 2), (0.003, 0.01, 0.03, 0.1), (0, 1)
 

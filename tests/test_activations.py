@@ -7,7 +7,7 @@ from torch import nn
 
 from torchclf import activations as A
 from torchclf.config import ModelConfig
-from torchclf.models import build_model
+from torchclf.nn.models import build_model
 
 # A wide range (the issue's -1e4..1e4), a dense grid where the functions bend, and edge values.
 WIDE = torch.cat(
@@ -115,6 +115,6 @@ def test_scratch_activations_work_inside_models_by_name(name):
     config = dict(in_features=3, out_features=2, hidden=(8, 8), activation=name)
     ours = build_model(ModelConfig(**config, activation_impl="scratch"), seed=0)
     theirs = build_model(ModelConfig(**config, activation_impl="torch"), seed=0)
-    assert any(type(m).__module__ == "torchclf.activations" for m in ours.modules())
+    assert any(type(m).__module__ == "torchclf.nn.activations" for m in ours.modules())
     x = torch.randn(16, 3, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(ours(x), theirs(x))

@@ -8,14 +8,14 @@ from typer.testing import CliRunner
 
 import torchclf
 from torchclf import datasets
-from torchclf.blend import fit_logistic
-from torchclf.calibration import held_out_logits
 from torchclf.cli import app
-from torchclf.data import fold_indices
-from torchclf.labelled import Labelled
-from torchclf.losses import mean_probability_logits
-from torchclf.models import Ensemble, ModelConfig, build_model, linear_config
+from torchclf.data.labelled import Labelled
+from torchclf.data.splits import fold_indices
+from torchclf.nn.losses import mean_probability_logits
+from torchclf.nn.models import Ensemble, ModelConfig, build_model, linear_config
 from torchclf.tasks import infer_task
+from torchclf.training.blend import fit_logistic
+from torchclf.training.calibration import held_out_logits
 
 
 def _logistic_table(n=600, seed=0):

@@ -8,8 +8,8 @@ import torch
 
 import torchclf
 from torchclf import datasets
-from torchclf.calibration import fit_temperature, held_out_logits, set_temperature
-from torchclf.labelled import to_labelled
+from torchclf.data.labelled import to_labelled
+from torchclf.training.calibration import fit_temperature, held_out_logits, set_temperature
 
 
 def _split():

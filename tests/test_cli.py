@@ -685,7 +685,7 @@ def test_a_picture_that_fails_is_left_out_and_the_run_is_kept(tmp_path, monkeypa
 
 def test_the_test_rows_never_influence_the_trained_model(tmp_path):
     """The split is stratified by the labels, so only the test rows' features can change here."""
-    from torchclf.sources import DataSource
+    from torchclf.data.sources import DataSource
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])

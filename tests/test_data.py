@@ -8,7 +8,8 @@ import torch
 
 import torchclf
 from torchclf import ConfigError, DataError
-from torchclf.data import IndexBatches, as_features, default_batch_size
+from torchclf.data.arrays import as_features
+from torchclf.data.batches import IndexBatches, default_batch_size
 from torchclf.devices import resolve_device
 from torchclf.encoders import Moments
 

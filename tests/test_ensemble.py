@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 import torchclf
 from torchclf import datasets
 from torchclf.cli import app
-from torchclf.losses import mean_probability_logits
-from torchclf.models import MLP, Ensemble, build_model
+from torchclf.nn.losses import mean_probability_logits
+from torchclf.nn.models import MLP, Ensemble, build_model
 
 
 def _split(task):
@@ -154,7 +154,7 @@ def _reference_member(X, y, trains, config, seed, lr, epochs, patience):
 
 
 def test_each_cross_fitted_member_is_a_network_trained_on_all_folds_but_its_own():
-    from torchclf.data import fold_indices
+    from torchclf.data.splits import fold_indices
 
     data = datasets.load("moons", n_samples=160, noise=0.3)
     settings = dict(hidden=(8,), lr=0.02, epochs=150, patience=15, seed=5)
@@ -187,7 +187,7 @@ def test_each_cross_fitted_member_is_a_network_trained_on_all_folds_but_its_own(
 
 
 def test_a_threshold_rule_is_chosen_on_out_of_fold_probabilities():
-    from torchclf.metrics import choose_threshold
+    from torchclf.evaluation.metrics import choose_threshold
 
     split = _split("binary")
     classifier = torchclf.fit(
@@ -199,7 +199,7 @@ def test_a_threshold_rule_is_chosen_on_out_of_fold_probabilities():
         threshold="f1",
         epochs=60,
     )
-    from torchclf.data import fold_indices
+    from torchclf.data.splits import fold_indices
 
     targets = classifier.task.encode(split.y_train)
     fold_of_row = fold_indices(targets.numpy(), 3, seed=42)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from torchclf.errors import TrainingDiverged
-from torchclf.history import BestEpochs, EpochRecorder, History
+from torchclf.training.history import BestEpochs, EpochRecorder, History
 
 
 def test_the_best_epoch_rule_worked_by_hand_for_two_members():

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 import torchclf
 from torchclf import datasets
 from torchclf.cli import app
-from torchclf.improve import improve, single_changes, variants_table
-from torchclf.sweep import Member
+from torchclf.training.improve import improve, single_changes, variants_table
+from torchclf.training.sweep import Member
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +203,7 @@ def test_the_test_rows_never_influence_sweep(tmp_path):
     """A file's split is stratified by its labels, so only the test rows' features change."""
     import numpy as np
 
-    from torchclf.sources import DataSource
+    from torchclf.data.sources import DataSource
 
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(rng.normal(size=(240, 2)), columns=["a", "b"])

@@ -115,7 +115,7 @@ def test_evaluation_prints_a_table_and_serialises():
 
 
 def test_the_expected_calibration_error_is_the_reliability_bins_gap():
-    from torchclf.metrics import expected_calibration_error, reliability_bins
+    from torchclf.evaluation.metrics import expected_calibration_error, reliability_bins
 
     rng = np.random.default_rng(0)
     stated = rng.uniform(size=4000)

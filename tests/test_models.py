@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from torchclf import MLP, ConfigError, ModelConfig, build_model
-from torchclf.models import count_parameters
+from torchclf.nn.models import count_parameters
 
 
 def test_linear_baseline_is_one_linear_layer():
@@ -141,7 +141,7 @@ def test_config_round_trips_through_dict():
     ],
 )
 def test_batched_prediction_equals_the_module_forward(options):
-    from torchclf.models import predict_logits
+    from torchclf.nn.models import predict_logits
 
     config = ModelConfig(in_features=5, out_features=3, **{"hidden": (16, 8), **options})
     model = build_model(config, seed=0)
@@ -185,14 +185,14 @@ def test_batched_prediction_equals_the_module_forward(options):
     ],
 )
 def test_prediction_batches_keep_the_widest_activations_in_cache(hidden, dtype, device, rows):
-    from torchclf.models import predict_batch_rows
+    from torchclf.nn.models import predict_batch_rows
 
     config = ModelConfig(in_features=2, out_features=4, hidden=hidden)
     assert predict_batch_rows(config, torch.device(device), dtype) == rows
 
 
 def test_predictions_do_not_depend_on_the_batch_size():
-    from torchclf.models import predict_logits
+    from torchclf.nn.models import predict_logits
 
     model = build_model(ModelConfig(in_features=32, out_features=4, hidden=(256, 256)), seed=0)
     features = np.random.default_rng(1).normal(size=(3000, 32)).astype(np.float32)

@@ -9,7 +9,7 @@ from torchclf.cli import app
 from torchclf.config import MODEL_CONSTRAINTS, TRAIN_CONSTRAINTS, ModelConfig, TrainConfig
 from torchclf.constraints import Interval, NoneOr, Options
 from torchclf.estimator import SKLEARN_NAMES, NeuralNetClassifier
-from torchclf.sweep import Member
+from torchclf.training.sweep import Member
 
 X = np.random.default_rng(0).normal(size=(40, 2))
 y = (X[:, 0] > 0).astype(int)

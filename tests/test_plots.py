@@ -5,8 +5,8 @@ import pytest
 
 import torchclf
 from torchclf import ConfigError, DataError, datasets, plots, report
-from torchclf.predictions import prediction_frame, write_table
-from torchclf.report import write_run
+from torchclf.evaluation.predictions import prediction_frame, write_table
+from torchclf.evaluation.report import write_run
 
 
 @pytest.fixture(scope="module")

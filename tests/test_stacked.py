@@ -4,12 +4,12 @@ import torch
 
 import torchclf
 from torchclf.config import ModelConfig
-from torchclf.data import split_indices
+from torchclf.data.splits import split_indices
 from torchclf.engine import Hyper, StackedMLP, StackedOptimizer
-from torchclf.models import build_model
-from torchclf.sweep import Member, train_members
+from torchclf.nn.models import build_model
 from torchclf.tasks import infer_task
 from torchclf.tasks import stacked_targets as Targets
+from torchclf.training.sweep import Member, train_members
 
 RNG = np.random.default_rng(0)
 TARGETS = {

@@ -9,9 +9,9 @@ import torch
 
 import torchclf
 from torchclf import ConfigError, DataError
-from torchclf import parquet as streaming
+from torchclf.data import parquet as streaming
+from torchclf.data.parquet import ParquetSource, scan, shuffled_blocks
 from torchclf.encoders import ArrayEncoder
-from torchclf.parquet import ParquetSource, scan, shuffled_blocks
 from torchclf.tasks import infer_task
 
 
@@ -218,7 +218,7 @@ def test_read_ahead_keeps_order_raises_the_readers_error_and_stops_when_closed()
 
 
 def test_validation_rows_are_held_out_of_every_pass_and_pick_the_best_epoch(tmp_path):
-    from torchclf.parquet import Holdout
+    from torchclf.data.parquet import Holdout
 
     frame = _frame(3000)
     frame["label"] = np.where(  # noisy labels: a wide net overfits, the validation loss rises

@@ -7,7 +7,7 @@ import torch
 
 import torchclf
 from torchclf import ConfigError, datasets
-from torchclf.sweep import Member, train_members
+from torchclf.training.sweep import Member, train_members
 
 # Different optimizers, learning rates, momentum, weight decay and epochs in one architecture
 # group, plus a second group and the linear model.

@@ -7,10 +7,10 @@ import pytest
 
 import torchclf
 from torchclf import DataError
+from torchclf.data.sources import DataSource
+from torchclf.data.tabular import prepare_table, read_table
 from torchclf.encoders import OTHER, TableEncoder
 from torchclf.errors import TorchclfWarning
-from torchclf.sources import DataSource
-from torchclf.tabular import prepare_table, read_table
 
 
 def patients(n=300, seed=0):

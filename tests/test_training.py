@@ -149,7 +149,7 @@ def test_early_stopping_keeps_the_best_validation_epoch():
     # The returned weights are the best epoch's: recompute its validation loss from scratch.
     features = split.X_train
     targets = clf.task.encode(split.y_train)
-    from torchclf.data import split_indices
+    from torchclf.data.splits import split_indices
 
     _, val_rows = split_indices(len(features), 0.3, stratify=targets.numpy(), seed=42)
     probs = clf.predict_proba(features[val_rows])
@@ -295,7 +295,7 @@ def test_fit_defaults_are_the_config_defaults():
 
 
 def test_auto_hidden_width():
-    from torchclf.starting_point import auto_hidden
+    from torchclf.nn.starting_point import auto_hidden
 
     assert auto_hidden(2, 1) == (10, 10)  # the tutorial's circles model
     assert auto_hidden(13, 3) == (32, 32)

@@ -24,8 +24,8 @@ from torchclf.version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "MLP": "torchclf.models",
-    "build_model": "torchclf.models",
+    "MLP": "torchclf.nn.models",
+    "build_model": "torchclf.nn.models",
     "BinaryTask": "torchclf.tasks",
     "MulticlassTask": "torchclf.tasks",
     "MultilabelTask": "torchclf.tasks",
@@ -33,14 +33,14 @@ _EXPORTS = {
     "infer_task": "torchclf.tasks",
     "Classifier": "torchclf.classifier",
     "load": "torchclf.classifier",
-    "fit": "torchclf.fitting",
-    "fit_parquet": "torchclf.streaming",
+    "fit": "torchclf.training.fitting",
+    "fit_parquet": "torchclf.training.streaming",
     "ModelConfig": "torchclf.config",
     "TrainConfig": "torchclf.config",
     "PARAMETER_HELP": "torchclf.config",
-    "Split": "torchclf.data",
+    "Split": "torchclf.data.splits",
     "resolve_device": "torchclf.devices",
-    "train_test_split": "torchclf.data",
+    "train_test_split": "torchclf.data.splits",
     "TorchclfError": "torchclf.errors",
     "ConfigError": "torchclf.errors",
     "DataError": "torchclf.errors",
@@ -48,25 +48,26 @@ _EXPORTS = {
     "TrainingError": "torchclf.errors",
     "TrainingDiverged": "torchclf.errors",
     "TorchclfWarning": "torchclf.errors",
-    "Evaluation": "torchclf.metrics",
-    "History": "torchclf.history",
+    "Evaluation": "torchclf.evaluation.metrics",
+    "History": "torchclf.training.history",
     "NeuralNetClassifier": "torchclf.estimator",
-    "DataSource": "torchclf.sources",
+    "DataSource": "torchclf.data.sources",
     "atomic_directory": "torchclf.files",
     "atomic_file": "torchclf.files",
-    "Schedule": "torchclf.schedule",
-    "Plan": "torchclf.schedule",
-    "plan_training": "torchclf.schedule",
-    "resolve_schedule": "torchclf.schedule",
-    "Ensemble": "torchclf.models",
-    "read_table": "torchclf.tabular",
-    "is_table_path": "torchclf.tabular",
-    "prediction_frame": "torchclf.predictions",
-    "write_table": "torchclf.predictions",
-    "count_parameters": "torchclf.models",
+    "Schedule": "torchclf.training.schedule",
+    "Plan": "torchclf.training.schedule",
+    "plan_training": "torchclf.training.schedule",
+    "resolve_schedule": "torchclf.training.schedule",
+    "Ensemble": "torchclf.nn.models",
+    "read_table": "torchclf.data.tabular",
+    "is_table_path": "torchclf.data.tabular",
+    "prediction_frame": "torchclf.evaluation.predictions",
+    "write_table": "torchclf.evaluation.predictions",
+    "count_parameters": "torchclf.nn.models",
     "read_model_file": "torchclf.checkpoint",
-    "format_progress": "torchclf.training",
+    "format_progress": "torchclf.training.loop",
 }
+# public submodules: each file stands for the module in its folder (torchclf/datasets.py...)
 _SUBMODULES = ("activations", "datasets", "improve", "plots", "report", "sweep")
 
 __all__ = [
@@ -142,7 +143,9 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf.checkpoint import read_model_file
     from torchclf.classifier import Classifier, load
     from torchclf.config import PARAMETER_HELP, ModelConfig, TrainConfig
-    from torchclf.data import Split, train_test_split
+    from torchclf.data.sources import DataSource
+    from torchclf.data.splits import Split, train_test_split
+    from torchclf.data.tabular import is_table_path, read_table
     from torchclf.devices import resolve_device
     from torchclf.errors import (
         ConfigError,
@@ -154,15 +157,13 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
         TrainingError,
     )
     from torchclf.estimator import NeuralNetClassifier
+    from torchclf.evaluation.metrics import Evaluation
+    from torchclf.evaluation.predictions import prediction_frame, write_table
     from torchclf.files import atomic_directory, atomic_file
-    from torchclf.fitting import fit
-    from torchclf.history import History
-    from torchclf.metrics import Evaluation
-    from torchclf.models import MLP, Ensemble, build_model, count_parameters
-    from torchclf.predictions import prediction_frame, write_table
-    from torchclf.schedule import Plan, Schedule, plan_training, resolve_schedule
-    from torchclf.sources import DataSource
-    from torchclf.streaming import fit_parquet
-    from torchclf.tabular import is_table_path, read_table
+    from torchclf.nn.models import MLP, Ensemble, build_model, count_parameters
     from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
-    from torchclf.training import format_progress
+    from torchclf.training.fitting import fit
+    from torchclf.training.history import History
+    from torchclf.training.loop import format_progress
+    from torchclf.training.schedule import Plan, Schedule, plan_training, resolve_schedule
+    from torchclf.training.streaming import fit_parquet

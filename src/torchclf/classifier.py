@@ -20,9 +20,8 @@ from torchclf.config import ModelConfig, TrainConfig
 from torchclf.devices import resolve_device
 from torchclf.encoders import ArrayEncoder, Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
-from torchclf.history import History
-from torchclf.metrics import Evaluation
-from torchclf.models import (
+from torchclf.evaluation.metrics import Evaluation
+from torchclf.nn.models import (
     MLP,
     Ensemble,
     architecture,
@@ -32,6 +31,7 @@ from torchclf.models import (
     predict_logits,
 )
 from torchclf.tasks import Task, task_from_dict
+from torchclf.training.history import History
 from torchclf.version import __version__
 
 
@@ -49,7 +49,7 @@ class Classifier:
         history: per-epoch losses and accuracies (empty for a loaded model).
         training_summary: epochs trained, best epoch and the last history row (kept when saved).
         data_source: where the training data came from and how it was split, when known
-            (see :class:`torchclf.sources.DataSource`); saved with the model.
+            (see :class:`torchclf.data.sources.DataSource`); saved with the model.
     """
 
     def __init__(

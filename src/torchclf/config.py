@@ -131,7 +131,7 @@ class ModelConfig:
     init: str = "torch"  # initial weights of the Linear layers, one of INITS
     ensemble: int = 1  # members of this architecture whose probabilities are averaged
     temperature: float = 1.0  # the logits are divided by it (calibration.fit_temperature)
-    # share of `ensemble` linear models in the averaged probabilities (torchclf.blend)
+    # share of `ensemble` linear models in the averaged probabilities (torchclf.training.blend)
     linear_weight: float = 0.0
 
     def __post_init__(self) -> None:

@@ -88,4 +88,9 @@ def intra_op_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-__all__ = ["intra_op_threads", "resolve_device", "training_threads"]
+def rng_devices(device: torch.device) -> list[int]:
+    """CUDA devices whose RNG state ``fork_rng`` must save and restore."""
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+__all__ = ["intra_op_threads", "resolve_device", "rng_devices", "training_threads"]

@@ -190,7 +190,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     def _fit_new(
         self, X: Any, y: Any, sample_weight: Any, *, epochs: int, classes: Any
     ) -> NeuralNetClassifier:
-        from torchclf.fitting import fit
+        from torchclf.training.fitting import fit
 
         self._validate_params()
         categorical = tuple(self.categorical_features or ())
@@ -246,7 +246,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _train_more(self, X: Any, y: Any, sample_weight: Any, epochs: int) -> NeuralNetClassifier:
-        from torchclf.fitting import train_more
+        from torchclf.training.continued import train_more
 
         X, y = self._validate(X, y, reset=False)
         with _advice_in_estimator_names():

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from torchclf.data import as_features
+from torchclf.data.arrays import as_features
 from torchclf.encoders.base import Encoder, select_columns
 from torchclf.errors import TorchclfWarning
 
@@ -118,7 +118,7 @@ class ArrayEncoder(Encoder):
         """``X`` checked and as a ``(n, d)`` array of the encoder's dtype, not yet standardized.
 
         Prediction standardizes it batch by batch with :attr:`mean` and :attr:`scale` (see
-        :func:`torchclf.models.predict_logits`), rather than all of it at once.
+        :func:`torchclf.nn.models.predict_logits`), rather than all of it at once.
         """
         if self.names is not None and hasattr(X, "columns"):
             X = select_columns(X, self.names, warn)

@@ -9,14 +9,15 @@ from typing import Any
 from torch import Tensor, nn
 
 from torchclf.config import ModelConfig, TrainConfig
-from torchclf.data import IndexBatches
-from torchclf.engine.loops import Folds, Split, train_stacked
+from torchclf.data.batches import IndexBatches
+from torchclf.data.labelled import Labelled
+from torchclf.engine.loops import Split, train_stacked
 from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper
+from torchclf.engine.rows import Folds
 from torchclf.engine.stacked import StackedMLP
-from torchclf.history import EpochRecorder, History
-from torchclf.labelled import Labelled
-from torchclf.models import members_of
+from torchclf.nn.models import members_of
 from torchclf.tasks import Task
+from torchclf.training.history import EpochRecorder, History
 
 
 def refusal(model: nn.Module, train: Labelled, config: TrainConfig) -> str | None:
@@ -71,7 +72,7 @@ def train_single(
     batches: IndexBatches,
     folds: Tensor | None = None,
 ) -> History:
-    """:func:`torchclf.training.train_model` on these loops: the same epochs, rows and weights.
+    """:func:`torchclf.training.loop.train_model` on these loops: the same epochs, rows and weights.
 
     ``model`` is a torchclf MLP that :func:`refusal` accepts, or an ensemble of them, whose
     members train side by side as the engine's members and stop together; it is trained in

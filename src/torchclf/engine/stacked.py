@@ -3,7 +3,7 @@
 ``M`` members of one architecture keep their parameters in one flat matrix ``(M, P)``, laid out
 per member as ``nn.Linear``'s state dict (``layers.0.weight``, ``layers.0.bias``, ...), so one
 vectorised optimizer step (:mod:`torchclf.engine.optimizer`) updates them all and any member
-comes out as an ordinary :class:`~torchclf.models.MLP`. The loops that train them are in
+comes out as an ordinary :class:`~torchclf.nn.models.MLP`. The loops that train them are in
 :mod:`torchclf.engine.loops`.
 
 Why it is written by hand: these problems are small (thousands of rows, widths up to a few
@@ -29,8 +29,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from torchclf.activations import LEAKY_SLOPE, in_place_activation
 from torchclf.config import ModelConfig
+from torchclf.nn.activations import LEAKY_SLOPE, in_place_activation
 
 
 class StackedMLP:
@@ -77,7 +77,7 @@ class StackedMLP:
         states: Sequence[dict[str, Tensor]],
         device: torch.device | None = None,
     ) -> StackedMLP:
-        """Stack the state dicts of ``M`` :class:`~torchclf.models.MLP` (Linear layers only)."""
+        """Stack the state dicts of ``M`` :class:`~torchclf.nn.models.MLP` (Linear layers only)."""
         rows = [torch.cat([value.reshape(-1) for value in state.values()]) for state in states]
         return cls(sizes, activation, torch.stack(rows).to(device))
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from torchclf.config import check_choice
+from torchclf.data.labels import as_label_array, check_no_missing, is_label_sets, plain
 from torchclf.errors import DataError
-from torchclf.labels import as_label_array, check_no_missing, is_label_sets, plain
 from torchclf.tasks.base import TASKS, Task, stacked_targets
 from torchclf.tasks.binary import BinaryTask
 from torchclf.tasks.multiclass import MulticlassTask

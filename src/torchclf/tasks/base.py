@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.errors import ConfigError, DataError
-from torchclf.labels import (
+from torchclf.data.labels import (
     plain,
 )
-from torchclf.losses import StackedTargets
-from torchclf.metrics import Evaluation
+from torchclf.errors import ConfigError, DataError
+from torchclf.evaluation.metrics import Evaluation
+from torchclf.nn.losses import StackedTargets
 
 TASKS = ("binary", "multiclass", "multilabel")
 

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.labels import (
+from torchclf.data.labels import (
     indicator_matrix,
 )
-from torchclf.losses import SigmoidTargets, StackedTargets
-from torchclf.metrics import Evaluation, multilabel_metrics
+from torchclf.evaluation.metrics import Evaluation, multilabel_metrics
+from torchclf.nn.losses import SigmoidTargets, StackedTargets
 from torchclf.tasks.base import Task, _bce_loss, _check_threshold, _row_weights
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchclf.activations import LEAKY_SLOPE, in_place_activation, make_activation
 from torchclf.config import ModelConfig
 from torchclf.errors import ConfigError
-from torchclf.losses import LINKS, mean_probability_logits
+from torchclf.nn.activations import LEAKY_SLOPE, in_place_activation, make_activation
+from torchclf.nn.losses import LINKS, mean_probability_logits
 
 
 class MLP(nn.Module):
@@ -59,14 +59,14 @@ class Ensemble(nn.Module):
     """``config.ensemble`` MLPs of one architecture whose probabilities are averaged.
 
     ``forward`` returns logits like an MLP's, whose probabilities (through ``link``, the task's)
-    are the mean of the members' (see :func:`~torchclf.losses.mean_probability_logits`), so
+    are the mean of the members' (see :func:`~torchclf.nn.losses.mean_probability_logits`), so
     everything that reads logits (``predict_proba``, thresholds, pictures) sees one model.
     Training reads each member's own logits (:meth:`member_logits`): each member learns on its
     own, as if trained alone, and the ensemble is judged (and stopped) as a whole.
 
-    A blend (``config.linear_weight`` w > 0, see :mod:`torchclf.blend`) has ``config.ensemble``
-    linear members after the networks: each network weighs ``(1 - w) / K`` in the mean, each
-    linear member ``w / K``.
+    A blend (``config.linear_weight`` w > 0, see :mod:`torchclf.training.blend`) has
+    ``config.ensemble`` linear members after the networks: each network weighs ``(1 - w) / K``
+    in the mean, each linear member ``w / K``.
     """
 
     def __init__(self, members: list[MLP], link: str, config: ModelConfig) -> None:

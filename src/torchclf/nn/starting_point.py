@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from torchclf.models import members_of
+from torchclf.nn.models import members_of
 from torchclf.tasks import Task
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from torchclf.calibration import held_out_logits
+from torchclf.data.labelled import Labelled
 from torchclf.errors import ConfigError
-from torchclf.labelled import Labelled
-from torchclf.metrics import choose_threshold
+from torchclf.evaluation.metrics import choose_threshold
 from torchclf.tasks import Task
+from torchclf.training.calibration import held_out_logits
 
 
 def check_threshold_rule(rule: str, task: Task, validation_fraction: float) -> None:

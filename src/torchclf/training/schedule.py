@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchclf.config import TrainConfig
-from torchclf.data import default_batch_size
+from torchclf.data.batches import default_batch_size
 from torchclf.engine import refusal_of
 from torchclf.errors import ConfigError, DataError
 
@@ -170,8 +170,8 @@ def plan_training(
     schedule is sized for that share. ``fit`` and the command line both plan here.
 
     ``blend_linear`` "auto" blends linear members into a cross-fitted ensemble, whose every
-    training row is held out once to weigh them (:mod:`torchclf.blend`); True blends wherever
-    rows are held out (a validation share), and is refused where none are.
+    training row is held out once to weigh them (:mod:`torchclf.training.blend`); True blends
+    wherever rows are held out (a validation share), and is refused where none are.
     """
     why_not = refusal_of(settings or {})
     members, cross = resolve_ensemble(

@@ -18,9 +18,9 @@ import torch
 from scipy.optimize import minimize_scalar  # type: ignore[import-untyped]
 from torch import Tensor
 
-from torchclf.labelled import Labelled
-from torchclf.losses import mean_probability_logits
-from torchclf.models import MLP, Ensemble, members_of
+from torchclf.data.labelled import Labelled
+from torchclf.nn.losses import mean_probability_logits
+from torchclf.nn.models import MLP, Ensemble, members_of
 from torchclf.tasks import Task
 
 # at most 4x sharper or softer: beyond, one more row could move the log loss a long way
@@ -42,7 +42,8 @@ def held_out_logits(
     Without ``folds``: each member's logits of the validation ``rows``, ``(M, n, out)``. With
     ``folds`` ``(K, n)`` (a cross-fitted ensemble; ``rows`` are its training rows): each row's
     logits from the one member that held it out, ``(n, out)``; in a blend
-    (:mod:`torchclf.blend`), from that network and linear member together, at their weights.
+    (:mod:`torchclf.training.blend`), from that network and linear member together, at their
+    weights.
     """
     model.eval()
     members = members_of(model)

@@ -14,9 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from torchclf.data import Split, split_indices, take_rows
+from torchclf.data.arrays import take_rows
+from torchclf.data.splits import Split, split_indices
+from torchclf.data.tabular import (
+    class_balance,
+    is_table_path,
+    missing_counts,
+    prepare_table,
+    read_table,
+)
 from torchclf.errors import ConfigError, DataError
-from torchclf.tabular import class_balance, is_table_path, missing_counts, prepare_table, read_table
 
 
 @dataclass
@@ -77,7 +84,7 @@ class DataSource:
     def load(self) -> LoadedData:
         """Read the data (a built-in dataset's named labels, or a file's chosen columns)."""
         if not self.is_file:
-            from torchclf.datasets import load
+            from torchclf.data.datasets import load
 
             dataset = load(self.name, **self.params)
             return LoadedData(

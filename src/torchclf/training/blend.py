@@ -26,12 +26,13 @@ import torch
 from scipy.optimize import minimize_scalar  # type: ignore[import-untyped]
 from torch import Tensor
 
-from torchclf.calibration import held_out_logits
+from torchclf.data.labelled import Labelled
 from torchclf.errors import ConfigError
-from torchclf.labelled import Labelled
-from torchclf.losses import mean_probability_logits
-from torchclf.models import MLP, Ensemble, members_of
+from torchclf.nn.losses import mean_probability_logits
+from torchclf.nn.models import MLP, Ensemble, build_model, linear_config, members_of
+from torchclf.nn.starting_point import start_at_prior
 from torchclf.tasks import Task
+from torchclf.training.calibration import held_out_logits
 
 # Below this share the linear members are dropped: they would move no probability by more than
 # 1% of itself, and cost K more forward passes at every prediction.
@@ -156,6 +157,34 @@ def fit_linear_weight(
     return weight if weight >= MIN_LINEAR_WEIGHT else 0.0
 
 
+def blend_in_logistic(
+    networks: MLP | Ensemble,
+    task: Task,
+    loss_fn: torch.nn.Module,
+    train: Labelled,
+    held_out: Labelled,
+    folds: Tensor | None,
+    seed: int,
+) -> MLP | Ensemble:
+    """``networks`` blended with as many logistic regressions, or alone where w comes out 0.
+
+    The logistic regressions fit ``train`` (each member its own folds' rows), from the class
+    log-odds; the share is chosen on ``held_out`` (the validation rows, or ``train`` itself when
+    cross-fitted: see :func:`fit_linear_weight`).
+    """
+    config = networks.config
+    linear_members = dataclasses.replace(linear_config(config), ensemble=config.ensemble)
+    # build_model's seeds for a blend's linear members: after the networks'
+    linear = build_model(linear_members, seed + config.ensemble, link=task.link)
+    start_at_prior(
+        linear, task, train.y.cpu(), None if train.weight is None else train.weight.cpu()
+    )
+    linear = linear.to(device=train.X.device, dtype=train.X.dtype)
+    fit_logistic(linear, loss_fn, train, folds)
+    weight = fit_linear_weight(networks, linear, task, held_out, folds)
+    return blended(networks, linear, weight, task.link) if weight > 0 else networks
+
+
 def blended(networks: MLP | Ensemble, linear: MLP | Ensemble, weight: float, link: str) -> Ensemble:
     """One model: the networks' members, then the linear ones, weighing ``weight`` together.
 
@@ -165,4 +194,4 @@ def blended(networks: MLP | Ensemble, linear: MLP | Ensemble, weight: float, lin
     return Ensemble(members_of(networks) + members_of(linear), link, config)
 
 
-__all__ = ["MIN_LINEAR_WEIGHT", "blended", "fit_linear_weight", "fit_logistic"]
+__all__ = ["MIN_LINEAR_WEIGHT", "blend_in_logistic", "blended", "fit_linear_weight", "fit_logistic"]

@@ -28,6 +28,8 @@ from torch import Tensor
 
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice
+from torchclf.data.labelled import to_labelled
+from torchclf.data.parquet import Holdout, ParquetSource, scan, shuffled_blocks
 from torchclf.devices import resolve_device
 from torchclf.encoders import ArrayEncoder
 from torchclf.engine import (
@@ -39,14 +41,12 @@ from torchclf.engine import (
     step_batch,
 )
 from torchclf.errors import ConfigError
-from torchclf.history import BestEpochs, EpochRecorder, History
-from torchclf.labelled import to_labelled
-from torchclf.models import build_model
-from torchclf.parquet import Holdout, ParquetSource, scan, shuffled_blocks
-from torchclf.schedule import resolve_schedule
-from torchclf.starting_point import auto_hidden
+from torchclf.nn.models import build_model
+from torchclf.nn.starting_point import auto_hidden
 from torchclf.tasks import infer_task
-from torchclf.training import ProgressPrinter, evaluate_loss
+from torchclf.training.history import BestEpochs, EpochRecorder, History
+from torchclf.training.loop import ProgressPrinter, evaluate_loss
+from torchclf.training.schedule import resolve_schedule
 
 
 def fit_parquet(

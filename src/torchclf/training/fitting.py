@@ -7,7 +7,6 @@ and hands them to the training loop.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,23 +15,24 @@ import torch
 from torch import Tensor
 
 from torchclf import engine
-from torchclf.blend import blended, fit_linear_weight, fit_logistic
-from torchclf.calibration import fit_temperature, set_temperature
 from torchclf.classifier import Classifier
 from torchclf.config import MODEL_CONSTRAINTS, TRAIN_CONSTRAINTS, ModelConfig, TrainConfig
 from torchclf.constraints import check_all
-from torchclf.data import as_features, fold_indices, holdout_indices, take_rows
-from torchclf.devices import intra_op_threads, resolve_device, training_threads
+from torchclf.data.arrays import as_features, check_feature_names, check_sample_weight, take_rows
+from torchclf.data.labelled import Labelled, to_labelled
+from torchclf.data.splits import fold_indices, holdout_indices
+from torchclf.devices import intra_op_threads, resolve_device, rng_devices, training_threads
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
 from torchclf.errors import ConfigError, DataError
-from torchclf.history import History
-from torchclf.labelled import Labelled, to_labelled
-from torchclf.models import build_model, linear_config
-from torchclf.schedule import plan_training
-from torchclf.starting_point import auto_hidden, start_at_prior
+from torchclf.nn.models import build_model
+from torchclf.nn.starting_point import auto_hidden, start_at_prior
 from torchclf.tasks import Task, infer_task
-from torchclf.thresholds import check_threshold_rule, tuned_threshold
-from torchclf.training import ProgressPrinter, make_optimizer, train_model, training_batches
+from torchclf.training.blend import blend_in_logistic
+from torchclf.training.calibration import fit_temperature, set_temperature
+from torchclf.training.history import History
+from torchclf.training.loop import ProgressPrinter, train_model, training_batches
+from torchclf.training.schedule import plan_training
+from torchclf.training.thresholds import check_threshold_rule, tuned_threshold
 
 
 def fit(
@@ -120,13 +120,13 @@ def fit(
         blend_linear: also fit as many logistic regressions (one ``nn.Linear`` each, on the
             same rows and folds, as scikit-learn's ``LogisticRegression()``) and mix their
             probabilities with the networks' at the share that minimises the held-out rows'
-            log loss (a share under 1% drops them; see :mod:`torchclf.blend`): where a linear
-            model is the right one, the blend leans on it. "auto" blends into a cross-fitted
-            ensemble; True wherever rows are held out.
+            log loss (a share under 1% drops them; see :mod:`torchclf.training.blend`): where a
+            linear model is the right one, the blend leans on it. "auto" blends into a
+            cross-fitted ensemble; True wherever rows are held out.
         calibrate: after training (and blending), fit one temperature that divides the
             logits, minimising the log loss of the validation rows (or, cross-fitted, of each
             training row as its held-out members predict it), and keep it in the model
-            (``temperature`` in its config; see :mod:`torchclf.calibration`). Without
+            (``temperature`` in its config; see :mod:`torchclf.training.calibration`). Without
             held-out rows nothing is fitted.
         prior_bias: start the output layer's bias at the training rows' class log-odds (see
             :meth:`Task.prior_logits`), so the first prediction is the base rate; False keeps
@@ -210,10 +210,10 @@ def fit(
     else:
         X, frame_names = as_features(X, dtype=np.float64 if dtype == "float64" else np.float32)
         n_rows = len(X)
-        feature_names = _check_names(feature_names, X.shape[1]) or frame_names
+        feature_names = check_feature_names(feature_names, X.shape[1]) or frame_names
     if len(targets) != n_rows:
         raise DataError(f"X has {n_rows} rows but y has {len(targets)}; they must match")
-    weights = _check_sample_weight(sample_weight, n_rows)
+    weights = check_sample_weight(sample_weight, n_rows)
     # read before the configs are built, which check everything else
     early = (
         ("ensemble", ensemble, MODEL_CONSTRAINTS["ensemble"]),
@@ -338,8 +338,8 @@ def fit(
         ensemble=ensemble,
     )
     model = build_model(model_config, seed, link=fitted_task.link)
-    train_weights = None if weights is None else torch.from_numpy(weights[train_rows])
     if prior_bias:
+        train_weights = None if weights is None else torch.from_numpy(weights[train_rows])
         start_at_prior(model, fitted_task, train_targets, train_weights)
     model = model.to(device=torch_device, dtype=torch_dtype)
     loss_fn = fitted_task.loss_fn(train_targets, class_weight, label_smoothing)
@@ -353,7 +353,7 @@ def fit(
             callback(row)
 
     with (
-        torch.random.fork_rng(devices=_rng_devices(torch_device)),
+        torch.random.fork_rng(devices=rng_devices(torch_device)),
         intra_op_threads(training_threads(threads, len(train_rows))),
     ):
         torch.manual_seed(seed)  # dropout draws from the global generator
@@ -363,18 +363,7 @@ def fit(
         # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
         held_out = train if folds is not None else validation
         if plan.blend_linear and model_config.hidden and held_out is not None:
-            linear = build_model(
-                dataclasses.replace(linear_config(model_config), ensemble=model_config.ensemble),
-                seed + model_config.ensemble,  # build_model's seeds for a blend's linear members
-                link=fitted_task.link,
-            )
-            if prior_bias:
-                start_at_prior(linear, fitted_task, train_targets, train_weights)
-            linear = linear.to(device=torch_device, dtype=torch_dtype)
-            fit_logistic(linear, loss_fn, train, folds)
-            weight = fit_linear_weight(model, linear, fitted_task, held_out, folds)
-            if weight > 0:
-                model = blended(model, linear, weight, fitted_task.link)
+            model = blend_in_logistic(model, fitted_task, loss_fn, train, held_out, folds, seed)
     if calibrate and held_out is not None:
         set_temperature(model, fit_temperature(model, fitted_task, held_out, folds))
     if rule is not None and held_out is not None:
@@ -388,54 +377,6 @@ def fit(
         train_config=train_config,
         history=history,
     )
-
-
-def train_more(
-    classifier: Classifier,
-    X: Any,
-    y: Any,
-    *,
-    epochs: int = 1,
-    sample_weight: Any = None,
-    optimizer: torch.optim.Optimizer | None = None,
-) -> torch.optim.Optimizer:
-    """Continue training ``classifier`` in place on more rows (warm start, chunked data).
-
-    The classifier keeps its task (classes), its encoder (feature scaling from its first fit)
-    and its training settings; the new rows' history rows are appended. Pass the returned
-    optimizer back in to keep Adam's moment estimates from one call to the next.
-
-    Raises:
-        DataError: for labels outside the classifier's classes or the wrong features.
-    """
-    config = classifier.train_config or TrainConfig()
-    config = dataclasses.replace(config, epochs=epochs, early_stopping=False, lr_schedule="none")
-    targets = classifier.task.encode(y)
-    weights = _check_sample_weight(sample_weight, len(targets))
-    device, dtype = classifier.device, next(classifier.model.parameters()).dtype
-    features = classifier.encoder.transform(X)
-    if len(features) != len(targets):
-        raise DataError(f"X has {len(features)} rows but y has {len(targets)}; they must match")
-    train = to_labelled(features, targets, device, dtype, weights)
-    loss_fn = classifier.task.loss_fn(targets, config.class_weight, config.label_smoothing)
-    loss_fn = loss_fn.to(device=device, dtype=dtype)
-    if optimizer is None:
-        optimizer = make_optimizer(config, classifier.model.parameters())
-    start = len(classifier.history) + 1
-    with torch.random.fork_rng(devices=_rng_devices(device)):
-        torch.manual_seed(config.seed + start)
-        history = train_model(
-            classifier.model,
-            classifier.task,
-            loss_fn,
-            train,
-            config,
-            optimizer=optimizer,
-            start_epoch=start,
-        )
-    classifier.history.rows.extend(history.rows)
-    classifier.training_summary = classifier.history.to_dict()
-    return optimizer
 
 
 def _train(
@@ -481,35 +422,4 @@ def _train(
     )
 
 
-def _check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray | None:
-    """``(n,)`` float64 weights, or None; negative, non-finite or all-zero weights are an error."""
-    if sample_weight is None:
-        return None
-    weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if len(weights) != n_rows:
-        raise DataError(f"sample_weight has {len(weights)} values but X has {n_rows} rows")
-    if not np.isfinite(weights).all() or (weights < 0).any():
-        raise DataError("sample_weight must hold finite, non-negative numbers")
-    if weights.sum() == 0:
-        raise DataError("sample_weight is zero for every row: nothing to learn from")
-    return weights
-
-
-def _check_names(names: Sequence[str] | None, n_columns: int) -> list[str] | None:
-    if names is None:
-        return None
-    names = [str(name) for name in names]
-    if len(names) != n_columns:
-        raise DataError(
-            f"feature_names has {len(names)} names but X has {n_columns} columns; give one name "
-            "per column"
-        )
-    return names
-
-
-def _rng_devices(device: torch.device) -> list[int]:
-    """CUDA devices whose RNG state ``fork_rng`` must save and restore."""
-    return [device.index or 0] if device.type == "cuda" else []
-
-
-__all__ = ["fit", "train_more"]
+__all__ = ["fit"]

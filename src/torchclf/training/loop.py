@@ -19,11 +19,11 @@ import torch
 from torch import Tensor, nn
 
 from torchclf.config import TrainConfig
-from torchclf.data import IndexBatches, default_batch_size
-from torchclf.history import BestEpochs, EpochRecorder, History, check_finite_loss
-from torchclf.labelled import Labelled, to_labelled
-from torchclf.models import Ensemble
+from torchclf.data.batches import IndexBatches, default_batch_size
+from torchclf.data.labelled import Labelled, to_labelled
+from torchclf.nn.models import Ensemble
 from torchclf.tasks import Task
+from torchclf.training.history import BestEpochs, EpochRecorder, History, check_finite_loss
 
 EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradients
 

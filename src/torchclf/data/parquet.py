@@ -8,7 +8,7 @@
 - :func:`shuffled_blocks`: an epoch's rows in a seeded, shuffled order through a shuffle buffer;
 - :func:`read_ahead`: row groups read and decoded on a background thread.
 
-:func:`torchclf.streaming.fit_parquet` trains on them.
+:func:`torchclf.training.streaming.fit_parquet` trains on them.
 """
 
 from __future__ import annotations

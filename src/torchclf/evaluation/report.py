@@ -1,0 +1,225 @@
+"""A training run on disk: the run folder and its self-contained HTML report.
+
+``write_run`` lays out (see ``../shared/DESIGN.md``)::
+
+    model.safetensors      the classifier
+    history.csv            one row per epoch
+    metrics.json           test metrics, overall and per class, and the confusion matrix
+    test_predictions.csv   the test rows' predicted labels and probabilities
+    loss_curves.png, decision_boundary.png (2 features), confusion_matrix.png, roc_pr.png,
+    reliability.png
+    report.html            all of the above at a glance, pictures embedded
+
+The folder is assembled under a temporary name and renamed into place at the end, so an
+interrupted run never leaves a half-written folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import os
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torchclf.errors import TorchclfWarning
+from torchclf.files import atomic_directory
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from torchclf.classifier import Classifier
+    from torchclf.data.splits import Split
+    from torchclf.evaluation.metrics import Evaluation
+
+PICTURES = {
+    "loss_curves.png": "Loss and accuracy per epoch",
+    "decision_boundary.png": "Decision boundary (train | test)",
+    "confusion_matrix.png": "Confusion matrix (test)",
+    "roc_pr.png": "ROC and precision-recall curves (test)",
+    "reliability.png": "Reliability: stated probability against how often it came true (test)",
+}
+
+
+def run_figures(
+    classifier: Classifier, split: Split, evaluation: Evaluation
+) -> tuple[dict[str, Callable[[], Figure]], dict[str, str]]:
+    """The run's pictures by file name, each as a function that draws it, and why any is left out.
+
+    The decision boundary is drawn only where it means something (two numeric features, one
+    class per point); otherwise the second dictionary says why.
+    """
+    from torchclf.evaluation import plots
+
+    figures: dict[str, Callable[[], Figure]] = {
+        "loss_curves.png": lambda: plots.plot_history(classifier.history)
+    }
+    left_out: dict[str, str] = {}
+    refusal = plots.decision_boundary_refusal(classifier)
+    if refusal is None:
+        figures["decision_boundary.png"] = lambda: plots.plot_decision_boundary(
+            classifier,
+            [("Train", split.X_train, split.y_train), ("Test", split.X_test, split.y_test)],
+        )
+    else:
+        left_out["decision_boundary.png"] = f"No decision boundary: {refusal}."
+    figures["confusion_matrix.png"] = lambda: plots.plot_confusion_matrix(evaluation)
+    figures["roc_pr.png"] = lambda: plots.plot_roc_pr(classifier, split.X_test, split.y_test)
+    figures["reliability.png"] = lambda: plots.plot_reliability(
+        classifier, split.X_test, split.y_test
+    )
+    return figures, left_out
+
+
+def write_run(
+    folder: str | os.PathLike[str],
+    classifier: Classifier,
+    split: Split,
+    evaluation: Evaluation,
+    *,
+    command: str,
+    data_summary: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write the complete run folder (atomically) and return its path.
+
+    A picture that fails to draw is left out with a warning and a line in the report: a trained
+    model is never lost to a picture.
+    """
+    from torchclf.evaluation.predictions import prediction_frame
+
+    folder = Path(folder)
+    with atomic_directory(folder, overwrite=overwrite) as staging:
+        classifier.save(staging / "model.safetensors")
+        write_history(staging / "history.csv", classifier)
+        (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
+        prediction_frame(classifier, split.X_test).to_csv(
+            staging / "test_predictions.csv", index=False
+        )
+        figures, left_out = run_figures(classifier, split, evaluation)
+        left_out.update(save_pictures(staging, figures))
+        page = render_report(
+            title=f"torchclf run {folder.name}",
+            command=command,
+            data_summary=data_summary,
+            classifier=classifier,
+            evaluation=evaluation,
+            pictures={name: staging / name for name in PICTURES if (staging / name).exists()},
+            left_out=left_out,
+        )
+        (staging / "report.html").write_text(page, encoding="utf-8")
+    return folder
+
+
+def save_pictures(folder: Path, figures: dict[str, Callable[[], Figure]]) -> dict[str, str]:
+    """Draw and save each picture into ``folder``; return why any could not be drawn.
+
+    A picture that fails is left out with a warning: the model, metrics and predictions around
+    it are worth more than the picture.
+    """
+    failed = {}
+    for name, draw in figures.items():
+        try:
+            draw().savefig(folder / name)
+        except Exception as error:  # any failure at all: the rest of the folder matters more
+            (folder / name).unlink(missing_ok=True)
+            reason = f"{type(error).__name__}: {error}"
+            failed[name] = f"{PICTURES.get(name, name)}: not drawn ({reason})."
+            warnings.warn(
+                f"{name} could not be drawn ({reason}); the folder is written without it",
+                TorchclfWarning,
+                stacklevel=2,
+            )
+    return failed
+
+
+def write_history(path: Path, classifier: Classifier) -> None:
+    """``history.csv``: one row per epoch, the epoch as a whole number."""
+    rows = classifier.history.rows
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["epoch"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: int(v) if k == "epoch" else v for k, v in row.items()})
+
+
+def _table(rows: list[list[Any]], header: list[str] | None = None) -> str:
+    def cell(value: Any, tag: str) -> str:
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        return f"<{tag}>{html.escape(text)}</{tag}>"
+
+    head = "<tr>" + "".join(cell(h, "th") for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(cell(v, "td") for v in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def render_report(
+    *,
+    title: str,
+    command: str,
+    data_summary: dict[str, Any],
+    classifier: Classifier,
+    evaluation: Evaluation,
+    pictures: dict[str, Path],
+    left_out: dict[str, str] | None = None,
+) -> str:
+    """One self-contained HTML page: command, data, model, metrics and embedded pictures.
+
+    ``left_out`` maps a picture's file name to the sentence that says why it is missing.
+    """
+    from torchclf.nn.models import count_parameters
+
+    config = classifier.train_config.to_dict() if classifier.train_config else {}
+    model_rows: list[list[Any]] = [
+        ["architecture", classifier.architecture.replace("\n", " ")],
+        ["parameters", count_parameters(classifier.model)],
+        ["task", f"{classifier.task.name}, classes {list(classifier.task.class_names)}"],
+        *[[k, v] for k, v in config.items()],
+        # what training did, beside what it was asked (the config's epochs are a budget)
+        *[
+            [{"epochs": "epochs trained"}.get(k, k), v]
+            for k, v in classifier.training_summary.items()
+            if k != "last"
+        ],
+    ]
+    per_class = [
+        [name, row["precision"], row["recall"], row["f1"], int(row["support"])]
+        for name, row in evaluation.per_class.items()
+    ]
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class=muted>{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
+        f"<h2>Command</h2><pre>{html.escape(command)}</pre>",
+        "<h2>Data</h2>" + _table([[k, v] for k, v in data_summary.items()]),
+        "<h2>Model</h2>" + _table(model_rows),
+        "<h2>Test metrics</h2>" + _table([[k, v] for k, v in evaluation.scores.items()]),
+        _table(per_class, ["class", "precision", "recall", "f1", "support"]),
+        "<h2>Pictures</h2>",
+    ]
+    for sentence in (left_out or {}).values():
+        sections.append(f"<p>{html.escape(sentence)}</p>")
+    for name, path in pictures.items():
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        caption = html.escape(PICTURES.get(name, name))
+        sections.append(
+            f"<figure><img alt='{caption}' src='data:image/png;base64,{encoded}'>"
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;"
+        "padding:.25em .6em;text-align:left}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}"
+        "img{max-width:100%}.muted{color:#777}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+    )
+
+
+__all__ = ["render_report", "run_figures", "save_pictures", "write_history", "write_run"]

@@ -1,0 +1,1 @@
+"""The network's parts: the MLP and its ensembles, activations, losses, starting point."""
