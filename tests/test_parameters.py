@@ -128,24 +128,90 @@ def test_sweep_members_have_fits_defaults(name):
     assert member[name] == _fit_defaults()[name]
 
 
-def test_the_train_command_has_fits_defaults():
-    import typer.main
-
-    command = typer.main.get_command(app).commands["train"]
-    options = {p.name: p.default for p in command.params if p.param_type_name == "option"}
-    fit = _fit_defaults()
-    # options the command parses from text: their "none" is None where fit's is () or a rule;
-    # --early-stopping/--no-early-stopping left unset is fit's "auto"
-    parsed = {"task", "hidden", "threshold", "class_weight", "categorical", "early_stopping"}
-    parsed |= {
-        "ensemble",
+# Where a command or fit_parquet deliberately differs from fit's default, and why.
+FACE_DIFFERENCES = {
+    ("fit_parquet", "batch_size"): "a stream always trains in mini-batches (fit: full batch "
+    "up to 4,096 rows)",
+    ("stream", "batch_size"): "fit_parquet's mini-batches",
+    ("predict", "threshold"): "unset keeps the threshold saved in the model file",
+    ("improve", "hidden"): "the lesson's baseline, model_0's 2-10-10-1 shape",
+    ("improve", "activation"): "the lesson's baseline is linear; improving adds the ReLU",
+    ("improve", "epochs"): "the lesson's 1000 epochs, the same for every variant",
+    ("sweep", "hidden"): "a grid: comma-separated widths",
+    ("sweep", "lr"): "a grid: comma-separated learning rates",
+    ("sweep", "epochs"): "a grid's members all train the same 1000-epoch budget",
+    ("sweep", "early_stopping"): "members are ranked on validation rows at their best epoch",
+}
+# Options whose unset value (None, "none") hands fit its own default ("auto", (), 0.5, None).
+UNSET_IS_FITS = {
+    ("train", name)
+    for name in (
+        "categorical",
         "cross_fit",
         "blend_linear",
-    }  # auto-aware: 1 network on the lesson's datasets
-    shared = sorted(set(options) & set(fit) - parsed)
-    assert len(shared) >= 10
-    differ = [n for n in shared if options[n] != fit[n] and str(options[n]) != str(fit[n])]
-    assert differ == []
+        "class_weight",
+        "threshold",
+        "early_stopping",
+    )
+}
+
+
+def _faces():
+    """Every command's options, and fit_parquet's keywords, that fit also takes: their defaults."""
+    import inspect
+
+    import typer.main
+
+    fit = _fit_defaults()
+    faces = {}
+    for command_name, command in typer.main.get_command(app).commands.items():
+        for p in command.params:
+            if p.param_type_name == "option" and p.name in fit:
+                faces[(command_name, p.name)] = p.default
+    for name, p in inspect.signature(torchclf.fit_parquet).parameters.items():
+        if name in fit:
+            faces[("fit_parquet", name)] = p.default
+    return faces
+
+
+def _same(value, fits):
+    if value == fits or str(value) == str(fits):
+        return True
+    try:  # an option parsed from text: "0" is fit's 0.0
+        return float(value) == float(fits)
+    except (TypeError, ValueError):
+        return False
+
+
+@pytest.mark.parametrize(("face", "name"), sorted(_faces()))
+def test_every_face_has_fits_defaults_but_where_stated(face, name):
+    value, fits = _faces()[(face, name)], _fit_defaults()[name]
+    if (face, name) in FACE_DIFFERENCES:
+        assert not _same(value, fits)  # a stated difference that no longer is one: drop it
+    elif (face, name) in UNSET_IS_FITS:
+        assert value in (None, "none")
+    else:
+        assert _same(value, fits)
+
+
+def test_the_faces_share_many_parameters_with_fit():
+    faces = _faces()
+    assert len([key for key in faces if key[0] == "train"]) >= 20
+    assert len([key for key in faces if key[0] == "fit_parquet"]) >= 15
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ("lr", "weight_decay", "momentum", "epochs", "patience", "optimizer")]
+)
+def test_fit_parquet_reports_a_bad_value_as_the_declaration_does(tmp_path, name):
+    import pandas as pd
+
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "label": y}).to_parquet(path)
+    value = _bad(DECLARED[name])
+    with pytest.raises(torchclf.ConfigError) as raised:
+        torchclf.fit_parquet(path, "label", **{name: value})
+    assert str(raised.value) == _config_message(name, value)
 
 
 def test_every_declared_parameter_has_one_line_of_help():
