@@ -20,17 +20,6 @@ import torch
 import torchclf
 from torchclf import datasets
 
-# the lesson's settings: SGD, raw features, every training row trained for a fixed budget
-TUTORIAL = dict(
-    optimizer="sgd",
-    lr=0.1,
-    standardize=False,
-    validation_fraction=0.0,
-    weight_decay=0.0,
-    prior_bias=False,  # nn.Linear's own initial bias, as the lesson's models
-    ensemble=1,  # one network, as the lesson's
-)
-
 
 def tutorial_split(name: str) -> torchclf.Split:
     data = datasets.load(name)
@@ -72,7 +61,7 @@ def reproduce_tutorial() -> list[tuple[str, str, str]]:
             epochs=epochs,
             eval_set=(split.X_test, split.y_test),
             **model,
-            **TUTORIAL,
+            **datasets.TUTORIAL,
         )
         # The lesson prints every epochs // 10 epochs, counting from 0, so its last line is its
         # epoch `epochs - epochs // 10`; history.rows[k] is our epoch k + 1, the lesson's k.

@@ -8,16 +8,6 @@ import torch
 import torchclf
 from torchclf import ConfigError, TrainingError, datasets
 
-TUTORIAL = dict(
-    optimizer="sgd",
-    lr=0.1,
-    standardize=False,
-    validation_fraction=0.0,
-    weight_decay=0.0,
-    prior_bias=False,  # nn.Linear's own initial bias, as the lesson's models
-    ensemble=1,  # one network, as the lesson's
-)
-
 
 def _tutorial_split(name):
     data = datasets.load(name)
@@ -50,7 +40,7 @@ def test_the_tutorials_published_lines_are_reproduced(
         activation=activation,
         epochs=epochs,
         eval_set=(split.X_test, split.y_test),
-        **TUTORIAL,
+        **datasets.TUTORIAL,
     )
     # The lesson prints every epochs // 10 epochs counting from 0; rows[k] is its epoch k.
     line = clf.history.rows[epochs - epochs // 10]

@@ -245,8 +245,22 @@ def load(name: str, **params: Any) -> ClassificationDataset:
     return generator(**params)
 
 
+# fit's keywords for the lesson's own settings (its numbers: README, "The tutorial, reproduced"):
+# plain SGD on raw features, every training row trained for a fixed budget, one network
+TUTORIAL: dict[str, Any] = {
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "standardize": False,
+    "validation_fraction": 0.0,
+    "weight_decay": 0.0,
+    "prior_bias": False,  # nn.Linear's own initial bias, as the lesson's models
+    "ensemble": 1,  # one network, as the lesson's
+}
+
+
 __all__ = [
     "DATASETS",
+    "TUTORIAL",
     "ClassificationDataset",
     "list_datasets",
     "load",
