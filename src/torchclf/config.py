@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from torchclf.constraints import Constraint, Interval, NoneOr, Options, check_all, problem
 from torchclf.errors import ConfigError
@@ -219,6 +219,22 @@ class TrainConfig:
         return _from_dict(cls, values)
 
 
+_Config = TypeVar("_Config", ModelConfig, TrainConfig)
+
+
+def config_from(cls: type[_Config], given: Mapping[str, Any], **resolved: Any) -> _Config:
+    """``cls`` from a face's own keywords: each field's value as ``given``, or as ``resolved``.
+
+    ``given`` maps a face's keyword names (``fit``'s, ``fit_parquet``'s) to the values it was
+    called with, and may hold names that are no field; ``resolved`` are the fields the face
+    worked out itself (an "auto" resolved for the data, a size read from it). So a field is
+    copied from a face by its name, without a line of its own; one missing from both keeps its
+    declared default.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{**{k: v for k, v in given.items() if k in names}, **resolved})
+
+
 def _from_dict(cls: Any, values: Mapping[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -237,4 +253,5 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "check_choice",
+    "config_from",
 ]

@@ -16,7 +16,13 @@ from torch import Tensor
 
 from torchclf import engine
 from torchclf.classifier import Classifier
-from torchclf.config import MODEL_CONSTRAINTS, TRAIN_CONSTRAINTS, ModelConfig, TrainConfig
+from torchclf.config import (
+    MODEL_CONSTRAINTS,
+    TRAIN_CONSTRAINTS,
+    ModelConfig,
+    TrainConfig,
+    config_from,
+)
 from torchclf.constraints import check_all
 from torchclf.data.arrays import as_features, check_feature_names, check_sample_weight, take_rows
 from torchclf.data.labelled import Labelled, to_labelled
@@ -196,6 +202,7 @@ def fit(
     Returns:
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
     """
+    given = dict(locals())  # the keywords as called: the configs copy theirs by name
     rule = threshold if isinstance(threshold, str) else None
     fitted_task = infer_task(
         y if classes is None else np.asarray(classes),
@@ -247,31 +254,15 @@ def fit(
     )
     schedule, ensemble, cross_fit = plan.schedule, plan.ensemble, plan.cross_fit
     validation_fraction = schedule.validation_fraction
-    train_config = TrainConfig(
-        optimizer=optimizer,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
+    train_config = config_from(
+        TrainConfig,
+        given,
         epochs=schedule.epochs,
-        batch_size=batch_size,
-        lr_schedule=lr_schedule,
-        grad_clip=grad_clip,
         early_stopping=schedule.early_stopping,
         validation_fraction=validation_fraction,
+        patience=schedule.patience,
         cross_fit=cross_fit,
         blend_linear=plan.blend_linear,
-        calibrate=calibrate,
-        patience=schedule.patience,
-        min_delta=min_delta,
-        class_weight=class_weight,
-        label_smoothing=label_smoothing,
-        seed=seed,
-        device=device,
-        log_every=log_every,
-        standardize=standardize,
-        dtype=dtype,
-        engine=engine,
-        compile=compile,
     )
     if rule is not None:
         check_threshold_rule(rule, fitted_task, validation_fraction)
@@ -326,15 +317,12 @@ def fit(
 
     if isinstance(hidden, str) and hidden == "auto":
         hidden = auto_hidden(encoder.n_outputs, fitted_task.n_outputs)
-    model_config = ModelConfig(
+    model_config = config_from(
+        ModelConfig,
+        given,
         in_features=encoder.n_outputs,
         out_features=fitted_task.n_outputs,
-        hidden=hidden,  # type: ignore[arg-type]  # ModelConfig checks and converts it
-        activation=activation,
-        activation_impl=activation_impl,
-        dropout=dropout,
-        batch_norm=batch_norm,
-        init=init,
+        hidden=hidden,  # ModelConfig checks and converts it
         ensemble=ensemble,
     )
     model = build_model(model_config, seed, link=fitted_task.link)

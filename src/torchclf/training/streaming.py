@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from torchclf.classifier import Classifier
-from torchclf.config import ModelConfig, TrainConfig, check_choice
+from torchclf.config import ModelConfig, TrainConfig, check_choice, config_from
 from torchclf.data.labelled import to_labelled
 from torchclf.data.parquet import Holdout, ParquetSource, scan, shuffled_blocks
 from torchclf.devices import resolve_device
@@ -104,6 +104,7 @@ def fit_parquet(
         An ordinary :class:`~torchclf.Classifier`: its encoder takes DataFrames with the feature
         columns, or arrays in their order.
     """
+    given = dict(locals())  # the keywords as called: the configs copy theirs by name
     source = ParquetSource.open(path, target, features)
     schedule = resolve_schedule(
         source.n_rows,
@@ -113,20 +114,13 @@ def fit_parquet(
         patience=patience,
         batch_size=batch_size,
     )
-    config = TrainConfig(
-        optimizer=optimizer,
-        lr=lr,
-        weight_decay=weight_decay,
-        momentum=momentum,
+    config = config_from(
+        TrainConfig,
+        given,
         epochs=schedule.epochs,
-        batch_size=batch_size,
         early_stopping=schedule.early_stopping,
         validation_fraction=schedule.validation_fraction,
         patience=schedule.patience,
-        min_delta=min_delta,
-        seed=seed,
-        device=device,
-        dtype=dtype,
     )
     check_choice("optimizer", optimizer, STACKED_OPTIMIZERS)
     if shuffle_buffer_rows < batch_size:
@@ -142,11 +136,12 @@ def fit_parquet(
     )
     if isinstance(hidden, str) and hidden == "auto":
         hidden = auto_hidden(len(source.features), task.n_outputs)
-    model_config = ModelConfig(
+    model_config = config_from(
+        ModelConfig,
+        given,
         in_features=len(source.features),
         out_features=task.n_outputs,
-        hidden=hidden,  # type: ignore[arg-type]
-        activation=activation,
+        hidden=hidden,
     )
     torch_device, torch_dtype = resolve_device(device), getattr(torch, dtype)
     model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
