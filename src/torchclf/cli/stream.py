@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from torchclf import ModelConfig, TrainConfig
 from torchclf.cli import app
 from torchclf.cli.inputs import (
     EpochsOption,
@@ -15,6 +16,7 @@ from torchclf.cli.inputs import (
     PatienceOption,
     ValidationSizeOption,
     advice_in_options,
+    declared,
     parse_auto,
     parse_hidden,
     run_folder,
@@ -38,12 +40,13 @@ def stream(
     hidden: Annotated[
         str, typer.Option(help="Hidden layer sizes, comma-separated, 'none' or 'auto'.")
     ] = "auto",
-    activation: Annotated[str, typer.Option(help="The hidden layers' activation.")] = "relu",
+    activation: Annotated[str, declared("activation")] = ModelConfig.activation,
     epochs: EpochsOption = "auto",
     validation_size: ValidationSizeOption = "auto",
     patience: PatienceOption = "auto",
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.003,
-    optimizer: Annotated[str, typer.Option(help="adam, adamw or sgd.")] = "adam",
+    lr: Annotated[float, declared("lr")] = TrainConfig.lr,
+    # the stream trains on the engine, which has three of the declared four optimizers
+    optimizer: Annotated[str, typer.Option(help="adam, adamw or sgd.")] = TrainConfig.optimizer,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 256,
     shuffle_buffer_rows: Annotated[
         int, typer.Option(help="Rows held for shuffling: with the read-ahead, the memory bound.")
@@ -52,7 +55,7 @@ def stream(
         Path | None,
         typer.Option(help="A table that fits in memory, evaluated after training."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the initialisation and shuffling.")] = 42,
+    seed: Annotated[int, declared("seed")] = TrainConfig.seed,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     out: OutOption = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
