@@ -1,5 +1,7 @@
 """A logistic regression blended in: fitted as scikit-learn's, weighted on held-out rows."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -124,7 +126,7 @@ def test_the_command_line_blends_and_info_says_so(tmp_path):
     ]
     table.write_text("\n".join(lines) + "\n")
     runner = CliRunner()
-    said = {}
+    said, reports = {}, {}
     for blend in ("--blend-linear", "--no-blend-linear"):
         out = tmp_path / blend
         train = ["train", "--data", str(table), "--target", "y", "--ensemble", "3", blend]
@@ -132,5 +134,9 @@ def test_the_command_line_blends_and_info_says_so(tmp_path):
         assert result.exit_code == 0, result.output
         model_file = str(next(out.rglob("model.safetensors")))
         said[blend] = runner.invoke(app, ["info", model_file], env={"COLUMNS": "200"})
+        reports[blend] = next(out.rglob("report.html")).read_text()
     assert "logistic regression blended in at weight" in said["--blend-linear"].output
     assert "blended" not in said["--no-blend-linear"].output
+    share = re.compile(r"<td>logistic regression share</td><td>([0-9.]+)</td>")
+    assert float(share.search(reports["--blend-linear"]).group(1)) > 0
+    assert float(share.search(reports["--no-blend-linear"]).group(1)) == 0

@@ -179,6 +179,9 @@ def render_report(
         ["architecture", classifier.architecture.replace("\n", " ")],
         ["parameters", count_parameters(classifier.model)],
         ["task", f"{classifier.task.name}, classes {list(classifier.task.class_names)}"],
+        # fitted after training on the held-out rows (calibration, the blend)
+        ["temperature", classifier.model_config.temperature],
+        ["logistic regression share", classifier.model_config.linear_weight],
         *[[k, v] for k, v in config.items()],
         # what training did, beside what it was asked (the config's epochs are a budget)
         *[
