@@ -7,7 +7,7 @@ comes out as an ordinary :class:`~torchclf.nn.models.MLP`. The loops that train 
 :mod:`torchclf.engine.loops`.
 
 Why it is written by hand: these problems are small (thousands of rows, widths up to a few
-hundred), so much of the time goes to per-operation overhead (``../shared/PERF_NOTES.md``):
+hundred), so much of the time goes to per-operation overhead (``docs/benchmarks.md``, the engine):
 
 - activations are feature-major, ``(M, width, rows)``: ``W @ A`` is several times faster than
   ``A @ W.T`` for thin shapes;

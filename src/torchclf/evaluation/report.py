@@ -1,6 +1,6 @@
 """A training run on disk: the run folder and its self-contained HTML report.
 
-``write_run`` lays out (see ``../shared/DESIGN.md``)::
+``write_run`` lays out::
 
     model.safetensors      the classifier
     history.csv            one row per epoch

@@ -1,6 +1,6 @@
 """The MLP classifier: features in, logits out.
 
-The model knows nothing of losses, data or the loop (``../shared/DESIGN.md``): ``forward(x)``
+The model knows nothing of losses, data or the loop (``docs/architecture.md``): ``forward(x)``
 returns raw logits and the task decides what they mean. ``forward`` keeps no Python-side state,
 so ``torch.func.functional_call`` / ``vmap`` can run stacked copies of it.
 """

@@ -1,8 +1,8 @@
 """Tasks: what a classifier's outputs mean.
 
-A task owns the meaning of the model's outputs (``../shared/DESIGN.md``): how targets are encoded,
-the loss, the link from logits to probabilities and the decision from probabilities to labels.
-Nothing else in torchclf branches on the task type.
+A task owns the meaning of the model's outputs (``docs/architecture.md``): how targets are
+encoded, the loss, the link from logits to probabilities and the decision from probabilities to
+labels. Nothing else in torchclf branches on the task type.
 
 - ``base``: the :class:`Task` interface; ``binary``, ``multiclass``, ``multilabel``: the three
   tasks; this module: :func:`infer_task` (which task targets are) and :func:`task_from_dict`.
