@@ -201,7 +201,7 @@ def test_the_faces_share_many_parameters_with_fit():
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in ("lr", "weight_decay", "momentum", "epochs", "patience", "optimizer")]
+    "name", ["lr", "weight_decay", "momentum", "epochs", "patience", "optimizer"]
 )
 def test_fit_parquet_reports_a_bad_value_as_the_declaration_does(tmp_path, name):
     import pandas as pd

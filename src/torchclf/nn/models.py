@@ -82,11 +82,17 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.link = link
         self.config = config  # the networks' architecture; config.ensemble counts them
-        # (M,): each member's weight in the mean; None is the plain mean (kept exact)
-        self.member_weights: Tensor | None = None
+        # (M,): each member's weight in the mean; None is the plain mean (kept exact). A buffer,
+        # so it moves with the model's device; not persistent: linear_weight is in the config
+        shares = None
         if weight > 0:
             shares = [(1 - weight) / networks] * networks + [weight / networks] * networks
-            self.member_weights = torch.tensor(shares, dtype=torch.float64)
+        self.member_weights: Tensor | None
+        self.register_buffer(
+            "member_weights",
+            None if shares is None else torch.tensor(shares, dtype=torch.float64),
+            persistent=False,
+        )
 
     def member_logits(self, x: Tensor) -> Tensor:
         """Each member's logits ``(M, batch, out_features)``."""

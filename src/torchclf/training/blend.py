@@ -29,7 +29,7 @@ from torch import Tensor
 from torchclf.data.labelled import Labelled
 from torchclf.errors import ConfigError
 from torchclf.nn.losses import mean_probability_logits
-from torchclf.nn.models import MLP, Ensemble, build_model, linear_config, members_of
+from torchclf.nn.models import MLP, Ensemble, empty_model, linear_config, members_of
 from torchclf.nn.starting_point import start_at_prior
 from torchclf.tasks import Task
 from torchclf.training.calibration import held_out_logits
@@ -164,18 +164,16 @@ def blend_in_logistic(
     train: Labelled,
     held_out: Labelled,
     folds: Tensor | None,
-    seed: int,
 ) -> MLP | Ensemble:
     """``networks`` blended with as many logistic regressions, or alone where w comes out 0.
 
-    The logistic regressions fit ``train`` (each member its own folds' rows), from the class
-    log-odds; the share is chosen on ``held_out`` (the validation rows, or ``train`` itself when
-    cross-fitted: see :func:`fit_linear_weight`).
+    The logistic regressions fit ``train`` (each member its own folds' rows) from zero weights
+    and the class log-odds, so no seed is involved; the share is chosen on ``held_out`` (the
+    validation rows, or ``train`` itself when cross-fitted: see :func:`fit_linear_weight`).
     """
     config = networks.config
     linear_members = dataclasses.replace(linear_config(config), ensemble=config.ensemble)
-    # build_model's seeds for a blend's linear members: after the networks'
-    linear = build_model(linear_members, seed + config.ensemble, link=task.link)
+    linear = empty_model(linear_members, task.link)  # its weights are fitted from zero below
     start_at_prior(
         linear, task, train.y.cpu(), None if train.weight is None else train.weight.cpu()
     )

@@ -351,7 +351,7 @@ def fit(
         # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
         held_out = train if folds is not None else validation
         if plan.blend_linear and model_config.hidden and held_out is not None:
-            model = blend_in_logistic(model, fitted_task, loss_fn, train, held_out, folds, seed)
+            model = blend_in_logistic(model, fitted_task, loss_fn, train, held_out, folds)
     if calibrate and held_out is not None:
         set_temperature(model, fit_temperature(model, fitted_task, held_out, folds))
     if rule is not None and held_out is not None:
