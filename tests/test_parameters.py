@@ -232,3 +232,33 @@ def test_the_train_commands_options_say_what_the_declaration_says():
     declared = sorted(set(helps) & set(PARAMETER_HELP) - auto_aware)
     assert len(declared) >= 9
     assert {n: helps[n] for n in declared} == {n: PARAMETER_HELP[n] for n in declared}
+
+
+def test_train_hands_fit_every_option_named_as_its_keywords(tmp_path, monkeypatch):
+    """An option named as one of fit's keywords reaches fit with no line of its own."""
+    import functools
+    import inspect
+
+    import typer.main
+
+    real_fit, seen = torchclf.fit, {}
+
+    @functools.wraps(real_fit)  # keeps fit's signature, which the command reads
+    def recording_fit(*args, **keywords):
+        seen.update(keywords)
+        return real_fit(*args, **keywords)
+
+    monkeypatch.setattr(torchclf, "fit", recording_fit)
+    given = {"lr": 0.02, "weight_decay": 0.01, "momentum": 0.5, "seed": 3, "optimizer": "sgd"}
+    options = [item for name, v in given.items() for item in (f"--{name.replace('_', '-')}", v)]
+    result = CliRunner().invoke(
+        app, ["train", *map(str, options), "--epochs", "2", "--out", str(tmp_path), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert {name: seen[name] for name in given} == given
+    command = typer.main.get_command(app).commands["train"]
+    fit_names = set(inspect.signature(real_fit).parameters)
+    named_as_fits = {p.name for p in command.params if p.name in fit_names}
+    # unset, these keep fit's own default (None is fit's default for batch_size and grad_clip)
+    unset = {name for _, name in UNSET_IS_FITS} | {"batch_size", "grad_clip"}
+    assert named_as_fits - unset <= set(seen)

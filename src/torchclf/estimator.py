@@ -45,6 +45,14 @@ SKLEARN_NAMES = {
     "optimizer": "optimizer",
     "dtype": "dtype",
 }
+# the estimator's other parameters that fit takes as they are, or under another name
+_PASSED_AS = {
+    "hidden_layer_sizes": "hidden",
+    "batch_norm": "batch_norm",
+    "class_weight": "class_weight",
+    "threshold": "threshold",
+    "device": "device",
+}
 _DECLARED = {**MODEL_CONSTRAINTS, **TRAIN_CONSTRAINTS}
 _OWN: dict[str, Constraint] = {  # the estimator's own: a task's threshold, scikit-learn's "auto"
     "threshold": THRESHOLD,
@@ -205,38 +213,27 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             else bool(self.early_stopping)
         )
         hidden = self.hidden_layer_sizes
-        if not isinstance(hidden, str):
-            hidden = tuple(hidden)
+        # each parameter under fit's name, then the values worked out here in its place
+        keywords = {
+            name: getattr(self, flat) for flat, name in {**SKLEARN_NAMES, **_PASSED_AS}.items()
+        } | {
+            "hidden": hidden if isinstance(hidden, str) else tuple(hidden),
+            "epochs": epochs,  # max_epochs, or partial_fit's one
+            "early_stopping": self.do_early_stopping_,
+            "validation_fraction": self.validation_fraction if self.do_early_stopping_ else 0.0,
+            "seed": self._seed(),
+            "verbose": bool(self.verbose),
+        }
         with _advice_in_estimator_names():
             self.classifier_ = fit(
                 X,
                 y,
+                **keywords,
                 task="multilabel" if multilabel else "auto",
                 classes=None if multilabel else classes,
-                hidden=hidden,
-                activation=self.activation,
-                dropout=self.dropout,
-                batch_norm=self.batch_norm,
-                init=self.init,
-                ensemble=self.ensemble,
-                optimizer=self.optimizer,
-                lr=self.learning_rate,
-                weight_decay=self.weight_decay,
-                batch_size=self.batch_size,
-                epochs=epochs,
-                early_stopping=self.do_early_stopping_,
-                validation_fraction=self.validation_fraction if self.do_early_stopping_ else 0.0,
-                patience=self.n_iter_no_change,
-                min_delta=self.tol,
-                class_weight=self.class_weight,
-                threshold=self.threshold,
                 sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
                 feature_names=None if self._table else getattr(self, "feature_names_in_", None),
                 categorical=categorical,
-                dtype=self.dtype,
-                seed=self._seed(),
-                device=self.device,
-                verbose=bool(self.verbose),
             )
         self._optimizer: Any = None  # the next partial_fit or warm start makes a fresh one
         self.classes_ = (

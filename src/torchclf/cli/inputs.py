@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,6 +52,22 @@ DataOption = Annotated[
         "--data", "-d", help="A built-in dataset (see 'torchclf datasets') or a .csv/.parquet file."
     ),
 ]
+
+
+def keywords_for(
+    face: Callable[..., Any], options: Mapping[str, Any], **parsed: Any
+) -> dict[str, Any]:
+    """The keywords a command passes to ``face`` (``torchclf.fit``, ``fit_parquet``).
+
+    ``options`` are the command's values as typed (its ``locals()``): each one named as one of
+    ``face``'s keywords passes as it is, so an option has no line of its own here. ``parsed``
+    are the values the command has turned from text (sizes, "auto" or a number) or renamed, and
+    win. None (an option left unset, a --flag/--no-flag left alone) is left out, so ``face``
+    keeps its default: wherever ``fit`` and ``fit_parquet`` take None, None is their default.
+    """
+    names = inspect.signature(face).parameters
+    given = {k: v for k, v in options.items() if k in names} | parsed
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def parse_numbers(text: str, option: str, kind: type, example: str) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ from torchclf.cli.inputs import (
     ValidationSizeOption,
     advice_in_options,
     declared,
+    keywords_for,
     parse_auto,
     parse_hidden,
     run_folder,
@@ -67,6 +68,7 @@ def stream(
     groups in a shuffled order through a shuffle buffer. Numeric, complete feature columns only.
     The run folder holds model.safetensors and history.csv, plus metrics.json with --test-data.
     """
+    typed = dict(locals())  # the options as typed; those named as fit_parquet's pass as they are
     sizes = parse_hidden(hidden)
     epoch_budget = parse_auto(epochs, "'--epochs'", int, "3")
     validation = parse_auto(validation_size, "'--validation-size'", float, "0.01")
@@ -81,22 +83,16 @@ def stream(
 
     console = make_console()
     with advice_in_options(grad_clip=False):
-        classifier = torchclf.fit_parquet(
-            data,
-            target,
+        keywords = keywords_for(
+            torchclf.fit_parquet,
+            typed,
+            hidden=sizes,
             epochs=epoch_budget,
             validation_fraction=validation,
             patience=patience_value,
             features=split_names(features) or None,
-            hidden=sizes,
-            activation=activation,
-            optimizer=optimizer,
-            lr=lr,
-            batch_size=batch_size,
-            shuffle_buffer_rows=shuffle_buffer_rows,
-            seed=seed,
-            device=device,
         )
+        classifier = torchclf.fit_parquet(data, **keywords)
     evaluation = None
     if test_data is not None:
         from torchclf import read_table

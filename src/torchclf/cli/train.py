@@ -21,6 +21,7 @@ from torchclf.cli.inputs import (
     advice_in_options,
     command_line,
     declared,
+    keywords_for,
     parse_auto,
     parse_hidden,
     parse_threshold,
@@ -154,6 +155,7 @@ def train(
     data. The run folder holds model.safetensors, history.csv, metrics.json, test_predictions.csv,
     the pictures and report.html.
     """
+    typed = dict(locals())  # the options as typed; those named as fit's keywords pass as they are
     sizes = parse_hidden(hidden)
     threshold_value = parse_threshold(threshold)
     epoch_budget = parse_auto(epochs, "'--epochs'", int, "300")
@@ -189,26 +191,21 @@ def train(
     tunes_threshold = isinstance(threshold_value, str)
     if members == "auto" and not source.is_file:
         members = 1  # the lesson's own data: the lesson's one network
-    plan = plan_training(
-        len(split.X_train),
+    keywords = keywords_for(
+        torchclf.fit,
+        typed,
+        hidden=sizes,
         ensemble=members,
-        cross_fit="auto" if cross_fit is None else cross_fit,
-        blend_linear="auto" if blend_linear is None else blend_linear,
-        settings={
-            "dropout": dropout,
-            "optimizer": optimizer,
-            "lr_schedule": lr_schedule,
-            "grad_clip": grad_clip,
-            "class_weight": None if class_weight == "none" else class_weight,
-        },
-        autograd_asked=compile_model,
         epochs=epoch_budget,
-        early_stopping="auto" if early_stopping is None else early_stopping,
         validation_fraction=validation,
         patience=patience_value,
-        batch_size=batch_size,
-        needs_validation=tunes_threshold,
+        class_weight=None if class_weight == "none" else class_weight,
+        threshold=threshold_value,
+        categorical=split_names(categorical),
+        threads=thread_count,
+        compile=compile_model,
     )
+    plan = plan_training(len(split.X_train), keywords)  # what fit will plan: for the heading
     schedule = plan.schedule
     if plan.cross_fit:
         summary["validation"] = f"{plan.ensemble} networks, each validated on its own fold"
@@ -224,35 +221,9 @@ def train(
             classifier = torchclf.fit(
                 split.X_train,
                 split.y_train,
-                task=task,
-                hidden=sizes,
-                activation=activation,
-                dropout=dropout,
-                init=init,
-                ensemble=plan.ensemble,
-                cross_fit=plan.cross_fit,
-                blend_linear=plan.blend_linear,
-                calibrate=calibrate,
-                epochs=schedule.epochs,
-                lr=lr,
-                optimizer=optimizer,
-                weight_decay=weight_decay,
-                momentum=momentum,
-                lr_schedule=lr_schedule,
-                batch_size=batch_size,
-                grad_clip=grad_clip,
-                early_stopping=schedule.early_stopping,
-                validation_fraction="auto" if plan.cross_fit else schedule.validation_fraction,
-                patience=schedule.patience,
-                class_weight=None if class_weight == "none" else class_weight,
-                threshold=0.5 if threshold_value is None else threshold_value,
-                categorical=split_names(categorical),
+                **keywords,
                 label_names=loaded.label_names,
                 feature_names=loaded.feature_names,
-                seed=seed,
-                device=device,
-                threads=thread_count,
-                compile=compile_model,
                 eval_set=(split.X_test, split.y_test),
                 on_epoch=epoch_table,
             )

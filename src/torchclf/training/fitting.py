@@ -228,30 +228,7 @@ def fit(
         ("blend_linear", blend_linear, TRAIN_CONSTRAINTS["blend_linear"]),
     )
     check_all([(name, value, rule) for name, value, rule in early if value != "auto"])
-    plan = plan_training(
-        n_rows,
-        ensemble=ensemble,
-        cross_fit=cross_fit,
-        blend_linear=blend_linear,
-        settings={
-            "batch_norm": batch_norm,
-            "dropout": dropout,
-            "activation_impl": activation_impl,
-            "optimizer": optimizer,
-            "lr_schedule": lr_schedule,
-            "grad_clip": grad_clip,
-            "class_weight": class_weight,
-            "label_smoothing": label_smoothing,
-            "weighted": sample_weight is not None,
-        },
-        autograd_asked=engine == "autograd" or compile,
-        epochs=epochs,
-        early_stopping=early_stopping,
-        validation_fraction=validation_fraction,
-        patience=patience,
-        batch_size=batch_size,
-        needs_validation=rule is not None,
-    )
+    plan = plan_training(n_rows, given)
     schedule, ensemble, cross_fit = plan.schedule, plan.ensemble, plan.cross_fit
     validation_fraction = schedule.validation_fraction
     train_config = config_from(

@@ -137,6 +137,18 @@ def resolve_ensemble(
     return members, bool(cross_fit)
 
 
+# fit's keywords that plan_training resolves, each "auto" by default
+_PLANNED = (
+    "ensemble",
+    "cross_fit",
+    "blend_linear",
+    "epochs",
+    "early_stopping",
+    "validation_fraction",
+    "patience",
+)
+
+
 @dataclass(frozen=True)
 class Plan:
     """What ``fit`` will train: the schedule, the ensemble's size and how it is validated."""
@@ -147,33 +159,27 @@ class Plan:
     blend_linear: bool  # linear members blended in, weighted on the held-out rows
 
 
-def plan_training(
-    n_rows: int,
-    *,
-    ensemble: int | str = "auto",
-    cross_fit: bool | str = "auto",
-    blend_linear: bool | str = "auto",
-    settings: Mapping[str, Any] | None = None,
-    autograd_asked: bool = False,
-    epochs: int | str = "auto",
-    early_stopping: bool | str = "auto",
-    validation_fraction: float | str = "auto",
-    patience: int | str = "auto",
-    batch_size: int | None = None,
-    needs_validation: bool = False,
-) -> Plan:
+def plan_training(n_rows: int, given: Mapping[str, Any]) -> Plan:
     """Resolve every "auto" of a run at once: :func:`resolve_ensemble`, then the schedule.
 
-    ``settings`` are ``fit``'s values that decide whether the hand-written engine can train
-    the run (see :func:`torchclf.engine.refusal_of`); ``autograd_asked``: ``engine="autograd"``
-    or ``compile``. A cross-fitted ensemble's members each hold out 1/K of the rows, so its
-    schedule is sized for that share. ``fit`` and the command line both plan here.
+    ``given`` maps :func:`torchclf.fit`'s keywords to a run's values: ``fit`` passes its own,
+    and the command line the ones it is about to pass to ``fit``, so that both see the same
+    plan. A keyword left out has ``fit``'s default: "auto" for the ensemble, cross-fitting,
+    the blend, epochs, early stopping, validation share and patience, and otherwise the
+    declared default (:func:`torchclf.engine.refusal_of` reads the values that decide whether
+    the hand-written engine can train the run). A threshold rule such as "f1" is chosen on
+    validation rows, so it asks for some. A cross-fitted ensemble's members each hold out 1/K
+    of the rows, so its schedule is sized for that share.
 
     ``blend_linear`` "auto" blends linear members into a cross-fitted ensemble, whose every
     training row is held out once to weigh them (:mod:`torchclf.training.blend`); True blends
     wherever rows are held out (a validation share), and is refused where none are.
     """
-    why_not = refusal_of(settings or {})
+    ensemble, cross_fit, blend_linear, epochs, early_stopping, validation_fraction, patience = (
+        given.get(name, "auto") for name in _PLANNED
+    )
+    why_not = refusal_of({**given, "weighted": given.get("sample_weight") is not None})
+    autograd_asked = given.get("engine") == "autograd" or bool(given.get("compile"))
     members, cross = resolve_ensemble(
         ensemble,
         cross_fit,
@@ -214,8 +220,8 @@ def plan_training(
         early_stopping=early_stopping,
         validation_fraction=validation_fraction,
         patience=patience,
-        batch_size=batch_size,
-        needs_validation=needs_validation,
+        batch_size=given.get("batch_size"),
+        needs_validation=isinstance(given.get("threshold"), str),
     )
     held_out = cross or schedule.validation_fraction > 0
     if blend_linear == "auto":
