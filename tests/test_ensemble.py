@@ -260,3 +260,29 @@ def test_members_trained_at_once_equal_networks_trained_alone():
         alone = torchclf.fit(split.X_train, split.y_train, ensemble=1, seed=4 + k, **settings)
         for ours, theirs in zip(member.parameters(), alone.model.parameters(), strict=True):
             torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
+
+
+def test_scoring_each_member_on_its_own_fold_alone_equals_scoring_every_row():
+    from torchclf.engine.rows import Folds
+    from torchclf.engine.stacked import StackedMLP
+    from torchclf.nn.losses import SoftmaxTargets
+
+    generator = torch.Generator().manual_seed(0)
+    fold_of_row = torch.randint(0, 4, (103,), generator=generator)  # folds of uneven sizes
+    folds = Folds(fold_of_row[None, :] != torch.arange(4)[:, None], torch.float64)
+    sizes = (5, 7, 3)
+    flat = torch.randn(4, 5 * 7 + 7 + 7 * 3 + 3, generator=generator, dtype=torch.float64)
+    net = StackedMLP(sizes, "tanh", flat)
+    X = torch.randn(5, 103, generator=generator, dtype=torch.float64)  # (in, rows)
+    targets = SoftmaxTargets(torch.randint(0, 3, (103,), generator=generator), 3, torch.float64)
+    expected = folds.validation(*targets.row_scores(net.forward(X).logits))
+
+    rows, weights = folds.held_out()  # (M, m) each
+    assert rows.shape == (4, int(torch.bincount(fold_of_row).max()))
+    logits = net.member_logits(X[:, rows].permute(1, 0, 2))  # (M, 3, m)
+    row_losses, row_correct = targets.subset(rows.reshape(-1)).row_scores(
+        logits.transpose(0, 1).reshape(1, 3, -1)
+    )
+    ours = [(row.view_as(weights) * weights).sum(dim=1) for row in (row_losses, row_correct)]
+    for mine, theirs in zip(ours, expected, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=0)

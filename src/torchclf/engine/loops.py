@@ -216,12 +216,18 @@ def _train_in_batches(
     Each batch's features are copied into a buffer reused from batch to batch
     (:class:`BatchFeatures`): the step then meets the same tensor every time, and keeps its
     views of it. With ``folds``, each member's share of a batch is its own training rows, and
-    the folds' validation rows are scored by one more pass over the training rows per epoch.
+    after each epoch each member is scored on its own validation rows: a pass over a K-th of
+    the members' rows, not all of them.
     """
     flat, members = net.flat, net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=flat.device)
     step, epoch = 0, 0
     features, X_rows = BatchFeatures(), X_train.T
+    if folds is not None:
+        held_rows, held_weights = folds.held_out()  # (M, m) each
+        # each member's validation rows (M, in, m), and their targets as one member's (M * m)
+        X_held = X_train[:, held_rows].permute(1, 0, 2).contiguous()
+        held_targets = train_targets.subset(held_rows.reshape(-1))
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
@@ -263,8 +269,11 @@ def _train_in_batches(
                 records.add("train", losses, correct)
             else:
                 records.add("train", *folds.training(*targets_epoch.row_scores(logits), order))
-                all_rows = train_targets.row_scores(net.forward(X_train).logits)
-                losses, correct = folds.validation(*all_rows)
+                held_logits = net.member_logits(X_held)  # (M, outputs, m)
+                as_one = held_logits.transpose(0, 1).reshape(1, held_logits.shape[1], -1)
+                row_losses, row_correct = held_targets.row_scores(as_one)  # (1, M * m)
+                losses = (row_losses.view_as(held_weights) * held_weights).sum(dim=1)
+                correct = (row_correct.view_as(held_weights) * held_weights).sum(dim=1)
                 records.add("val", losses, correct)
                 if stopping is not None:
                     _, live = stopping.update(losses, live, epoch)

@@ -96,5 +96,23 @@ class Folds:
         weights = self.validation_weights
         return (row_losses * weights).sum(dim=1), (row_correct * weights).sum(dim=1)
 
+    def held_out(self) -> tuple[Tensor, Tensor]:
+        """Each member's validation rows alone, ``(M, m)``, and their weights ``(M, m)``.
+
+        Folds differ in size by a row or so: a shorter one is padded with its own first row at
+        weight 0. A member's mean over them is :meth:`validation`'s, for a K-th of the work of
+        scoring every member on every row.
+        """
+        held = ~self.trains
+        counts = held.sum(dim=1)  # (M,)
+        width = int(counts.max())
+        # stable sort puts each member's held-out rows first, in row order
+        rows = torch.sort(held.to(torch.int8), dim=1, descending=True, stable=True).indices
+        rows = rows[:, :width]
+        real = torch.arange(width, device=rows.device)[None, :] < counts[:, None]
+        rows = torch.where(real, rows, rows[:, :1])
+        weights = real.to(self.validation_weights.dtype) / counts[:, None].clamp(min=1)
+        return rows, weights
+
 
 __all__ = ["BatchFeatures", "Folds"]

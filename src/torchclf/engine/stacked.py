@@ -148,6 +148,20 @@ class StackedMLP:
             result.inputs.append(h)
         return result
 
+    def member_logits(self, X: Tensor) -> Tensor:
+        """Each member's logits ``(M, out, N)`` on rows of its own, ``X`` ``(M, in, N)``.
+
+        As in ``eval()`` mode (no dropout), in fresh tensors: for rows that differ by member,
+        such as each one's validation fold.
+        """
+        h = X
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(bias, weight, h)  # (M, out, N)
+            if layer < last:
+                h = self._activate(h)
+        return h
+
     def backward(self, forward: Pass, dlogits: Tensor) -> Tensor:
         """Gradients ``(M, P)`` of the members' losses, given ``d loss / d logits``.
 
