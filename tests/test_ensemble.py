@@ -286,3 +286,34 @@ def test_scoring_each_member_on_its_own_fold_alone_equals_scoring_every_row():
     ours = [(row.view_as(weights) * weights).sum(dim=1) for row in (row_losses, row_correct)]
     for mine, theirs in zip(ours, expected, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=0)
+
+
+def test_cross_fitted_members_leave_the_stack_as_they_stop_and_nothing_else_changes(monkeypatch):
+    from torchclf.engine import loops
+
+    data = datasets.load("moons", n_samples=400, noise=0.35)
+    settings = dict(
+        ensemble=4, cross_fit=True, batch_size=32, epochs=60, patience=3, dtype="float64", seed=1
+    )
+    stacked_sizes = []
+    real_keep = loops._Stack.keep
+
+    def recording_keep(self, live, splits):
+        real_keep(self, live, splits)
+        stacked_sizes.append(len(self.active))
+
+    monkeypatch.setattr(loops._Stack, "keep", recording_keep)
+    shrinking = torchclf.fit(data.X, data.y, **settings)
+    assert len(set(shrinking.history.member_best_epochs)) > 1  # members stop at their own epochs
+    assert stacked_sizes[0] == 4 and stacked_sizes[-1] < 4  # and leave the stack
+
+    monkeypatch.setattr(loops._Stack, "keep", lambda self, live, splits: None)
+    whole = torchclf.fit(data.X, data.y, **settings)  # stopped members step on, unused
+    assert shrinking.history.member_best_epochs == whole.history.member_best_epochs
+    for ours, theirs in zip(shrinking.history.rows, whole.history.rows, strict=True):
+        assert ours.keys() == theirs.keys()
+        for name in ("train_loss", "val_loss", "val_accuracy"):
+            assert ours[name] == pytest.approx(theirs[name], rel=1e-9)
+    np.testing.assert_allclose(
+        shrinking.predict_proba(data.X), whole.predict_proba(data.X), rtol=0, atol=1e-9
+    )

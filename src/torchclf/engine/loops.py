@@ -215,25 +215,24 @@ def _train_in_batches(
 
     Each batch's features are copied into a buffer reused from batch to batch
     (:class:`BatchFeatures`): the step then meets the same tensor every time, and keeps its
-    views of it. With ``folds``, each member's share of a batch is its own training rows, and
-    after each epoch each member is scored on its own validation rows: a pass over a K-th of
-    the members' rows, not all of them.
+    views of it. With ``folds``, each member's share of a batch is its own training rows, after
+    each epoch each member is scored on its own validation rows, and a member that stops leaves
+    the stack (:class:`_Stack`).
     """
-    flat, members = net.flat, net.flat.shape[0]
-    live = torch.ones(members, dtype=torch.bool, device=flat.device)
+    members = net.flat.shape[0]
+    live = torch.ones(members, dtype=torch.bool, device=net.flat.device)
+    stack = _Stack(net, optimizer, folds, X_train, train_targets)
+    if folds is not None:
+        masked = False  # every stacked member trains: the stopped ones have left the stack
     step, epoch = 0, 0
     features, X_rows = BatchFeatures(), X_train.T
-    if folds is not None:
-        held_rows, held_weights = folds.held_out()  # (M, m) each
-        # each member's validation rows (M, in, m), and their targets as one member's (M * m)
-        X_held = X_train[:, held_rows].permute(1, 0, 2).contiguous()
-        held_targets = train_targets.subset(held_rows.reshape(-1))
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
 
     with torch.inference_mode():  # as train_stacked's full-batch loop
         for epoch in range(1, int(epochs.max()) + 1):
+            net, folds = stack.net, stack.folds
             chosen = [
                 rows
                 if isinstance(rows, Tensor)
@@ -242,10 +241,10 @@ def _train_in_batches(
             ]
             order = torch.cat(chosen).to(X_train.device)
             # the epoch's targets in batch order (each batch's are a slice), and each batch's
-            # logits as it met them, read once for the epoch's metrics: (M, outputs, rows)
+            # logits as it met them, read once for the epoch's metrics: (A, outputs, rows)
             targets_epoch = train_targets.subset(order)
-            logits = flat.new_empty(members, net.sizes[-1], len(order))
-            mask = live[:, None].to(flat.dtype) if masked else None
+            logits = net.flat.new_empty(len(stack.active), net.sizes[-1], len(order))
+            mask = live[:, None].to(net.flat.dtype) if masked else None
             start = 0
             sizes = [rows.shape[0] for rows in chosen]
             for X_batch in features.batches(X_rows, sizes, order):
@@ -255,7 +254,7 @@ def _train_in_batches(
                 weights = None if folds is None else folds.batch_weights(order[start:stop])
                 step_batch(
                     net,
-                    optimizer,
+                    stack.optimizer,
                     X_batch,
                     batch_targets,
                     step,
@@ -264,21 +263,19 @@ def _train_in_batches(
                     weights,
                 )
                 start = stop
+            stack.write_back()
             if folds is None:
                 losses, correct = score(targets_epoch, logits)
                 records.add("train", losses, correct)
             else:
-                records.add("train", *folds.training(*targets_epoch.row_scores(logits), order))
-                held_logits = net.member_logits(X_held)  # (M, outputs, m)
-                as_one = held_logits.transpose(0, 1).reshape(1, held_logits.shape[1], -1)
-                row_losses, row_correct = held_targets.row_scores(as_one)  # (1, M * m)
-                losses = (row_losses.view_as(held_weights) * held_weights).sum(dim=1)
-                correct = (row_correct.view_as(held_weights) * held_weights).sum(dim=1)
+                losses, correct = folds.training(*targets_epoch.row_scores(logits), order)
+                records.add("train", stack.full(losses), stack.full(correct))
+                losses, correct = stack.validation()
                 records.add("val", losses, correct)
                 if stopping is not None:
                     _, live = stopping.update(losses, live, epoch)
             for index, split in enumerate(splits):
-                losses, correct = score(split.targets, net.forward(split.X).logits)
+                losses, correct = stack.split_scores(split, score)
                 records.add(split.name, losses, correct)
                 if stopping is not None and folds is None and index == 0:
                     _, live = stopping.update(losses, live, epoch)
@@ -287,7 +284,91 @@ def _train_in_batches(
             records.flush(on_flush, last_epochs)
             if not bool(live.any()):
                 break
-    return _result(flat, records, last_epochs(), stopping)
+            if folds is not None:
+                stack.keep(live, splits)
+    return _result(stack.master, records, last_epochs(), stopping)
+
+
+class _Stack:
+    """The members that train on, stacked: cross-fitted ones leave the stack as they stop.
+
+    A member that has stopped takes no more part: its kept weights are its best epoch's and its
+    history ends where it stopped, so the steps it would go on taking are thrown away (on the
+    real-table suite, a third of a cross-fitted run's). :meth:`keep` re-stacks the members that
+    train on, with their optimizer state and folds. ``master`` ``(M, P)`` holds every member's
+    latest weights (:meth:`write_back` after each epoch), which early stopping and the result
+    read; ``frozen`` holds each split's logits of the members that have left, which an
+    ensemble's score still averages in.
+    """
+
+    def __init__(
+        self,
+        net: StackedMLP,
+        optimizer: StackedOptimizer,
+        folds: Folds | None,
+        X_train: Tensor,
+        train_targets: StackedTargets,
+    ) -> None:
+        self.net, self.optimizer, self.folds = net, optimizer, folds
+        self.master = net.flat  # (M, P)
+        self.active = torch.arange(len(net.flat), device=net.flat.device)  # (A,) member ids
+        self.frozen: dict[str, list[Tensor]] = {}  # split -> (left, outputs, rows) logits
+        self.X_train, self.train_targets = X_train, train_targets
+        self._hold_out()
+
+    def _hold_out(self) -> None:
+        """Each stacked member's validation rows (A, in, m), their targets as one member's."""
+        if self.folds is None:
+            return
+        rows, self.held_weights = self.folds.held_out()  # (A, m) each
+        self.X_held = self.X_train[:, rows].permute(1, 0, 2).contiguous()
+        self.held_targets = self.train_targets.subset(rows.reshape(-1))
+
+    def full(self, values: Tensor) -> Tensor:
+        """The stacked members' values ``(A,)`` at their places among all ``(M,)``; NaN else."""
+        if len(self.active) == len(self.master):
+            return values
+        spread = values.new_full((len(self.master),), float("nan"))
+        return spread.index_copy_(0, self.active, values)
+
+    def write_back(self) -> None:
+        if self.net.flat is not self.master:
+            self.master.index_copy_(0, self.active, self.net.flat)
+
+    def validation(self) -> tuple[Tensor, Tensor]:
+        """Each member's loss and accuracy ``(M,)`` on its own validation fold."""
+        logits = self.net.member_logits(self.X_held)  # (A, outputs, m)
+        as_one = logits.transpose(0, 1).reshape(1, logits.shape[1], -1)
+        row_losses, row_correct = self.held_targets.row_scores(as_one)  # (1, A * m)
+        weights = self.held_weights
+        losses = (row_losses.view_as(weights) * weights).sum(dim=1)
+        return self.full(losses), self.full((row_correct.view_as(weights) * weights).sum(dim=1))
+
+    def split_scores(
+        self, split: Split, score: Callable[[StackedTargets, Tensor], tuple[Tensor, Tensor]]
+    ) -> tuple[Tensor, Tensor]:
+        """``score`` on ``split`` ``(M,)``: an ensemble's over every member, stacked or left."""
+        logits = self.net.forward(split.X).logits
+        if score is _ensemble_scores:
+            logits = torch.cat([*self.frozen.get(split.name, []), logits])
+            losses, correct = score(split.targets, logits)
+            return losses[:1].expand(len(self.master)), correct[:1].expand(len(self.master))
+        return tuple(map(self.full, score(split.targets, logits)))  # type: ignore[return-value]
+
+    def keep(self, live: Tensor, splits: Sequence[Split]) -> None:
+        """Re-stack the members still ``live`` ``(M,)``, if any has stopped."""
+        staying = live.index_select(0, self.active)
+        if bool(staying.all()):
+            return
+        for split in splits:  # their logits as they left them, for an ensemble's score
+            logits = self.net.forward(split.X).logits[~staying]
+            self.frozen.setdefault(split.name, []).append(logits.clone())
+        kept = staying.nonzero().flatten()
+        self.net, self.optimizer = self.net.subset(kept), self.optimizer.subset(kept)
+        assert self.folds is not None  # members leave only a cross-fitted stack
+        self.folds = self.folds.subset(kept)
+        self.active = self.active[kept]
+        self._hold_out()
 
 
 def step_batch(

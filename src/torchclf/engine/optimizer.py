@@ -7,6 +7,7 @@ over the members. Members that share their settings take one fused kernel instea
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -58,6 +59,15 @@ class StackedOptimizer:
         self.square = torch.zeros_like(like) if not self.all_sgd else None  # adam's exp_avg_sq
         # the fused kernel reads the step count from a tensor; one reused, not one per step
         self.step_count = torch.zeros((), dtype=torch.float32, device=like.device)
+
+    def subset(self, keep: Tensor) -> StackedOptimizer:
+        """The optimizer of members ``keep`` ``(A,)`` alone, their state carried over."""
+        chosen = copy.copy(self)
+        for name in ("lr", "momentum", "adamw_decay", "l2", "is_sgd", "moment", "square"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(chosen, name, value.index_select(0, keep))
+        return chosen
 
     def step(self, params: Tensor, grads: Tensor, step: int, live: Tensor | None = None) -> None:
         """Update ``params`` ``(M, P)`` in place; ``step`` counts from 1, ``live`` is ``(M, 1)``.

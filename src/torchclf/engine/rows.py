@@ -74,6 +74,10 @@ class Folds:
         self.train_weights = train / train.sum(dim=1, keepdim=True)  # (M, n), rows sum to 1
         self.validation_weights = held_out / held_out.sum(dim=1, keepdim=True).clamp(min=1)
 
+    def subset(self, keep: Tensor) -> Folds:
+        """The folds of members ``keep`` ``(A,)`` alone."""
+        return Folds(self.trains.index_select(0, keep), self.train_weights.dtype)
+
     def batch_weights(self, rows: Tensor) -> Tensor:
         """Each member's weights ``(M, b)`` of the rows ``rows`` ``(b,)``: a mean over its own."""
         chosen = self.trains.index_select(1, rows).to(self.train_weights.dtype)

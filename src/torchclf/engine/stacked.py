@@ -92,6 +92,13 @@ class StackedMLP:
         sizes = (config.in_features, *config.hidden, config.out_features)
         return cls.from_states(sizes, config.activation, states, device)
 
+    def subset(self, keep: Tensor) -> StackedMLP:
+        """Members ``keep`` ``(A,)`` alone: a copy of their parameters, their dropout rates."""
+        chosen = StackedMLP(self.sizes, self.activation, self.flat.index_select(0, keep))
+        if self.keep is not None:
+            chosen.keep, chosen.generator = self.keep.index_select(0, keep), self.generator
+        return chosen
+
     def member_state(self, flat_row: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
         """One member's parameters ``(P,)`` as a state dict with the MLP's ``names``."""
         sizes = [math.prod(shape) for shape in self.shapes]
