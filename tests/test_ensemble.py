@@ -288,18 +288,24 @@ def test_scoring_each_member_on_its_own_fold_alone_equals_scoring_every_row():
         torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=0)
 
 
-def test_cross_fitted_members_leave_the_stack_as_they_stop_and_nothing_else_changes(monkeypatch):
+@pytest.mark.parametrize(
+    ("batch_size", "epochs", "patience"), [(32, 60, 3), (None, 400, 10)], ids=["mini", "full"]
+)
+def test_cross_fitted_members_leave_the_stack_as_they_stop_and_nothing_else_changes(
+    monkeypatch, batch_size, epochs, patience
+):
     from torchclf.engine import loops
 
     data = datasets.load("moons", n_samples=400, noise=0.35)
     settings = dict(
-        ensemble=4, cross_fit=True, batch_size=32, epochs=60, patience=3, dtype="float64", seed=1
+        ensemble=4, cross_fit=True, epochs=epochs, patience=patience, dtype="float64", seed=1
     )
+    settings |= dict(batch_size=batch_size, hidden=(16,), lr=0.05)
     stacked_sizes = []
     real_keep = loops._Stack.keep
 
-    def recording_keep(self, live, splits):
-        real_keep(self, live, splits)
+    def recording_keep(self, *args):
+        real_keep(self, *args)
         stacked_sizes.append(len(self.active))
 
     monkeypatch.setattr(loops._Stack, "keep", recording_keep)
@@ -307,7 +313,7 @@ def test_cross_fitted_members_leave_the_stack_as_they_stop_and_nothing_else_chan
     assert len(set(shrinking.history.member_best_epochs)) > 1  # members stop at their own epochs
     assert stacked_sizes[0] == 4 and stacked_sizes[-1] < 4  # and leave the stack
 
-    monkeypatch.setattr(loops._Stack, "keep", lambda self, live, splits: None)
+    monkeypatch.setattr(loops._Stack, "keep", lambda self, *args: None)
     whole = torchclf.fit(data.X, data.y, **settings)  # stopped members step on, unused
     assert shrinking.history.member_best_epochs == whole.history.member_best_epochs
     for ours, theirs in zip(shrinking.history.rows, whole.history.rows, strict=True):

@@ -29,6 +29,7 @@ from torchclf.nn.losses import StackedTargets
 from torchclf.training.history import BestEpochs
 
 SYNC_EVERY = 50  # full-batch epochs between reads of the device: progress, NaN check, all stopped
+RESTACK_EVERY = 10  # full-batch epochs between re-stacks of a cross-fit without its stopped members
 
 
 @dataclass
@@ -132,6 +133,11 @@ def train_stacked(
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
     live = torch.ones(members, dtype=torch.bool, device=device)
+    stack = _Stack(net, optimizer, folds, X_train, train_targets)
+    if folds is not None:
+        # no mask: a member that stops steps on until the next re-stack, and those steps are
+        # thrown away with it (its best epoch's weights are kept, its history ends at its stop)
+        masked = False
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
@@ -143,15 +149,17 @@ def train_stacked(
         already computed (the folds' validation rows are among them).
         """
         nonlocal live
-        if folds is not None:
-            losses, correct = folds.validation(
+        stack.write_back()  # early stopping keeps weights from the master copy
+        if stack.folds is not None:
+            losses, correct = stack.folds.validation(
                 *(rows or train_targets.row_scores(logits[..., :n_train]))
             )
+            losses, correct = stack.full(losses), stack.full(correct)
             records.add("val", losses, correct)
             if stopping is not None:
                 _, live = stopping.update(losses, live, epoch)
         for split, start, stop in zip(splits, bounds, bounds[1:], strict=False):
-            losses, correct = score(split.targets, logits[..., start:stop])
+            losses, correct = stack.split_scores(split, score, logits[..., start:stop])
             records.add(split.name, losses, correct)
             if stopping is not None and folds is None and split is splits[0]:
                 _, live = stopping.update(losses, live, epoch)
@@ -162,6 +170,7 @@ def train_stacked(
     # many small operations (a fifth of a tiny step's time)
     with torch.inference_mode():
         for epoch in range(1, max(h.epochs for h in hypers) + 1):
+            net, folds = stack.net, stack.folds
             forward = net.forward(X_all, train_rows=n_train)
             logits = forward.logits  # (M, outputs, N); columns past n_train are the splits' rows
             rows = None
@@ -172,7 +181,7 @@ def train_stacked(
             dlogits: Tensor | None
             if folds is not None:  # each member's mean over its own training rows
                 dlogits = train_targets.gradient(logits[..., :n_train], folds.train_weights)
-                losses, correct = folds.training(*rows)  # type: ignore[misc]  # rows is set
+                losses, correct = map(stack.full, folds.training(*rows))  # type: ignore[misc]
             elif ensemble:  # each member's own gradient; the ensemble's loss and hits
                 dlogits = train_targets.gradient(logits[..., :n_train])
                 losses, correct = score(train_targets, logits[..., :n_train])
@@ -182,18 +191,22 @@ def train_stacked(
             records.add("train", losses, correct)
             grads = net.backward(forward, dlogits)
             mask = live[:, None].to(flat.dtype) if masked else None
-            optimizer.step(flat, grads, epoch, mask)
+            stack.optimizer.step(net.flat, grads, epoch, mask)
             if not evaluates:
                 live = live & (epochs > epoch)
             if epoch % SYNC_EVERY == 0:
                 records.flush(on_flush, last_epochs)
                 if not bool(live.any()):
                     break
-        if evaluates:
-            evaluate(net.forward(X_all).logits, epoch)
+            if stopping is not None and folds is not None and epoch % RESTACK_EVERY == 0:
+                if not bool(live.any()):
+                    break
+                stack.keep(live, splits, stopping.best_flat)  # the members stopped by now leave
+        if evaluates:  # the stack as the last epoch left it (re-stacked, maybe)
+            evaluate(stack.net.forward(X_all).logits, epoch)
         records.flush(on_flush, last_epochs)
 
-    return _result(flat, records, last_epochs(), stopping)
+    return _result(stack.master, records, last_epochs(), stopping)
 
 
 def _train_in_batches(
@@ -275,7 +288,8 @@ def _train_in_batches(
                 if stopping is not None:
                     _, live = stopping.update(losses, live, epoch)
             for index, split in enumerate(splits):
-                losses, correct = stack.split_scores(split, score)
+                split_logits = net.forward(split.X).logits
+                losses, correct = stack.split_scores(split, score, split_logits)
                 records.add(split.name, losses, correct)
                 if stopping is not None and folds is None and index == 0:
                     _, live = stopping.update(losses, live, epoch)
@@ -284,8 +298,8 @@ def _train_in_batches(
             records.flush(on_flush, last_epochs)
             if not bool(live.any()):
                 break
-            if folds is not None:
-                stack.keep(live, splits)
+            if stopping is not None and folds is not None:
+                stack.keep(live, splits, stopping.best_flat)
     return _result(stack.master, records, last_epochs(), stopping)
 
 
@@ -314,15 +328,20 @@ class _Stack:
         self.active = torch.arange(len(net.flat), device=net.flat.device)  # (A,) member ids
         self.frozen: dict[str, list[Tensor]] = {}  # split -> (left, outputs, rows) logits
         self.X_train, self.train_targets = X_train, train_targets
-        self._hold_out()
+        self._held: tuple[Tensor, StackedTargets, Tensor] | None = None
 
-    def _hold_out(self) -> None:
-        """Each stacked member's validation rows (A, in, m), their targets as one member's."""
-        if self.folds is None:
-            return
-        rows, self.held_weights = self.folds.held_out()  # (A, m) each
-        self.X_held = self.X_train[:, rows].permute(1, 0, 2).contiguous()
-        self.held_targets = self.train_targets.subset(rows.reshape(-1))
+    def _held_out(self) -> tuple[Tensor, StackedTargets, Tensor]:
+        """The stacked members' validation rows: features, targets and weights.
+
+        Each member's own rows ``(A, in, m)``, their targets as one member's ``(A * m)`` and
+        their weights ``(A, m)``; made when first asked for.
+        """
+        if self._held is None:
+            assert self.folds is not None  # only a cross-fitted stack is validated on folds
+            rows, weights = self.folds.held_out()  # (A, m) each
+            X_held = self.X_train[:, rows].permute(1, 0, 2).contiguous()
+            self._held = (X_held, self.train_targets.subset(rows.reshape(-1)), weights)
+        return self._held
 
     def full(self, values: Tensor) -> Tensor:
         """The stacked members' values ``(A,)`` at their places among all ``(M,)``; NaN else."""
@@ -337,38 +356,54 @@ class _Stack:
 
     def validation(self) -> tuple[Tensor, Tensor]:
         """Each member's loss and accuracy ``(M,)`` on its own validation fold."""
-        logits = self.net.member_logits(self.X_held)  # (A, outputs, m)
+        X_held, targets, weights = self._held_out()
+        logits = self.net.member_logits(X_held)  # (A, outputs, m)
         as_one = logits.transpose(0, 1).reshape(1, logits.shape[1], -1)
-        row_losses, row_correct = self.held_targets.row_scores(as_one)  # (1, A * m)
-        weights = self.held_weights
+        row_losses, row_correct = targets.row_scores(as_one)  # (1, A * m)
         losses = (row_losses.view_as(weights) * weights).sum(dim=1)
         return self.full(losses), self.full((row_correct.view_as(weights) * weights).sum(dim=1))
 
     def split_scores(
-        self, split: Split, score: Callable[[StackedTargets, Tensor], tuple[Tensor, Tensor]]
+        self,
+        split: Split,
+        score: Callable[[StackedTargets, Tensor], tuple[Tensor, Tensor]],
+        logits: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """``score`` on ``split`` ``(M,)``: an ensemble's over every member, stacked or left."""
-        logits = self.net.forward(split.X).logits
+        """``score`` ``(M,)`` of the stacked members' ``logits`` on ``split``.
+
+        An ensemble's score averages in the members that have left, at their kept weights.
+        """
         if score is _ensemble_scores:
             logits = torch.cat([*self.frozen.get(split.name, []), logits])
             losses, correct = score(split.targets, logits)
             return losses[:1].expand(len(self.master)), correct[:1].expand(len(self.master))
         return tuple(map(self.full, score(split.targets, logits)))  # type: ignore[return-value]
 
-    def keep(self, live: Tensor, splits: Sequence[Split]) -> None:
-        """Re-stack the members still ``live`` ``(M,)``, if any has stopped."""
+    def keep(self, live: Tensor, splits: Sequence[Split], kept_flat: Tensor) -> None:
+        """Re-stack the members still ``live`` ``(M,)``, if any has stopped.
+
+        ``kept_flat`` ``(M, P)``: every member's kept weights (early stopping's best), at which
+        the leaving ones count in an ensemble's score from now on.
+        """
         staying = live.index_select(0, self.active)
         if bool(staying.all()):
             return
-        for split in splits:  # their logits as they left them, for an ensemble's score
-            logits = self.net.forward(split.X).logits[~staying]
-            self.frozen.setdefault(split.name, []).append(logits.clone())
+        leaving = self.active[~staying]
+        left = StackedMLP(self.net.sizes, self.net.activation, kept_flat.index_select(0, leaving))
+        for split in splits:
+            logits = left.member_logits(_stacked(split.X, left))  # (leaving, outputs, rows)
+            self.frozen.setdefault(split.name, []).append(logits)
         kept = staying.nonzero().flatten()
         self.net, self.optimizer = self.net.subset(kept), self.optimizer.subset(kept)
         assert self.folds is not None  # members leave only a cross-fitted stack
         self.folds = self.folds.subset(kept)
         self.active = self.active[kept]
-        self._hold_out()
+        self._held = None
+
+
+def _stacked(X: Tensor, net: StackedMLP) -> Tensor:
+    """Features ``(in, N)`` as every member of ``net``'s input ``(A, in, N)``, no copy."""
+    return X.expand(len(net.flat), *X.shape)
 
 
 def step_batch(
