@@ -640,6 +640,7 @@ def main() -> None:
         "options": args.options,
         "versions": {peer: peer_versions(peer) for peer in PEERS},
     }
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "real_tables.json").write_text(json.dumps(output, indent=1) + "\n")
     (args.out / "real_tables.md").write_text(markdown(summary))
 

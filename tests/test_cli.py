@@ -706,3 +706,36 @@ def test_the_test_rows_never_influence_the_trained_model(tmp_path):
     first = pd.read_csv(tmp_path / "runs" / "first" / "history.csv")
     second = pd.read_csv(tmp_path / "runs" / "second" / "history.csv")
     assert not first["test_loss"].equals(second["test_loss"])  # the test rows did change
+
+
+@pytest.mark.parametrize(("rare", "common"), [("rare", "common"), ("alarm", "quiet")])
+def test_an_imbalanced_binary_report_shows_f1_at_half_and_at_the_validation_threshold(
+    tmp_path, rare, common
+):
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3))
+    noisy = X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=0.8, size=600)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(
+        label=np.where(noisy > 1.6, rare, common)
+    )
+    path = tmp_path / "rare.csv"
+    frame.to_csv(path, index=False)
+    result = invoke("train", "--data", path, "--target", "label", "--out", tmp_path, "-q")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "rare"
+    classifier = torchclf.load(folder / "model.safetensors")
+    assert classifier.training_summary["rare_class"] == rare
+    chosen = classifier.training_summary["rare_class_f1_threshold"]
+    assert 0.0 < chosen < 1.0 and classifier.task.threshold == 0.5  # reported, not applied
+    source = torchclf.DataSource(name=str(path), target=("label",))  # train's split, seed 42
+    split = source.split(source.load())
+    positive = classifier.predict_proba(split.X_test)[:, list(classifier.classes).index(rare)]
+    truth = np.asarray(split.y_test) == rare
+    page = (folder / "report.html").read_text()
+    assert f"Imbalanced classes: the rarer, &#x27;{rare}&#x27;, at 0.5 and at the threshold" in page
+    for threshold in (0.5, chosen):
+        f1 = f1_score(truth, positive >= threshold)
+        assert f"<td>{f1:.4f}</td>" in page
+    assert f"<td>{chosen:.4f}, chosen for F1 on validation</td>" in page

@@ -333,3 +333,34 @@ def test_an_empty_label_set_is_a_row_to_which_no_label_applies(tmp_path):
     predicted = clf.predict(table.features)  # (1000, 2) 0/1
     none_apply = np.array([not labels for labels in table.y])
     assert (predicted[none_apply].sum(axis=1) == 0).mean() > 0.9
+
+
+def test_robust_statistics_are_the_median_and_interquartile_range_with_fallbacks():
+    from torchclf.encoders.tables import robust_statistics
+
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 1000.0])
+    assert robust_statistics(values) == (3.5, np.quantile(values, 0.75) - np.quantile(values, 0.25))
+    mostly_zero = np.array([0.0] * 9 + [8.0])  # the middle half is one value: half the range
+    assert robust_statistics(mostly_zero) == (0.0, 4.0)
+    assert robust_statistics(np.full(5, 7.0)) == (7.0, 1.0)  # constant: only centred
+    weights = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 100.0])  # the outlier weighs most
+    assert robust_statistics(values, weights)[0] == 1000.0
+
+
+@pytest.mark.parametrize("as_frame", [True, False], ids=["table", "array"])
+def test_robust_scaling_squashes_heavy_tails_and_survives_the_model_file(tmp_path, as_frame):
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.standard_cauchy(300), rng.normal(size=300)])  # (300, 2) heavy tail
+    y = (X[:, 1] + 0.1 * np.clip(X[:, 0], -5, 5) > 0).astype(int)
+    data = pd.DataFrame(X, columns=["tail", "normal"]) if as_frame else X
+    robust = torchclf.fit(data, y, scaling="robust", epochs=30, seed=0)
+    standard = torchclf.fit(data, y, epochs=30, seed=0)
+    encoded = robust.encoder.transform(data)
+    assert np.abs(encoded).max() < 3.0  # squashed smoothly into (-3, 3)
+    assert np.abs(standard.encoder.transform(data)[:, 0]).max() > 10  # the tail stretches it
+    centre, spread = np.median(X[:, 0]), np.subtract(*np.quantile(X[:, 0], [0.75, 0.25]))
+    z = (X[:, 0] - centre) / spread
+    np.testing.assert_allclose(encoded[:, 0], z / np.sqrt(1 + (z / 3) ** 2), rtol=1e-5)
+    assert robust.train_config.scaling == "robust"
+    loaded = torchclf.load(robust.save(tmp_path / "robust.safetensors"))
+    np.testing.assert_array_equal(loaded.predict_proba(data), robust.predict_proba(data))

@@ -23,6 +23,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
 # auto: the hand-written engine (torchclf.engine) where it applies, else autograd
 ENGINES = ("auto", "autograd", "stacked")
+# standard: mean and standard deviation; robust: median and interquartile range, smoothly
+# clipped (RealMLP's), which heavy tails and outliers do not stretch
+SCALINGS = ("standard", "robust")
 
 
 def check_choice(parameter: str, value: object, choices: Iterable[str]) -> None:
@@ -62,6 +65,7 @@ TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "lr_schedule": Options(LR_SCHEDULES),
     "dtype": Options(("float32", "float64")),
     "engine": Options(ENGINES),
+    "scaling": Options(SCALINGS),
     "cross_fit": Options((False, True)),
     "calibrate": Options((False, True)),
     "blend_linear": Options((False, True)),
@@ -96,6 +100,7 @@ PARAMETER_HELP: dict[str, str] = {
     "lr_schedule": "Learning-rate schedule: none, cosine, step or plateau.",
     "dtype": "float32, or float64 for exact arithmetic (slower).",
     "engine": "auto (the hand-written engine where it applies), autograd or stacked.",
+    "scaling": "Numeric columns: standard (mean, deviation) or robust (median, IQR, soft clip).",
 }
 
 # a task's decision threshold (binary, multilabel): a probability strictly between 0 and 1
@@ -184,6 +189,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     log_every: int | None = None  # print a progress line every N epochs (None: 10 lines per run)
     standardize: bool = True  # scale features to zero mean, unit variance (fitted on train rows)
+    scaling: str = "standard"  # one of SCALINGS: how standardize scales a numeric column
     dtype: str = "float32"  # "float32", or "float64" for exact arithmetic (slower)
     engine: str = "auto"  # one of ENGINES
     compile: bool = False  # torch.compile the model for the autograd loop (long runs)

@@ -102,6 +102,7 @@ def train(
     lr_schedule: Annotated[str, declared("lr_schedule")] = TrainConfig.lr_schedule,
     batch_size: Annotated[int | None, declared("batch_size")] = TrainConfig.batch_size,
     grad_clip: Annotated[float | None, declared("grad_clip")] = TrainConfig.grad_clip,
+    scaling: Annotated[str, declared("scaling")] = TrainConfig.scaling,
     class_weight: Annotated[
         str, typer.Option(help="none, or balanced: weigh classes by their inverse frequency.")
     ] = "none",

@@ -38,7 +38,8 @@ def encoder_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> Enco
         if meta["kind"] == "array":
             names = meta.get("names")
             mean, scale = tensors["mean"].numpy(), tensors["scale"].numpy()
-            return ArrayEncoder(mean, scale, names, meta.get("dtype", str(mean.dtype)))
+            dtype = meta.get("dtype", str(mean.dtype))
+            return ArrayEncoder(mean, scale, names, dtype, clip=meta.get("clip", 0.0))
         if meta["kind"] == "table":
             columns: list[NumericColumn | CategoricalColumn] = []
             for values in meta["columns"]:

@@ -1,4 +1,4 @@
-"""Numeric arrays, standardized with the training rows' (weighted) mean and deviation."""
+"""Numeric arrays, scaled with the training rows' (weighted) mean and deviation, or robustly."""
 
 from __future__ import annotations
 
@@ -52,17 +52,28 @@ class Moments:
 
 
 class ArrayEncoder(Encoder):
-    """Numeric arrays, standardized with the training rows' mean and standard deviation."""
+    """Numeric arrays, standardized with the training rows' mean and standard deviation.
+
+    Or robustly (``scaling="robust"``): ``mean`` holds the medians and ``scale`` the
+    interquartile ranges, and ``clip`` > 0 squashes each scaled value smoothly into
+    ``(-clip, clip)`` (:func:`torchclf.encoders.tables.robust_statistics`).
+    """
 
     kind = "array"
 
     def __init__(
-        self, mean: np.ndarray, scale: np.ndarray, names: list[str] | None, dtype: Any = "float32"
+        self,
+        mean: np.ndarray,
+        scale: np.ndarray,
+        names: list[str] | None,
+        dtype: Any = "float32",
+        clip: float = 0.0,
     ) -> None:
         self.dtype = np.dtype(dtype)  # float32, or float64 for exact arithmetic
-        self.mean = mean.astype(self.dtype)  # (n_features,)
+        self.mean = mean.astype(self.dtype)  # (n_features,) the centres
         self.scale = scale.astype(self.dtype)  # (n_features,), never 0
         self.names = names
+        self.clip = float(clip)  # bound of the smooth clip; 0: none
 
     @classmethod
     def fit(
@@ -72,12 +83,21 @@ class ArrayEncoder(Encoder):
         standardize: bool = True,
         names: Sequence[str] | None = None,
         sample_weight: np.ndarray | None = None,
+        scaling: str = "standard",
         dtype: Any = "float32",
     ) -> ArrayEncoder:
         """Learn the (weighted) statistics of ``X`` ``(n, d)`` in float64, or none at all."""
+        from torchclf.encoders.tables import SMOOTH_CLIP, robust_statistics
+
         names = list(names) if names is not None else None
         if not standardize:
             return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names, dtype)
+        if scaling == "robust":
+            values = X.astype(np.float64)
+            centres, spreads = zip(
+                *(robust_statistics(column, sample_weight) for column in values.T), strict=True
+            )
+            return cls(np.array(centres), np.array(spreads), names, dtype, clip=SMOOTH_CLIP)
         if sample_weight is None:  # float64 accumulation without a float64 copy of X
             moments = Moments(X.shape[1])
             moments.update(X)
@@ -112,6 +132,8 @@ class ArrayEncoder(Encoder):
         features = self.validate(X, warn=warn)
         standardized = features - self.mean  # (n, d), new: features may be the caller's array
         standardized /= self.scale  # in place: one temporary, not two
+        if self.clip > 0:
+            standardized /= np.sqrt(1 + (standardized / self.dtype.type(self.clip)) ** 2)
         return standardized
 
     def validate(self, X: Any, *, warn: bool = True) -> np.ndarray:
@@ -135,7 +157,8 @@ class ArrayEncoder(Encoder):
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         tensors = {"mean": torch.from_numpy(self.mean), "scale": torch.from_numpy(self.scale)}
-        return {"kind": self.kind, "names": self.names, "dtype": str(self.dtype)}, tensors
+        meta = {"kind": self.kind, "names": self.names, "dtype": str(self.dtype)}
+        return meta | ({"clip": self.clip} if self.clip else {}), tensors
 
 
 __all__ = ["ArrayEncoder", "Moments"]

@@ -26,13 +26,18 @@ MOSTLY_NUMBERS = 0.9  # a text column this share numbers is a numeric column wit
 
 @dataclass
 class NumericColumn:
-    """A numeric column: median imputation, standardization, optional missing indicator."""
+    """A numeric column: median imputation, scaling, optional missing indicator.
+
+    Encoded as ``z = (x - mean) / scale``, then, with ``clip`` > 0, smoothly squashed into
+    ``(-clip, clip)``: ``z / sqrt(1 + (z / clip)^2)`` (see :func:`robust_statistics`).
+    """
 
     name: str
     median: float
-    mean: float
+    mean: float  # the centre: the mean, or with robust scaling the median
     scale: float
     indicator: bool  # training had missing values: add a 0/1 "was missing" feature
+    clip: float = 0.0  # bound of the smooth clip; 0: none
 
     @property
     def width(self) -> int:
@@ -69,9 +74,13 @@ class TableEncoder(Encoder):
         *,
         categorical: Sequence[str] = (),
         standardize: bool = True,
+        scaling: str = "standard",
         dtype: Any = "float32",
     ) -> TableEncoder:
         """Infer each column's kind and learn its statistics from the training rows ``frame``.
+
+        ``scaling``: "standard" (mean and standard deviation) or "robust" (median and
+        interquartile range, then a smooth clip; :func:`robust_statistics`).
 
         Raises:
             DataError: for a mostly-numeric text column holding a non-number (the first is
@@ -91,7 +100,7 @@ class TableEncoder(Encoder):
             else:
                 numbers = _as_numbers(series, str(name))
                 _check_range(str(name), numbers, np.dtype(dtype))
-                columns.append(_fit_numeric(str(name), numbers, standardize))
+                columns.append(_fit_numeric(str(name), numbers, standardize, scaling))
         return cls(columns, dtype)
 
     @property
@@ -216,14 +225,41 @@ def _check_range(name: str, numbers: Any, dtype: np.dtype) -> None:
         )
 
 
-def _fit_numeric(name: str, numbers: Any, standardize: bool) -> NumericColumn:
+# RealMLP's smooth clip (Holzmüller et al., "Better by default", 2024): robustly scaled values
+# are squashed into (-3, 3), nearly unchanged within about one unit of the median
+SMOOTH_CLIP = 3.0
+
+
+def robust_statistics(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """The centre and scale of robust scaling: the median, and the interquartile range.
+
+    Heavy tails and outliers move neither. A column whose middle half is one value (mostly
+    zeros, say) is scaled by half its range instead, and a constant one is only centred.
+    ``weights`` (sample weights) weigh the quantiles.
+    """
+    if weights is None:
+        low, median, high = np.quantile(values, [0.25, 0.5, 0.75])
+    else:
+        quantiles = np.quantile(values, [0.25, 0.5, 0.75], weights=weights, method="inverted_cdf")
+        low, median, high = quantiles
+    spread = high - low
+    if spread <= 1e-12:
+        spread = (values.max() - values.min()) / 2
+    return float(median), float(spread) if spread > 1e-12 else 1.0
+
+
+def _fit_numeric(name: str, numbers: Any, standardize: bool, scaling: str) -> NumericColumn:
     observed = numbers.dropna()
     median = float(observed.median()) if len(observed) else 0.0
     filled = numbers.fillna(median).to_numpy()
-    mean, std = (float(filled.mean()), float(filled.std())) if standardize else (0.0, 1.0)
-    return NumericColumn(
-        name, median, mean, std if std > 1e-12 else 1.0, bool(numbers.isna().any())
-    )
+    indicator = bool(numbers.isna().any())
+    if not standardize:
+        return NumericColumn(name, median, 0.0, 1.0, indicator)
+    if scaling == "robust":
+        centre, spread = robust_statistics(filled)
+        return NumericColumn(name, median, centre, spread, indicator, clip=SMOOTH_CLIP)
+    mean, std = float(filled.mean()), float(filled.std())
+    return NumericColumn(name, median, mean, std if std > 1e-12 else 1.0, indicator)
 
 
 def _encode_numeric(column: NumericColumn, series: Any, dtype: np.dtype) -> list[np.ndarray]:
@@ -231,7 +267,10 @@ def _encode_numeric(column: NumericColumn, series: Any, dtype: np.dtype) -> list
     _check_range(column.name, numbers, dtype)
     missing = numbers.isna().to_numpy()
     filled = numbers.fillna(column.median).to_numpy(dtype=dtype)
-    encoded = [(filled - dtype.type(column.mean)) / dtype.type(column.scale)]
+    scaled = (filled - dtype.type(column.mean)) / dtype.type(column.scale)
+    if column.clip > 0:
+        scaled /= np.sqrt(1 + (scaled / dtype.type(column.clip)) ** 2)
+    encoded = [scaled]
     if column.indicator:
         encoded.append(missing.astype(dtype))
     return encoded

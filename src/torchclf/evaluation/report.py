@@ -44,6 +44,37 @@ PICTURES = {
     "roc_pr.png": "ROC and precision-recall curves (test)",
     "reliability.png": "Reliability: stated probability against how often it came true (test)",
 }
+# a binary task whose rarer class has under this share of the test rows is imbalanced: its
+# report shows that class's F1 at 0.5 and at the threshold chosen for its F1 on held-out rows
+IMBALANCED_SHARE = 0.3
+
+
+def threshold_rows(classifier: Classifier, X_test: Any, y_test: Any) -> list[list[Any]]:
+    """An imbalanced binary task's rarer class: test scores at 0.5 and at its F1 threshold.
+
+    The class and the threshold were chosen on the held-out rows when training
+    (:func:`torchclf.training.thresholds.rare_class_threshold`, in the training summary); the
+    test rows only report them. Empty for other tasks and for balanced ones.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    summary = classifier.training_summary
+    if "rare_class_f1_threshold" not in summary:
+        return []
+    chosen = summary["rare_class_f1_threshold"]
+    rare = list(map(str, classifier.task.class_names)).index(summary["rare_class"])
+    truth = classifier.task.encode(y_test)[:, 0].numpy() > 0.5  # (n,) classes[1]
+    truth = truth if rare == 1 else ~truth
+    if truth.mean() >= IMBALANCED_SHARE:
+        return []
+    positive = classifier.predict_proba(X_test)[:, rare]  # (n,) P(the rarer class)
+    rows = []
+    for name, threshold in (("0.5", 0.5), (f"{chosen:.4f}, chosen for F1 on validation", chosen)):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            truth, positive >= threshold, average="binary", zero_division=0.0
+        )
+        rows.append([name, float(precision), float(recall), float(f1)])
+    return rows
 
 
 def run_figures(
@@ -111,6 +142,7 @@ def write_run(
             evaluation=evaluation,
             pictures={name: staging / name for name in PICTURES if (staging / name).exists()},
             left_out=left_out,
+            thresholds=threshold_rows(classifier, split.X_test, split.y_test),
         )
         (staging / "report.html").write_text(page, encoding="utf-8")
     return folder
@@ -167,10 +199,12 @@ def render_report(
     evaluation: Evaluation,
     pictures: dict[str, Path],
     left_out: dict[str, str] | None = None,
+    thresholds: list[list[Any]] | None = None,
 ) -> str:
     """One self-contained HTML page: command, data, model, metrics and embedded pictures.
 
-    ``left_out`` maps a picture's file name to the sentence that says why it is missing.
+    ``left_out`` maps a picture's file name to the sentence that says why it is missing;
+    ``thresholds`` are :func:`threshold_rows`.
     """
     from torchclf.nn.models import count_parameters
 
@@ -202,6 +236,15 @@ def render_report(
         "<h2>Model</h2>" + _table(model_rows),
         "<h2>Test metrics</h2>" + _table([[k, v] for k, v in evaluation.scores.items()]),
         _table(per_class, ["class", "precision", "recall", "f1", "support"]),
+    ]
+    if thresholds:
+        rare = repr(str(classifier.training_summary["rare_class"]))
+        sections += [
+            f"<h3>Imbalanced classes: the rarer, {html.escape(rare)}, at 0.5 and at the "
+            "threshold chosen for its F1 on the validation rows</h3>",
+            _table(thresholds, ["threshold", "precision", "recall", "f1"]),
+        ]
+    sections += [
         "<h2>Pictures</h2>",
     ]
     for sentence in (left_out or {}).values():

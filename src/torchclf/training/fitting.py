@@ -38,7 +38,11 @@ from torchclf.training.calibration import fit_temperature, set_temperature
 from torchclf.training.history import History
 from torchclf.training.loop import ProgressPrinter, train_model, training_batches
 from torchclf.training.schedule import plan_training
-from torchclf.training.thresholds import check_threshold_rule, tuned_threshold
+from torchclf.training.thresholds import (
+    check_threshold_rule,
+    rare_class_threshold,
+    tuned_threshold,
+)
 
 
 def fit(
@@ -76,6 +80,7 @@ def fit(
     feature_names: Sequence[str] | None = None,
     categorical: Sequence[str] = (),
     standardize: bool = True,
+    scaling: str = "standard",
     eval_set: tuple[Any, Any] | None = None,
     sample_weight: Any = None,
     classes: Sequence[Any] | None = None,
@@ -171,6 +176,9 @@ def fit(
         categorical: DataFrame columns to one-hot encode even though they hold numbers (text and
             boolean columns always are).
         standardize: scale features with mean and standard deviation of the training rows.
+        scaling: how a DataFrame's numeric columns are scaled: "standard" (mean and standard
+            deviation) or "robust" (median and interquartile range, then squashed smoothly
+            into (-3, 3), as RealMLP does: heavy tails and outliers stretch nothing).
         sample_weight: ``(n,)`` non-negative weights of the rows: the training loss is their
             weighted mean and the standardization uses weighted statistics (a weight of 2 counts
             a row twice). Validation and test losses stay unweighted.
@@ -261,12 +269,17 @@ def fit(
     encoder: Encoder
     if is_frame:
         encoder = TableEncoder.fit(
-            rows(train_rows), categorical=categorical, standardize=standardize, dtype=dtype
+            rows(train_rows),
+            categorical=categorical,
+            standardize=standardize,
+            scaling=scaling,
+            dtype=dtype,
         )
     else:
         encoder = ArrayEncoder.fit(
             rows(train_rows),
             standardize=standardize,
+            scaling=scaling,
             names=feature_names,
             sample_weight=None if weights is None else weights[train_rows],
             dtype=dtype,
@@ -335,12 +348,17 @@ def fit(
         fitted_task = fitted_task.with_threshold(
             tuned_threshold(model, fitted_task, held_out, rule, folds=folds)
         )
+    summary = history.to_dict()
+    if fitted_task.tunes_threshold and held_out is not None:
+        # reported, not applied: the report shows the rarer class's test F1 at 0.5 and at this
+        summary |= rare_class_threshold(model, fitted_task, held_out, folds=folds)
     return Classifier(
         model,
         fitted_task,
         encoder,
         train_config=train_config,
         history=history,
+        training_summary=summary,
     )
 
 
