@@ -140,3 +140,19 @@ def test_the_command_line_blends_and_info_says_so(tmp_path):
     share = re.compile(r"<td>logistic regression share</td><td>([0-9.]+)</td>")
     assert float(share.search(reports["--blend-linear"]).group(1)) > 0
     assert float(share.search(reports["--no-blend-linear"]).group(1)) == 0
+
+
+def test_the_blends_logistic_regressions_use_the_plain_columns_not_their_bins():
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"a": rng.normal(size=800), "b": rng.normal(size=800)})
+    y = (X["a"] + 0.5 * X["b"] + rng.logistic(size=800) * 0.5 > 0).astype(int)  # linear log-odds
+    classifier = torchclf.fit(X, y, blend_linear=True, seed=0)
+    embedded = classifier.encoder.embedded_columns()
+    assert embedded.sum() == 16 and classifier.model_config.linear_weight > 0
+    networks = classifier.model_config.ensemble
+    for member in classifier.model.members[networks:]:  # the logistic regressions
+        weight = member.layers[-1].weight  # (1, in_features)
+        assert torch.all(weight[:, torch.from_numpy(embedded)] == 0)
+        assert torch.all(weight[:, ~torch.from_numpy(embedded)] != 0)

@@ -364,3 +364,48 @@ def test_robust_scaling_squashes_heavy_tails_and_survives_the_model_file(tmp_pat
     assert robust.train_config.scaling == "robust"
     loaded = torchclf.load(robust.save(tmp_path / "robust.safetensors"))
     np.testing.assert_array_equal(loaded.predict_proba(data), robust.predict_proba(data))
+
+
+def test_piecewise_linear_bins_read_where_a_value_sits_among_the_training_quantiles():
+    from torchclf.encoders.tables import piecewise_edges, piecewise_linear
+
+    edges = [0.0, 1.0, 2.0, 4.0]  # three bins
+    values = np.array([-1.0, 0.0, 0.5, 1.0, 3.0, 4.0, 6.0])
+    expected = [
+        [-1.0, 0.0, 0.0],  # the first bin is open to the left
+        [0.0, 0.0, 0.0],
+        [0.5, 0.0, 0.0],
+        [1.0, 0.0, 0.0],
+        [1.0, 1.0, 0.5],
+        [1.0, 1.0, 1.0],
+        [1.0, 1.0, 2.0],  # and the last to the right
+    ]
+    np.testing.assert_array_equal(piecewise_linear(values, edges), expected)
+    spread = np.arange(100.0)
+    assert piecewise_edges(spread, bins=4) == [0.0, 24.75, 49.5, 74.25, 99.0]
+    assert piecewise_edges(np.arange(8.0) % 3, bins=4) == []  # few distinct values: none
+
+
+def test_auto_embeds_a_tables_numbers_where_the_rows_allow_and_never_an_array(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def table(rows):
+        X = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.exponential(size=rows)})
+        return X.assign(kind=rng.choice(["x", "y"], size=rows)), (X["a"] > 0).astype(int)
+
+    many, y_many = table(400)  # 25 rows for each of 16 added features
+    few, y_few = table(300)  # under 20 rows a feature
+    embedded = torchclf.fit(many, y_many, epochs=20, seed=0)
+    widths = [c.width for c in embedded.encoder.columns]
+    assert widths == [9, 9, 3] and embedded.model_config.in_features == 21
+    plain = torchclf.fit(few, y_few, epochs=20, seed=0)
+    assert [c.width for c in plain.encoder.columns] == [1, 1, 3]
+    array = many[["a", "b"]].to_numpy()
+    assert torchclf.fit(array, y_many, epochs=20, seed=0).encoder.n_outputs == 2
+    forced = torchclf.fit(array, y_many, epochs=20, seed=0, numeric_embedding="piecewise_linear")
+    assert forced.encoder.n_outputs == 18
+    for classifier, X in ((embedded, many), (forced, array)):
+        loaded = torchclf.load(classifier.save(tmp_path / "m.safetensors"))
+        np.testing.assert_array_equal(loaded.predict_proba(X), classifier.predict_proba(X))
+    off = torchclf.fit(many, y_many, epochs=20, seed=0, numeric_embedding="none")
+    assert off.model_config.in_features == 5

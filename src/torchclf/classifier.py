@@ -143,7 +143,7 @@ class Classifier:
     def _logits(self, X: Any, finish: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """The logits of ``X``, or ``finish`` of them (probabilities), computed batch by batch."""
         standardize = None
-        if isinstance(self.encoder, ArrayEncoder) and not self.encoder.clip:
+        if isinstance(self.encoder, ArrayEncoder) and not self.encoder.transforms_whole:
             # standardized a batch at a time, in cache (a clipped encoding is transformed whole)
             features = self.encoder.validate(X)
             standardize = (self.encoder.mean, self.encoder.scale)

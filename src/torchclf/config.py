@@ -26,6 +26,9 @@ ENGINES = ("auto", "autograd", "stacked")
 # standard: mean and standard deviation; robust: median and interquartile range, smoothly
 # clipped (RealMLP's), which heavy tails and outliers do not stretch
 SCALINGS = ("standard", "robust")
+# piecewise_linear: each numeric column also as its position among the training quantiles
+# (torchclf.encoders.tables.piecewise_linear); auto: where the training rows allow it
+NUMERIC_EMBEDDINGS = ("auto", "none", "piecewise_linear")
 
 
 def check_choice(parameter: str, value: object, choices: Iterable[str]) -> None:
@@ -66,6 +69,7 @@ TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "dtype": Options(("float32", "float64")),
     "engine": Options(ENGINES),
     "scaling": Options(SCALINGS),
+    "numeric_embedding": Options(NUMERIC_EMBEDDINGS),
     "cross_fit": Options((False, True)),
     "calibrate": Options((False, True)),
     "blend_linear": Options((False, True)),
@@ -101,6 +105,8 @@ PARAMETER_HELP: dict[str, str] = {
     "dtype": "float32, or float64 for exact arithmetic (slower).",
     "engine": "auto (the hand-written engine where it applies), autograd or stacked.",
     "scaling": "Numeric columns: standard (mean, deviation) or robust (median, IQR, soft clip).",
+    "numeric_embedding": "Numeric columns also as piecewise-linear bins: auto, none, "
+    "piecewise_linear.",
 }
 
 # a task's decision threshold (binary, multilabel): a probability strictly between 0 and 1
@@ -190,6 +196,7 @@ class TrainConfig:
     log_every: int | None = None  # print a progress line every N epochs (None: 10 lines per run)
     standardize: bool = True  # scale features to zero mean, unit variance (fitted on train rows)
     scaling: str = "standard"  # one of SCALINGS: how standardize scales a numeric column
+    numeric_embedding: str = "auto"  # one of NUMERIC_EMBEDDINGS (fit_parquet's streams: none)
     dtype: str = "float32"  # "float32", or "float64" for exact arithmetic (slower)
     engine: str = "auto"  # one of ENGINES
     compile: bool = False  # torch.compile the model for the autograd loop (long runs)

@@ -103,6 +103,9 @@ def train(
     batch_size: Annotated[int | None, declared("batch_size")] = TrainConfig.batch_size,
     grad_clip: Annotated[float | None, declared("grad_clip")] = TrainConfig.grad_clip,
     scaling: Annotated[str, declared("scaling")] = TrainConfig.scaling,
+    numeric_embedding: Annotated[
+        str, declared("numeric_embedding")
+    ] = TrainConfig.numeric_embedding,
     class_weight: Annotated[
         str, typer.Option(help="none, or balanced: weigh classes by their inverse frequency.")
     ] = "none",

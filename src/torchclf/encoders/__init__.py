@@ -39,7 +39,8 @@ def encoder_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> Enco
             names = meta.get("names")
             mean, scale = tensors["mean"].numpy(), tensors["scale"].numpy()
             dtype = meta.get("dtype", str(mean.dtype))
-            return ArrayEncoder(mean, scale, names, dtype, clip=meta.get("clip", 0.0))
+            clip, edges = meta.get("clip", 0.0), meta.get("edges")
+            return ArrayEncoder(mean, scale, names, dtype, clip=clip, edges=edges)
         if meta["kind"] == "table":
             columns: list[NumericColumn | CategoricalColumn] = []
             for values in meta["columns"]:

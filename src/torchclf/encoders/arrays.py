@@ -68,12 +68,20 @@ class ArrayEncoder(Encoder):
         names: list[str] | None,
         dtype: Any = "float32",
         clip: float = 0.0,
+        edges: Sequence[Sequence[float]] | None = None,
     ) -> None:
         self.dtype = np.dtype(dtype)  # float32, or float64 for exact arithmetic
         self.mean = mean.astype(self.dtype)  # (n_features,) the centres
         self.scale = scale.astype(self.dtype)  # (n_features,), never 0
         self.names = names
         self.clip = float(clip)  # bound of the smooth clip; 0: none
+        # each feature's piecewise-linear bins' edges (torchclf.encoders.tables); [] for none
+        self.edges = [list(e) for e in edges] if edges else [[] for _ in range(len(mean))]
+
+    @property
+    def transforms_whole(self) -> bool:
+        """Features need :meth:`transform`, not just ``(x - mean) / scale`` batch by batch."""
+        return self.clip > 0 or any(self.edges)
 
     @classmethod
     def fit(
@@ -84,20 +92,28 @@ class ArrayEncoder(Encoder):
         names: Sequence[str] | None = None,
         sample_weight: np.ndarray | None = None,
         scaling: str = "standard",
+        numeric_embedding: str = "none",
         dtype: Any = "float32",
     ) -> ArrayEncoder:
-        """Learn the (weighted) statistics of ``X`` ``(n, d)`` in float64, or none at all."""
-        from torchclf.encoders.tables import SMOOTH_CLIP, robust_statistics
+        """Learn the (weighted) statistics of ``X`` ``(n, d)`` in float64, or none at all.
+
+        ``scaling`` and ``numeric_embedding`` as :meth:`TableEncoder.fit`'s, but "auto" embeds
+        no array: arrays are the lesson's tensors (and scikit-learn's), trained as given;
+        "piecewise_linear" embeds them too.
+        """
+        from torchclf.encoders.tables import SMOOTH_CLIP, choose_edges, robust_statistics
 
         names = list(names) if names is not None else None
+        mode = "none" if numeric_embedding == "auto" else numeric_embedding
+        edges = choose_edges(list(X.T.astype(np.float64)), len(X), mode)
         if not standardize:
-            return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names, dtype)
+            return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names, dtype, edges=edges)
         if scaling == "robust":
             values = X.astype(np.float64)
             centres, spreads = zip(
                 *(robust_statistics(column, sample_weight) for column in values.T), strict=True
             )
-            return cls(np.array(centres), np.array(spreads), names, dtype, clip=SMOOTH_CLIP)
+            return cls(np.array(centres), np.array(spreads), names, dtype, SMOOTH_CLIP, edges=edges)
         if sample_weight is None:  # float64 accumulation without a float64 copy of X
             moments = Moments(X.shape[1])
             moments.update(X)
@@ -106,7 +122,9 @@ class ArrayEncoder(Encoder):
             values = X.astype(np.float64)
             mean = np.average(values, axis=0, weights=sample_weight)
             std = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=sample_weight))
-        return cls.from_statistics(mean, std, names, dtype)
+        encoder = cls.from_statistics(mean, std, names, dtype)
+        encoder.edges = edges
+        return encoder
 
     @classmethod
     def from_statistics(
@@ -126,7 +144,11 @@ class ArrayEncoder(Encoder):
 
     @property
     def n_outputs(self) -> int:
-        return len(self.mean)
+        return len(self.mean) + sum(max(len(e) - 1, 0) for e in self.edges)
+
+    def embedded_columns(self) -> np.ndarray:
+        added = self.n_outputs - len(self.mean)  # the bins follow the standardized columns
+        return np.array([False] * len(self.mean) + [True] * added, dtype=bool)
 
     def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
         features = self.validate(X, warn=warn)
@@ -134,7 +156,16 @@ class ArrayEncoder(Encoder):
         standardized /= self.scale  # in place: one temporary, not two
         if self.clip > 0:
             standardized /= np.sqrt(1 + (standardized / self.dtype.type(self.clip)) ** 2)
-        return standardized
+        if not any(self.edges):
+            return standardized
+        from torchclf.encoders.tables import piecewise_linear
+
+        blocks = [
+            piecewise_linear(column, e)
+            for column, e in zip(features.T, self.edges, strict=True)
+            if e
+        ]
+        return np.ascontiguousarray(np.column_stack([standardized, *blocks]), dtype=self.dtype)
 
     def validate(self, X: Any, *, warn: bool = True) -> np.ndarray:
         """``X`` checked and as a ``(n, d)`` array of the encoder's dtype, not yet standardized.
@@ -157,8 +188,12 @@ class ArrayEncoder(Encoder):
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         tensors = {"mean": torch.from_numpy(self.mean), "scale": torch.from_numpy(self.scale)}
-        meta = {"kind": self.kind, "names": self.names, "dtype": str(self.dtype)}
-        return meta | ({"clip": self.clip} if self.clip else {}), tensors
+        meta: dict[str, Any] = {"kind": self.kind, "names": self.names, "dtype": str(self.dtype)}
+        if self.clip:
+            meta["clip"] = self.clip
+        if any(self.edges):
+            meta["edges"] = self.edges
+        return meta, tensors
 
 
 __all__ = ["ArrayEncoder", "Moments"]

@@ -33,6 +33,10 @@ class Encoder(ABC):
         """How many features the model receives."""
 
     @abstractmethod
+    def embedded_columns(self) -> np.ndarray:
+        """``(n_outputs,)`` bool: True for the piecewise-linear bins of a numeric column."""
+
+    @abstractmethod
     def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
         """Validate and encode ``X``; ``warn`` reports unseen categories and ignored columns."""
 

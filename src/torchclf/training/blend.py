@@ -56,6 +56,7 @@ def fit_logistic(
     loss_fn: torch.nn.Module,
     train: Labelled,
     folds: Tensor | None = None,
+    columns: Tensor | None = None,
 ) -> None:
     """Fit ``linear``'s one-layer members as L2-penalised logistic regressions, in place.
 
@@ -64,9 +65,13 @@ def fit_logistic(
     its defaults (``C=1``, multinomial for multiclass, one sigmoid per label for multilabel),
     with its solver, L-BFGS; the K problems are independent, so their sum is minimised at once,
     in float64, from the members' starting biases (the class log-odds) and zero weights.
+    ``columns`` ``(d,)`` bool, when given, are the only features used: the others are zeroed,
+    so their weights see only the penalty and stay at 0.
     """
     members = members_of(linear)
     X = train.X.double()  # (n, d)
+    if columns is not None:
+        X = X * columns.to(X.device, X.dtype)
     fits = folds if folds is not None else torch.ones(1, len(X), dtype=torch.bool)
     rows = fits.to(X.device).double()  # (G, n): 1 where problem g fits the row
     if train.weight is not None:
@@ -164,12 +169,16 @@ def blend_in_logistic(
     train: Labelled,
     held_out: Labelled,
     folds: Tensor | None,
+    columns: Tensor | None = None,
 ) -> MLP | Ensemble:
     """``networks`` blended with as many logistic regressions, or alone where w comes out 0.
 
     The logistic regressions fit ``train`` (each member its own folds' rows) from zero weights
     and the class log-odds, so no seed is involved; the share is chosen on ``held_out`` (the
     validation rows, or ``train`` itself when cross-fitted: see :func:`fit_linear_weight`).
+    ``columns`` ``(in_features,)`` bool: the encoded features they may use (the others keep a
+    weight of 0): the plain columns, not their piecewise-linear bins, so that they are the
+    logistic regression a user would fit.
     """
     config = networks.config
     linear_members = dataclasses.replace(linear_config(config), ensemble=config.ensemble)
@@ -178,7 +187,7 @@ def blend_in_logistic(
         linear, task, train.y.cpu(), None if train.weight is None else train.weight.cpu()
     )
     linear = linear.to(device=train.X.device, dtype=train.X.dtype)
-    fit_logistic(linear, loss_fn, train, folds)
+    fit_logistic(linear, loss_fn, train, folds, columns)
     weight = fit_linear_weight(networks, linear, task, held_out, folds)
     return blended(networks, linear, weight, task.link) if weight > 0 else networks
 

@@ -121,6 +121,7 @@ def fit_parquet(
         early_stopping=schedule.early_stopping,
         validation_fraction=schedule.validation_fraction,
         patience=schedule.patience,
+        numeric_embedding="none",  # a stream's features are standardized, nothing more
     )
     check_choice("optimizer", optimizer, STACKED_OPTIMIZERS)
     if shuffle_buffer_rows < batch_size:
