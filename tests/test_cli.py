@@ -739,3 +739,20 @@ def test_an_imbalanced_binary_report_shows_f1_at_half_and_at_the_validation_thre
         f1 = f1_score(truth, positive >= threshold)
         assert f"<td>{f1:.4f}</td>" in page
     assert f"<td>{chosen:.4f}, chosen for F1 on validation</td>" in page
+
+
+def test_info_says_how_the_columns_were_encoded(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"income": rng.lognormal(3, 1, 1500), "age": rng.integers(18, 80, 1500)})
+    frame = frame.assign(city=rng.choice(["a", "b", "c"], 1500))
+    frame["label"] = np.where(frame["income"] > 30, "yes", "no")
+    frame.to_csv(tmp_path / "incomes.csv", index=False)
+    runs = tmp_path / "runs"
+    trained = invoke(
+        "train", "--data", tmp_path / "incomes.csv", "--target", "label", "--out", runs
+    )
+    assert trained.exit_code == 0, trained.output
+    shown = invoke("info", runs / "incomes")
+    described = " ".join(shown.stdout.replace("│", " ").split())  # the cell, wrapped by rich
+    assert "2 numeric columns standardized, 2 of them also as piecewise-linear bins; 1" in described
+    assert "categorical column one-hot" in described

@@ -178,6 +178,7 @@ def info(model: ModelArgument) -> None:
             else f"{classifier.n_features}, unnamed (fitted on an array: columns are taken by "
             "position, and any preprocessing done before the model is not in this file)",
         ),
+        ("preprocessing", classifier.encoder.describe()),
         ("architecture", classifier.architecture),
         ("parameters", f"{count_parameters(classifier.model):,}"),
     ]

@@ -146,6 +146,12 @@ class ArrayEncoder(Encoder):
     def n_outputs(self) -> int:
         return len(self.mean) + sum(max(len(e) - 1, 0) for e in self.edges)
 
+    def describe(self) -> str:
+        scaled = "robustly scaled" if self.clip else "standardized"
+        text = f"{len(self.mean)} numeric column{'' if len(self.mean) == 1 else 's'} {scaled}"
+        binned = sum(bool(e) for e in self.edges)
+        return text + (f", {binned} of them also as piecewise-linear bins" if binned else "")
+
     def embedded_columns(self) -> np.ndarray:
         added = self.n_outputs - len(self.mean)  # the bins follow the standardized columns
         return np.array([False] * len(self.mean) + [True] * added, dtype=bool)

@@ -33,6 +33,10 @@ class Encoder(ABC):
         """How many features the model receives."""
 
     @abstractmethod
+    def describe(self) -> str:
+        """One line on what the encoding does, for ``torchclf info``."""
+
+    @abstractmethod
     def embedded_columns(self) -> np.ndarray:
         """``(n_outputs,)`` bool: True for the piecewise-linear bins of a numeric column."""
 

@@ -134,6 +134,16 @@ class TableEncoder(Encoder):
     def n_outputs(self) -> int:
         return sum(c.width for c in self.columns)
 
+    def describe(self) -> str:
+        numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
+        categorical = len(self.columns) - len(numeric)
+        scaled = "robustly scaled" if any(c.clip for c in numeric) else "standardized"
+        text = f"{_columns(len(numeric), 'numeric')} {scaled}"
+        binned = sum(bool(c.edges) for c in numeric)
+        if binned:
+            text += f", {binned} of them also as piecewise-linear bins"
+        return text + (f"; {_columns(categorical, 'categorical')} one-hot" if categorical else "")
+
     def embedded_columns(self) -> np.ndarray:
         flags = []
         for column in self.columns:
@@ -272,6 +282,10 @@ def robust_statistics(values: np.ndarray, weights: np.ndarray | None = None) -> 
     if spread <= 1e-12:
         spread = (values.max() - values.min()) / 2
     return float(median), float(spread) if spread > 1e-12 else 1.0
+
+
+def _columns(count: int, kind: str) -> str:
+    return f"{count} {kind} column{'' if count == 1 else 's'}"
 
 
 def piecewise_edges(values: np.ndarray, bins: int = PIECEWISE_BINS) -> list[float]:
