@@ -276,6 +276,7 @@ def test_fit_defaults_are_the_config_defaults():
         "ensemble",
         "cross_fit",
         "blend_linear",
+        "weight_decay",
     }
     assert {defaults[name] for name in per_dataset} == {"auto"}
     for config in (torchclf.ModelConfig, torchclf.TrainConfig):
