@@ -286,6 +286,8 @@ def test_auto_weight_decay_is_a_tenth_from_ten_thousand_training_rows():
     assert torchclf.fit(big, labels, **quick).train_config.weight_decay == 0.0003
     given = torchclf.fit(big, labels, weight_decay=0.01, **quick)
     assert given.train_config.weight_decay == 0.01
+    with pytest.raises(torchclf.ConfigError, match="must be 'auto' or a float in the range"):
+        torchclf.fit(big, labels, weight_decay="bogus", **quick)
     result = CliRunner().invoke(app, ["train", "--weight-decay", "lots", "--epochs", "1"])
     assert result.exit_code == 2
     assert "expected auto or a number such as 0.001, got 'lots'" in result.stderr

@@ -112,6 +112,11 @@ def resolve_schedule(
 
 def resolve_weight_decay(weight_decay: float | str, n_rows: int) -> float | str:
     """``fit``'s "auto" weight decay for ``n_rows`` training rows; a number is kept as given."""
+    if isinstance(weight_decay, str) and weight_decay != "auto":
+        raise ConfigError(
+            f"The 'weight_decay' parameter must be 'auto' or a float in the range [0, inf). "
+            f"Got {weight_decay!r} instead."
+        )
     if weight_decay != "auto":
         return weight_decay  # checked by TrainConfig, with the declared message
     return LARGE_TABLE_WEIGHT_DECAY if n_rows >= LARGE_TABLE_ROWS else AUTO_WEIGHT_DECAY
