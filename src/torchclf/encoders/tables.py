@@ -1,7 +1,8 @@
 """Mixed tables: numbers imputed and standardized, categories one-hot; fitted on training rows.
 
 Missing values get an indicator (numbers) or a category of their own; rare and unseen values
-share an "other" slot.
+share an "other" slot. Numbers may instead be scaled robustly (:func:`robust_statistics`), and
+also enter as piecewise-linear bins at the training quantiles (:func:`piecewise_linear`).
 """
 
 from __future__ import annotations
