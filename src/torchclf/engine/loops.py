@@ -108,10 +108,12 @@ def train_stacked(
     # member alone needs none (and so keeps the fused optimizer step): once it stops, the loop
     # ends at the next read of the device, and the steps it took past its stop are discarded,
     # as its best epoch's weights are kept and its history ends where it stopped.
-    # An ensemble's members stop together, and need none either.
+    # An ensemble's members stop together, and need none either; nor do cross-fitted ones,
+    # which leave the stack as they stop (_Stack) and step on unused until they do.
     masked = (
         members > 1
-        and (folds is not None or not ensemble)
+        and folds is None
+        and not ensemble
         and (stopping is not None or len({h.epochs for h in hypers}) > 1)
     )
     if batches is not None and not batches.full_batch:
@@ -134,10 +136,6 @@ def train_stacked(
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
     live = torch.ones(members, dtype=torch.bool, device=device)
     stack = _Stack(net, optimizer, folds, X_train, train_targets)
-    if folds is not None:
-        # no mask: a member that stops steps on until the next re-stack, and those steps are
-        # thrown away with it (its best epoch's weights are kept, its history ends at its stop)
-        masked = False
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
@@ -235,8 +233,6 @@ def _train_in_batches(
     members = net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=net.flat.device)
     stack = _Stack(net, optimizer, folds, X_train, train_targets)
-    if folds is not None:
-        masked = False  # every stacked member trains: the stopped ones have left the stack
     step, epoch = 0, 0
     features, X_rows = BatchFeatures(), X_train.T
 
@@ -360,8 +356,11 @@ class _Stack:
         logits = self.net.member_logits(X_held)  # (A, outputs, m)
         as_one = logits.transpose(0, 1).reshape(1, logits.shape[1], -1)
         row_losses, row_correct = targets.row_scores(as_one)  # (1, A * m)
-        losses = (row_losses.view_as(weights) * weights).sum(dim=1)
-        return self.full(losses), self.full((row_correct.view_as(weights) * weights).sum(dim=1))
+        assert self.folds is not None  # made by _held_out
+        means = self.folds.validation(
+            row_losses.view_as(weights), row_correct.view_as(weights), weights
+        )
+        return self.full(means[0]), self.full(means[1])
 
     def split_scores(
         self,

@@ -95,9 +95,15 @@ class Folds:
         correct = (row_correct * weights).sum(dim=1) * self.trains.shape[1]
         return (row_losses * weights).sum(dim=1), correct
 
-    def validation(self, row_losses: Tensor, row_correct: Tensor) -> tuple[Tensor, Tensor]:
-        """Each member's mean loss and accuracy ``(M,)`` on its validation rows."""
-        weights = self.validation_weights
+    def validation(
+        self, row_losses: Tensor, row_correct: Tensor, weights: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Each member's mean loss and accuracy ``(M,)`` on its validation rows.
+
+        From the scores ``(M, n)`` of every row, or with the ``weights`` of :meth:`held_out`
+        from the scores ``(M, m)`` of each member's own validation rows.
+        """
+        weights = self.validation_weights if weights is None else weights
         return (row_losses * weights).sum(dim=1), (row_correct * weights).sum(dim=1)
 
     def held_out(self) -> tuple[Tensor, Tensor]:
