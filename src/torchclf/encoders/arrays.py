@@ -12,6 +12,15 @@ from torch import Tensor
 
 from torchclf.data.arrays import as_features
 from torchclf.encoders.base import Encoder, select_columns
+from torchclf.encoders.tables import (
+    SMOOTH_CLIP,
+    choose_edges,
+    describe_numbers,
+    piecewise_linear,
+    piecewise_width,
+    robust_statistics,
+    smooth_clip,
+)
 from torchclf.errors import TorchclfWarning
 
 
@@ -101,11 +110,10 @@ class ArrayEncoder(Encoder):
         no array: arrays are the lesson's tensors (and scikit-learn's), trained as given;
         "piecewise_linear" embeds them too.
         """
-        from torchclf.encoders.tables import SMOOTH_CLIP, choose_edges, robust_statistics
-
         names = list(names) if names is not None else None
-        mode = "none" if numeric_embedding == "auto" else numeric_embedding
-        edges = choose_edges(list(X.T.astype(np.float64)), len(X), mode)
+        edges: list[list[float]] | None = None
+        if numeric_embedding == "piecewise_linear":  # "auto" embeds no array (see above)
+            edges = choose_edges(list(X.T.astype(np.float64)), len(X), numeric_embedding)
         if not standardize:
             return cls(np.zeros(X.shape[1]), np.ones(X.shape[1]), names, dtype, edges=edges)
         if scaling == "robust":
@@ -123,7 +131,8 @@ class ArrayEncoder(Encoder):
             mean = np.average(values, axis=0, weights=sample_weight)
             std = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=sample_weight))
         encoder = cls.from_statistics(mean, std, names, dtype)
-        encoder.edges = edges
+        if edges is not None:
+            encoder.edges = edges
         return encoder
 
     @classmethod
@@ -144,13 +153,10 @@ class ArrayEncoder(Encoder):
 
     @property
     def n_outputs(self) -> int:
-        return len(self.mean) + sum(max(len(e) - 1, 0) for e in self.edges)
+        return len(self.mean) + sum(piecewise_width(e) for e in self.edges)
 
     def describe(self) -> str:
-        scaled = "robustly scaled" if self.clip else "standardized"
-        text = f"{len(self.mean)} numeric column{'' if len(self.mean) == 1 else 's'} {scaled}"
-        binned = sum(bool(e) for e in self.edges)
-        return text + (f", {binned} of them also as piecewise-linear bins" if binned else "")
+        return describe_numbers(self.edges, "robustly scaled" if self.clip else "standardized")
 
     def embedded_columns(self) -> np.ndarray:
         added = self.n_outputs - len(self.mean)  # the bins follow the standardized columns
@@ -161,10 +167,9 @@ class ArrayEncoder(Encoder):
         standardized = features - self.mean  # (n, d), new: features may be the caller's array
         standardized /= self.scale  # in place: one temporary, not two
         if self.clip > 0:
-            standardized /= np.sqrt(1 + (standardized / self.dtype.type(self.clip)) ** 2)
+            smooth_clip(standardized, self.clip)
         if not any(self.edges):
             return standardized
-        from torchclf.encoders.tables import piecewise_linear
 
         blocks = [
             piecewise_linear(column, e)

@@ -52,7 +52,7 @@ class NumericColumn:
 
     @property
     def width(self) -> int:
-        return 1 + self.indicator + max(len(self.edges) - 1, 0)
+        return 1 + self.indicator + piecewise_width(self.edges)
 
 
 @dataclass
@@ -108,7 +108,7 @@ class TableEncoder(Encoder):
                 f"{[str(c) for c in frame.columns]}"
             )
         columns: list[NumericColumn | CategoricalColumn] = []
-        numeric: list[tuple[NumericColumn, np.ndarray]] = []  # with the observed values
+        numeric: list[tuple[NumericColumn, Any]] = []  # with their numbers
         for name in frame.columns:
             series = frame[name]
             if str(name) in categorical or _is_categorical(series, str(name)):
@@ -117,10 +117,12 @@ class TableEncoder(Encoder):
                 numbers = _as_numbers(series, str(name))
                 _check_range(str(name), numbers, np.dtype(dtype))
                 columns.append(_fit_numeric(str(name), numbers, standardize, scaling))
-                numeric.append((columns[-1], numbers.dropna().to_numpy()))  # type: ignore[arg-type]
-        edges = choose_edges([values for _, values in numeric], len(frame), numeric_embedding)
-        for (column, _), column_edges in zip(numeric, edges, strict=True):
-            column.edges = column_edges
+                numeric.append((columns[-1], numbers))  # type: ignore[arg-type]
+        if numeric_embedding != "none":
+            observed = [numbers.dropna().to_numpy() for _, numbers in numeric]
+            edges = choose_edges(observed, len(frame), numeric_embedding)
+            for (column, _), column_edges in zip(numeric, edges, strict=True):
+                column.edges = column_edges
         return cls(columns, dtype)
 
     @property
@@ -139,16 +141,15 @@ class TableEncoder(Encoder):
         numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
         categorical = len(self.columns) - len(numeric)
         scaled = "robustly scaled" if any(c.clip for c in numeric) else "standardized"
-        text = f"{_columns(len(numeric), 'numeric')} {scaled}"
-        binned = sum(bool(c.edges) for c in numeric)
-        if binned:
-            text += f", {binned} of them also as piecewise-linear bins"
-        return text + (f"; {_columns(categorical, 'categorical')} one-hot" if categorical else "")
+        text = describe_numbers([c.edges for c in numeric], scaled)
+        return text + (
+            f"; {_count(categorical, 'categorical column')} one-hot" if categorical else ""
+        )
 
     def embedded_columns(self) -> np.ndarray:
         flags = []
         for column in self.columns:
-            bins = max(len(column.edges) - 1, 0) if isinstance(column, NumericColumn) else 0
+            bins = piecewise_width(column.edges) if isinstance(column, NumericColumn) else 0
             flags += [False] * (column.width - bins) + [True] * bins
         return np.array(flags, dtype=bool)
 
@@ -267,6 +268,12 @@ def _check_range(name: str, numbers: Any, dtype: np.dtype) -> None:
 SMOOTH_CLIP = 3.0
 
 
+def smooth_clip(values: np.ndarray, bound: float) -> np.ndarray:
+    """``z / sqrt(1 + (z / bound)^2)``, in place: into ``(-bound, bound)``, smoothly."""
+    values /= np.sqrt(1 + (values / values.dtype.type(bound)) ** 2)
+    return values
+
+
 def robust_statistics(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
     """The centre and scale of robust scaling: the median, and the interquartile range.
 
@@ -285,8 +292,20 @@ def robust_statistics(values: np.ndarray, weights: np.ndarray | None = None) -> 
     return float(median), float(spread) if spread > 1e-12 else 1.0
 
 
-def _columns(count: int, kind: str) -> str:
-    return f"{count} {kind} column{'' if count == 1 else 's'}"
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def describe_numbers(edges: Sequence[Sequence[float]], scaled: str) -> str:
+    """What happens to numeric columns with these bins' ``edges`` (for ``describe``)."""
+    text = f"{_count(len(edges), 'numeric column')} {scaled}"
+    binned = sum(bool(e) for e in edges)
+    return text + (f", {binned} of them also as piecewise-linear bins" if binned else "")
+
+
+def piecewise_width(edges: Sequence[float]) -> int:
+    """How many piecewise-linear features a column's ``edges`` give: one per bin."""
+    return max(len(edges) - 1, 0)
 
 
 def piecewise_edges(values: np.ndarray, bins: int = PIECEWISE_BINS) -> list[float]:
@@ -323,7 +342,7 @@ def choose_edges(columns: Sequence[np.ndarray], n_rows: int, mode: str) -> list[
     if mode == "none":
         return [[] for _ in columns]
     edges = [piecewise_edges(values) for values in columns]
-    added = sum(max(len(e) - 1, 0) for e in edges)
+    added = sum(piecewise_width(e) for e in edges)
     if mode == "auto" and added and n_rows / added < MIN_ROWS_PER_PIECEWISE_FEATURE:
         return [[] for _ in columns]
     return edges
@@ -350,7 +369,7 @@ def _encode_numeric(column: NumericColumn, series: Any, dtype: np.dtype) -> list
     filled = numbers.fillna(column.median).to_numpy(dtype=dtype)
     scaled = (filled - dtype.type(column.mean)) / dtype.type(column.scale)
     if column.clip > 0:
-        scaled /= np.sqrt(1 + (scaled / dtype.type(column.clip)) ** 2)
+        smooth_clip(scaled, column.clip)
     encoded = [scaled]
     if column.indicator:
         encoded.append(missing.astype(dtype))
