@@ -172,6 +172,7 @@ def train(
     validation = parse_auto(validation_size, "'--validation-size'", float, "0.2")
     patience_value = parse_auto(patience, "'--patience'", int, "20")
     members = parse_auto(ensemble, "'--ensemble'", int, "8")
+    decay = parse_auto(weight_decay, "'--weight-decay'", float, "0.001")
     thread_count: int | str = threads
     if threads != "auto":
         if not threads.isdigit() or int(threads) < 1:
@@ -209,7 +210,7 @@ def train(
         epochs=epoch_budget,
         validation_fraction=validation,
         patience=patience_value,
-        weight_decay=parse_auto(weight_decay, "'--weight-decay'", float, "0.001"),
+        weight_decay=decay,
         class_weight=None if class_weight == "none" else class_weight,
         threshold=threshold_value,
         categorical=split_names(categorical),

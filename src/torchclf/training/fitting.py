@@ -278,25 +278,19 @@ def fit(
     train_targets = targets if train_rows is every_row else targets[train_rows]
 
     encoder: Encoder
+    preprocessing: dict[str, Any] = dict(
+        standardize=standardize, scaling=scaling, numeric_embedding=numeric_embedding, dtype=dtype
+    )
     if is_frame:
-        encoder = TableEncoder.fit(
-            rows(train_rows),
-            categorical=categorical,
-            standardize=standardize,
-            scaling=scaling,
-            numeric_embedding=numeric_embedding,
-            dtype=dtype,
-        )
+        encoder = TableEncoder.fit(rows(train_rows), categorical=categorical, **preprocessing)
     else:
         encoder = ArrayEncoder.fit(
             rows(train_rows),
-            standardize=standardize,
-            scaling=scaling,
-            numeric_embedding=numeric_embedding,
             names=feature_names,
             sample_weight=None if weights is None else weights[train_rows],
-            dtype=dtype,
+            **preprocessing,
         )
+    plain = torch.from_numpy(~encoder.embedded_columns())  # (features,): not piecewise bins
 
     torch_dtype = getattr(torch, dtype)
 
@@ -321,8 +315,7 @@ def fit(
     if isinstance(hidden, str) and hidden == "auto":
         # sized to the table's plain features: the piecewise bins refine them, and would
         # otherwise widen (and slow) every layer
-        plain_features = int((~encoder.embedded_columns()).sum())
-        hidden = auto_hidden(plain_features, fitted_task.n_outputs)
+        hidden = auto_hidden(int(plain.sum()), fitted_task.n_outputs)
     model_config = config_from(
         ModelConfig,
         given,
@@ -357,7 +350,6 @@ def fit(
         # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
         held_out = train if folds is not None else validation
         if plan.blend_linear and model_config.hidden and held_out is not None:
-            plain = torch.from_numpy(~encoder.embedded_columns())  # not the piecewise bins
             model = blend_in_logistic(
                 model, fitted_task, loss_fn, train, held_out, folds, columns=plain
             )

@@ -77,11 +77,7 @@ def resolve_schedule(
         ("validation_fraction", validation_fraction),
         ("patience", patience),
     ):
-        if isinstance(value, str) and value != "auto":
-            kind = "a bool" if name == "early_stopping" else "a number"
-            raise ConfigError(
-                f"The '{name}' parameter must be 'auto' or {kind}. Got {value!r} instead."
-            )
+        _check_auto(name, value, "a bool" if name == "early_stopping" else "a number")
     if validation_fraction == "auto":
         wanted = early_stopping in (True, "auto") or needs_validation
         spare = n_rows >= MIN_ROWS_FOR_VALIDATION
@@ -110,13 +106,17 @@ def resolve_schedule(
     )
 
 
+def _check_auto(name: str, value: object, kind: str) -> None:
+    """Refuse a string other than "auto" for a parameter that is "auto" or ``kind``."""
+    if isinstance(value, str) and value != "auto":
+        raise ConfigError(
+            f"The '{name}' parameter must be 'auto' or {kind}. Got {value!r} instead."
+        )
+
+
 def resolve_weight_decay(weight_decay: float | str, n_rows: int) -> float | str:
     """``fit``'s "auto" weight decay for ``n_rows`` training rows; a number is kept as given."""
-    if isinstance(weight_decay, str) and weight_decay != "auto":
-        raise ConfigError(
-            f"The 'weight_decay' parameter must be 'auto' or a float in the range [0, inf). "
-            f"Got {weight_decay!r} instead."
-        )
+    _check_auto("weight_decay", weight_decay, "a float in the range [0, inf)")
     if weight_decay != "auto":
         return weight_decay  # checked by TrainConfig, with the declared message
     return LARGE_TABLE_WEIGHT_DECAY if n_rows >= LARGE_TABLE_ROWS else AUTO_WEIGHT_DECAY
