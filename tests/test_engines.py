@@ -229,3 +229,29 @@ def test_the_op_by_op_optimizer_step_equals_the_fused_kernel_and_autograd(monkey
     assert len(calls) == 40  # the op-by-op path really ran, once a step
     torch.testing.assert_close(_weights(by_hand), _weights(fused), rtol=0, atol=1e-10)
     torch.testing.assert_close(_weights(by_hand), _weights(plain), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("options", [{}, {"ensemble": 2, "batch_size": 32}])
+def test_learned_category_vectors_train_the_same_on_both_engines(options):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    shops = rng.choice([f"s{i}" for i in range(12)], 160)
+    kinds = rng.choice(list("xyz"), 160)
+    X = pd.DataFrame({"a": rng.normal(size=160), "shop": shops, "kind": kinds})
+    y = ((X["a"] > 0) ^ X["shop"].isin(["s1", "s2", "s3"])).astype(int).to_numpy()
+    common = dict(
+        epochs=30,
+        dtype="float64",
+        categorical_embedding="learned",
+        cross_fit=False,
+        blend_linear=False,
+        **options,
+    )
+    fast = _fit(X, y, engine="stacked", **common)
+    plain = _fit(X, y, engine="autograd", **common)
+    assert fast.model_config.category_counts == (13, 4)  # 12 shops and 3 kinds, + OTHER each
+    torch.testing.assert_close(_weights(fast), _weights(plain), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        fast.history.column("train_loss"), plain.history.column("train_loss"), rtol=1e-9
+    )

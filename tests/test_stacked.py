@@ -54,6 +54,46 @@ def test_hand_written_gradients_equal_autograd(task_name, activation):
         assert int(correct[i]) == int(task.n_correct(logits.detach(), targets))
 
 
+@pytest.mark.parametrize("task_name", ["binary", "multiclass"])
+def test_category_tables_gradients_equal_autograd(task_name):
+    # two code columns after two plain ones; rows repeat codes, so gradients add up per row
+    y = TARGETS[task_name]
+    task = infer_task(y)
+    targets = task.encode(y)
+    targets = targets.double() if targets.is_floating_point() else targets
+    config = ModelConfig(
+        in_features=4,
+        out_features=task.n_outputs,
+        hidden=(5,),
+        category_counts=(3, 7),
+        embedding_dim=2,
+    )
+    models = [build_model(config, seed).double() for seed in range(3)]
+    generator = torch.Generator().manual_seed(4)
+    X = torch.randn(30, 4, dtype=torch.float64, generator=generator)
+    X[:, 2] = torch.randint(0, 3, (30,), generator=generator)
+    X[:, 3] = torch.randint(0, 6, (30,), generator=generator)  # code 6 is never met: grad 0
+    net = StackedMLP.from_config(config, [m.state_dict() for m in models])
+    assert net.sizes == (2 + 2 * 2, 5, task.n_outputs)
+    stacked = Targets(task, targets, torch.float64)
+    # 30 training rows, then 10 evaluation rows that take no part in the gradient
+    forward = net.forward(torch.cat([X, X[:10]]).T.contiguous(), train_rows=30)
+    losses, _, dlogits = stacked.loss_and_correct(forward.logits[..., :30])
+    grads = net.backward(forward, dlogits)
+    member_logits = net.member_logits(X.T.expand(3, 4, 30))
+
+    loss_fn = task.loss_fn(targets, None, 0.0).double()
+    for i, model in enumerate(models):
+        logits = model(X)
+        loss = loss_fn(logits, targets)
+        expected = torch.autograd.grad(loss, list(model.parameters()))
+        torch.testing.assert_close(grads[i], torch.cat([g.reshape(-1) for g in expected]))
+        torch.testing.assert_close(losses[i], loss.detach())
+        torch.testing.assert_close(member_logits[i].T, logits.detach())
+    assert bool((net.tables[1][:, 6] != 0).all())  # the unmet code's vector
+    assert bool((grads.view(3, -1)[:, 6 + 12 : 6 + 14] == 0).all())  # ... takes no gradient
+
+
 @pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
 def test_dropout_gradients_equal_autograd_with_the_same_masks(activation):
     y = TARGETS["multiclass"]

@@ -409,3 +409,57 @@ def test_auto_embeds_a_tables_numbers_where_the_rows_allow_and_never_an_array(tm
         np.testing.assert_array_equal(loaded.predict_proba(X), classifier.predict_proba(X))
     off = torchclf.fit(many, y_many, epochs=20, seed=0, numeric_embedding="none")
     assert off.model_config.in_features == 5
+
+
+def _shops(rows, seed=0, shops=120):
+    """A number, a 3-category column, and a shop column of ``shops`` categories that drives y."""
+    rng = np.random.default_rng(seed)
+    shop = rng.integers(0, shops, rows)
+    effect = np.random.default_rng(99).normal(0, 1.5, shops)  # the same shops in every call
+    a = rng.normal(size=rows)
+    y = (rng.random(rows) < 1 / (1 + np.exp(-(effect[shop] + a)))).astype(int)
+    kind = rng.choice(list("xyz"), rows)
+    X = pd.DataFrame({"shop": [f"s{s:03d}" for s in shop], "a": a, "kind": kind})
+    return X, y
+
+
+def test_high_cardinality_columns_enter_as_codes_last_and_survive_the_model_file(tmp_path):
+    X, _ = _shops(1000)
+    auto = TableEncoder.fit(X, categorical_embedding="auto")
+    shop, kind = auto.columns[0], auto.columns[2]
+    assert shop.embedded and len(shop.categories) == 120 and not kind.embedded
+    assert auto.category_counts() == (121,) and auto.n_outputs == 1 + 4 + 1
+    assert auto.embedded_columns().tolist() == [False] * 5 + [True]  # the code, after the rest
+    assert (
+        "1 categorical column one-hot; 1 categorical column as learned vectors" in auto.describe()
+    )
+    new = pd.DataFrame({"shop": ["s005", "nowhere"], "a": [0.0, 0.0], "kind": ["x", "x"]})
+    with pytest.warns(TorchclfWarning, match="'shop': 1 values outside"):
+        codes = auto.transform(new)[:, -1]
+    assert codes.tolist() == [shop.categories.index("s005"), 120]  # unseen: the OTHER slot
+    # one-hot keeps the 50 most frequent shops; "learned" makes every categorical column codes
+    assert TableEncoder.fit(X, categorical_embedding="none").columns[0].width == 51
+    assert TableEncoder.fit(X, categorical_embedding="learned").category_counts() == (121, 4)
+    clf = torchclf.fit(X, _shops(1000)[1], epochs=20, seed=0)
+    assert clf.model_config.category_counts == (121,)
+    loaded = torchclf.load(clf.save(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.filterwarnings("ignore::torchclf.errors.TorchclfWarning")  # shops unseen in training
+def test_learned_vectors_carry_the_signal_one_hot_lumps_together():
+    # 120 shops: one-hot keeps 50 and lumps 70 into its OTHER slot; their vectors tell them apart
+    X, y = _shops(2000)
+    X_test, y_test = _shops(1000, seed=1)
+    from sklearn.metrics import log_loss
+
+    losses = {
+        mode: log_loss(
+            y_test,
+            torchclf.fit(X, y, seed=0, hidden=(32, 32), categorical_embedding=mode).predict_proba(
+                X_test
+            ),
+        )
+        for mode in ("none", "auto")
+    }
+    assert losses["auto"] < losses["none"] - 0.02, losses

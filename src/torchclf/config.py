@@ -29,6 +29,10 @@ SCALINGS = ("standard", "robust")
 # piecewise_linear: each numeric column also as its position among the training quantiles
 # (torchclf.encoders.tables.piecewise_linear); auto: where the training rows allow it
 NUMERIC_EMBEDDINGS = ("auto", "none", "piecewise_linear")
+# learned: each category of a column looks up a learned vector (torchclf.nn.models
+# .CategoryEmbeddings) instead of a one-hot slot; auto: for the columns with more frequent
+# categories than one-hot keeps (torchclf.encoders.tables.MAX_CATEGORIES)
+CATEGORICAL_EMBEDDINGS = ("auto", "none", "learned")
 
 
 def check_choice(parameter: str, value: object, choices: Iterable[str]) -> None:
@@ -70,6 +74,7 @@ TRAIN_CONSTRAINTS: dict[str, Constraint] = {
     "engine": Options(ENGINES),
     "scaling": Options(SCALINGS),
     "numeric_embedding": Options(NUMERIC_EMBEDDINGS),
+    "categorical_embedding": Options(CATEGORICAL_EMBEDDINGS),
     "cross_fit": Options((False, True)),
     "calibrate": Options((False, True)),
     "blend_linear": Options((False, True)),
@@ -107,6 +112,8 @@ PARAMETER_HELP: dict[str, str] = {
     "scaling": "Numeric columns: standard (mean, deviation) or robust (median, IQR, soft clip).",
     "numeric_embedding": "Numeric columns also as piecewise-linear bins: auto, none, "
     "piecewise_linear.",
+    "categorical_embedding": "Categories as learned vectors instead of one-hot: auto (columns "
+    "with more than 50 frequent categories), none, learned (every categorical column).",
 }
 
 # a task's decision threshold (binary, multilabel): a probability strictly between 0 and 1
@@ -144,6 +151,10 @@ class ModelConfig:
     temperature: float = 1.0  # the logits are divided by it (calibration.fit_temperature)
     # share of `ensemble` linear models in the averaged probabilities (torchclf.training.blend)
     linear_weight: float = 0.0
+    # the last len(category_counts) input features are category codes, each column's looked up
+    # in a learned (count, embedding_dim) table before the first layer (nn.models.MLP)
+    category_counts: tuple[int, ...] = ()
+    embedding_dim: int = 8  # RealMLP's (pytabkit's embedding_size)
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, (int, str)) or not hasattr(self.hidden, "__iter__"):
@@ -153,16 +164,40 @@ class ModelConfig:
                 f"({self.hidden!r},)."
             )
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "category_counts", tuple(self.category_counts))
         sizes = [
             message
             for size in self.hidden
             if (message := problem("hidden", size, Interval(int, 1))) is not None
         ]
+        sizes += [
+            message
+            for name, value in (
+                *(("category_counts", count) for count in self.category_counts),
+                ("embedding_dim", self.embedding_dim),
+            )
+            if (message := problem(name, value, Interval(int, 1))) is not None
+        ]
+        if len(self.category_counts) > self.in_features:
+            sizes.append(
+                f"category_counts names {len(self.category_counts)} code columns, more than "
+                f"in_features={self.in_features}"
+            )
         _check_declared(self, MODEL_CONSTRAINTS, sizes)
+
+    @property
+    def network_inputs(self) -> int:
+        """The first Linear layer's inputs: the plain features, then each code's vector."""
+        codes = len(self.category_counts)
+        return self.in_features - codes + codes * self.embedding_dim
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
-        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
+        return {
+            **dataclasses.asdict(self),
+            "hidden": list(self.hidden),
+            "category_counts": list(self.category_counts),
+        }
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
@@ -197,6 +232,7 @@ class TrainConfig:
     standardize: bool = True  # scale features to zero mean, unit variance (fitted on train rows)
     scaling: str = "standard"  # one of SCALINGS: how standardize scales a numeric column
     numeric_embedding: str = "auto"  # one of NUMERIC_EMBEDDINGS (fit_parquet's streams: none)
+    categorical_embedding: str = "auto"  # one of CATEGORICAL_EMBEDDINGS
     dtype: str = "float32"  # "float32", or "float64" for exact arithmetic (slower)
     engine: str = "auto"  # one of ENGINES
     compile: bool = False  # torch.compile the model for the autograd loop (long runs)

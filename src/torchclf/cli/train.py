@@ -112,6 +112,9 @@ def train(
     numeric_embedding: Annotated[
         str, declared("numeric_embedding")
     ] = TrainConfig.numeric_embedding,
+    categorical_embedding: Annotated[
+        str, declared("categorical_embedding")
+    ] = TrainConfig.categorical_embedding,
     class_weight: Annotated[
         str, typer.Option(help="none, or balanced: weigh classes by their inverse frequency.")
     ] = "none",

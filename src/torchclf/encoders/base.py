@@ -38,7 +38,14 @@ class Encoder(ABC):
 
     @abstractmethod
     def embedded_columns(self) -> np.ndarray:
-        """``(n_outputs,)`` bool: True for the piecewise-linear bins of a numeric column."""
+        """``(n_outputs,)`` bool: True where a plain logistic regression would see nothing.
+
+        That is a numeric column's piecewise-linear bins, and a categorical column's code.
+        """
+
+    def category_counts(self) -> tuple[int, ...]:
+        """Each code feature's number of categories: the last ``len(...)`` of the outputs."""
+        return ()
 
     @abstractmethod
     def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:

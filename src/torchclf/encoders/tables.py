@@ -3,6 +3,8 @@
 Missing values get an indicator (numbers) or a category of their own; rare and unseen values
 share an "other" slot. Numbers may instead be scaled robustly (:func:`robust_statistics`), and
 also enter as piecewise-linear bins at the training quantiles (:func:`piecewise_linear`).
+Categorical columns may instead enter as one code each, after every other feature, which the
+network looks up in a learned table (``categorical_embedding``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ MISSING = "__missing__"  # the category of missing values in a categorical colum
 OTHER = "__other__"  # the slot of rare training values and of values never seen in training
 MAX_CATEGORIES = 50  # most frequent categories kept per column; the rest share the OTHER slot
 MIN_FREQUENCY = 2  # a value seen fewer times in training goes to the OTHER slot
+# a column with more frequent categories than MAX_CATEGORIES may instead enter as codes, each
+# looking up a learned vector (categorical_embedding, nn.models.CategoryEmbeddings): its
+# categories cost the network a table row each, not a one-hot input each, so more are kept
+MAX_EMBEDDED_CATEGORIES = 10_000
 MOSTLY_NUMBERS = 0.9  # a text column this share numbers is a numeric column with a typo
 # Piecewise-linear encoding (Gorishniy et al., "On embeddings for numerical features", 2022):
 # each numeric column with more distinct values than bins also gets this many features
@@ -57,14 +63,23 @@ class NumericColumn:
 
 @dataclass
 class CategoricalColumn:
-    """A categorical column: one-hot over ``categories`` plus the OTHER slot."""
+    """A categorical column: one-hot over ``categories`` plus the OTHER slot.
+
+    ``embedded``: instead one feature, the slot's index (the OTHER slot last), which the network
+    looks up in a learned table of ``len(categories) + 1`` rows.
+    """
 
     name: str
     categories: list[str]
+    embedded: bool = False
+
+    @property
+    def slots(self) -> int:
+        return len(self.categories) + 1
 
     @property
     def width(self) -> int:
-        return len(self.categories) + 1
+        return 1 if self.embedded else self.slots
 
 
 class TableEncoder(Encoder):
@@ -87,6 +102,7 @@ class TableEncoder(Encoder):
         standardize: bool = True,
         scaling: str = "standard",
         numeric_embedding: str = "none",
+        categorical_embedding: str = "none",
         dtype: Any = "float32",
     ) -> TableEncoder:
         """Infer each column's kind and learn its statistics from the training rows ``frame``.
@@ -96,6 +112,9 @@ class TableEncoder(Encoder):
         ``numeric_embedding``: "piecewise_linear" adds :func:`piecewise_linear` features to
         each numeric column with enough distinct values, "auto" where the rows allow it
         (:func:`choose_edges`), "none" never.
+        ``categorical_embedding``: "learned" codes every categorical column for a learned
+        embedding, "auto" those with more than :data:`MAX_CATEGORIES` frequent categories (which
+        one-hot would lump into the OTHER slot), "none" none.
 
         Raises:
             DataError: for a mostly-numeric text column holding a non-number (the first is
@@ -112,7 +131,7 @@ class TableEncoder(Encoder):
         for name in frame.columns:
             series = frame[name]
             if str(name) in categorical or _is_categorical(series, str(name)):
-                columns.append(_fit_categorical(str(name), series))
+                columns.append(_fit_categorical(str(name), series, categorical_embedding))
             else:
                 numbers = _as_numbers(series, str(name))
                 _check_range(str(name), numbers, np.dtype(dtype))
@@ -142,16 +161,30 @@ class TableEncoder(Encoder):
         categorical = len(self.columns) - len(numeric)
         scaled = "robustly scaled" if any(c.clip for c in numeric) else "standardized"
         text = describe_numbers([c.edges for c in numeric], scaled)
-        return text + (
-            f"; {_count(categorical, 'categorical column')} one-hot" if categorical else ""
-        )
+        embedded = len(self._embedded())
+        one_hot = categorical - embedded
+        if one_hot:
+            text += f"; {_count(one_hot, 'categorical column')} one-hot"
+        if embedded:
+            text += f"; {_count(embedded, 'categorical column')} as learned vectors"
+        return text
+
+    def _embedded(self) -> list[CategoricalColumn]:
+        """The columns that enter as codes, in the order of their features (the last ones)."""
+        return [c for c in self.columns if isinstance(c, CategoricalColumn) and c.embedded]
 
     def embedded_columns(self) -> np.ndarray:
         flags = []
         for column in self.columns:
-            bins = piecewise_width(column.edges) if isinstance(column, NumericColumn) else 0
+            if isinstance(column, CategoricalColumn):
+                flags += [False] * (0 if column.embedded else column.width)
+                continue
+            bins = piecewise_width(column.edges)
             flags += [False] * (column.width - bins) + [True] * bins
-        return np.array(flags, dtype=bool)
+        return np.array(flags + [True] * len(self._embedded()), dtype=bool)
+
+    def category_counts(self) -> tuple[int, ...]:
+        return tuple(column.slots for column in self._embedded())
 
     def kinds(self) -> dict[str, list[str]]:
         """Column names by kind, for data summaries."""
@@ -172,13 +205,17 @@ class TableEncoder(Encoder):
                 )
             X = pd.DataFrame(array, columns=self.input_names)
         frame = select_columns(X, self.input_names, warn)
-        blocks = []
+        # the codes of embedded columns go last, where the network reads them
+        blocks: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
         for column in self.columns:
             series = frame[column.name]
             if isinstance(column, NumericColumn):
                 blocks.extend(_encode_numeric(column, series, self.dtype))
             else:
-                blocks.append(_encode_categorical(column, series, warn, self.dtype))
+                encoded = _encode_categorical(column, series, warn, self.dtype)
+                (codes if column.embedded else blocks).append(encoded)
+        blocks += codes
         return np.ascontiguousarray(np.column_stack(blocks), dtype=self.dtype)
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -391,11 +428,14 @@ def _category_strings(series: Any) -> np.ndarray:
     return np.array([name(v) for v in series.tolist()], dtype=object)
 
 
-def _fit_categorical(name: str, series: Any) -> CategoricalColumn:
+def _fit_categorical(name: str, series: Any, embedding: str) -> CategoricalColumn:
+    """The column's most frequent categories, seen at least :data:`MIN_FREQUENCY` times."""
     values, counts = np.unique(_category_strings(series), return_counts=True)
     frequent = [(c, v) for v, c in zip(values, counts, strict=True) if c >= MIN_FREQUENCY]
-    kept = sorted(v for _, v in sorted(frequent, key=lambda cv: (-cv[0], cv[1]))[:MAX_CATEGORIES])
-    return CategoricalColumn(name, kept)
+    frequent.sort(key=lambda cv: (-cv[0], cv[1]))  # most frequent first; ties by name
+    embedded = embedding == "learned" or (embedding == "auto" and len(frequent) > MAX_CATEGORIES)
+    limit = MAX_EMBEDDED_CATEGORIES if embedded else MAX_CATEGORIES
+    return CategoricalColumn(name, sorted(v for _, v in frequent[:limit]), embedded)
 
 
 def _encode_categorical(
@@ -413,6 +453,8 @@ def _encode_categorical(
             TorchclfWarning,
             stacklevel=4,
         )
+    if column.embedded:  # the slot's index, exact in float32 below 2**24
+        return slots.astype(dtype)
     one_hot = np.zeros((len(strings), column.width), dtype=dtype)
     one_hot[np.arange(len(strings)), slots] = 1.0
     return one_hot
@@ -420,6 +462,7 @@ def _encode_categorical(
 
 __all__ = [
     "MAX_CATEGORIES",
+    "MAX_EMBEDDED_CATEGORIES",
     "MIN_FREQUENCY",
     "MISSING",
     "OTHER",

@@ -388,7 +388,7 @@ class _Stack:
         if bool(staying.all()):
             return
         leaving = self.active[~staying]
-        left = StackedMLP(self.net.sizes, self.net.activation, kept_flat.index_select(0, leaving))
+        left = self.net.like(kept_flat.index_select(0, leaving))
         for split in splits:
             logits = left.member_logits(_stacked(split.X, left))  # (leaving, outputs, rows)
             self.frozen.setdefault(split.name, []).append(logits)

@@ -16,6 +16,10 @@ hundred), so much of the time goes to per-operation overhead (``docs/benchmarks.
   task;
 - outputs and gradients go into buffers reused from call to call, and so do the views of them
   that the backward takes (a view costs microseconds, as much as the arithmetic on a small batch).
+
+Category codes (:class:`~torchclf.nn.models.CategoryEmbeddings`) are looked up per member before
+the first layer, and their tables' gradients are the first layer's input gradients added into
+the rows the batch's codes name.
 """
 
 from __future__ import annotations
@@ -37,16 +41,33 @@ class StackedMLP:
     """``M`` MLPs of one architecture as a flat parameter matrix ``(M, P)``.
 
     ``weights[l]`` and ``biases[l]`` are views into ``flat``: ``(M, out, in)`` and ``(M, out, 1)``.
+    With ``category_counts``, the last ``len(category_counts)`` features are category codes and
+    ``tables[j]`` ``(M, count, embedding_dim)`` (first in ``flat``, as in the MLP's state dict)
+    their learned vectors; ``sizes[0]`` counts the first layer's inputs, vectors included.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str, flat: Tensor) -> None:
-        self.sizes = tuple(sizes)  # (in_features, *hidden, out_features)
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str,
+        flat: Tensor,
+        category_counts: Sequence[int] = (),
+        embedding_dim: int = 0,
+    ) -> None:
+        self.sizes = tuple(sizes)  # (network inputs, *hidden, out_features)
         self.activation = activation
         self.flat = flat
+        self.category_counts, self.embedding_dim = tuple(category_counts), embedding_dim
+        self.tables: list[Tensor] = []
         self.weights: list[Tensor] = []
         self.biases: list[Tensor] = []
         self.shapes: list[tuple[int, ...]] = []  # per member, in state-dict order
         offset, members = 0, flat.shape[0]
+        for count in self.category_counts:
+            size = count * embedding_dim
+            self.tables.append(flat[:, offset : offset + size].view(members, count, embedding_dim))
+            self.shapes.append((count, embedding_dim))
+            offset += size
         for fan_in, fan_out in itertools.pairwise(self.sizes):
             self.weights.append(
                 flat[:, offset : offset + fan_out * fan_in].view(members, fan_out, fan_in)
@@ -89,12 +110,25 @@ class StackedMLP:
         device: torch.device | None = None,
     ) -> StackedMLP:
         """Stack the state dicts of ``M`` MLPs built from ``config`` (no batch norm)."""
-        sizes = (config.in_features, *config.hidden, config.out_features)
-        return cls.from_states(sizes, config.activation, states, device)
+        sizes = (config.network_inputs, *config.hidden, config.out_features)
+        rows = [torch.cat([value.reshape(-1) for value in state.values()]) for state in states]
+        return cls(
+            sizes,
+            config.activation,
+            torch.stack(rows).to(device),
+            config.category_counts,
+            config.embedding_dim,
+        )
+
+    def like(self, flat: Tensor) -> StackedMLP:
+        """Members of this architecture with the parameters ``flat`` ``(A, P)``."""
+        return StackedMLP(
+            self.sizes, self.activation, flat, self.category_counts, self.embedding_dim
+        )
 
     def subset(self, keep: Tensor) -> StackedMLP:
         """Members ``keep`` ``(A,)`` alone: a copy of their parameters, their dropout rates."""
-        chosen = StackedMLP(self.sizes, self.activation, self.flat.index_select(0, keep))
+        chosen = self.like(self.flat.index_select(0, keep))
         if self.keep is not None:
             chosen.keep, chosen.generator = self.keep.index_select(0, keep), self.generator
         return chosen
@@ -133,7 +167,13 @@ class StackedMLP:
             buffers = _Buffers(X.new_empty(members, width, columns) for width in self.sizes[1:])
             self._buffers[columns] = buffers
         result = Pass(pre=[], activations=[], inputs=[X], masks=[], buffers=buffers)
-        h = buffers.expanded(X, members)  # (M, in, N), no copy
+        if self.tables:  # each member's own vectors: (M, sizes[0], N), made afresh
+            X_members = X.expand(members, *X.shape)
+            result.codes = X_members[:, X.shape[0] - len(self.tables) :].long()  # (M, codes, N)
+            h = self._with_vectors(X_members, result.codes)
+            result.inputs[0] = h
+        else:
+            h = buffers.expanded(X, members)  # (M, in, N), no copy
         dropping = self.keep is not None and train_rows > 0
         for weight, bias, output in zip(self.weights, self.biases, buffers.outputs, strict=True):
             z = torch.baddbmm(bias, weight, h, out=output)  # (M, out, N)
@@ -161,7 +201,7 @@ class StackedMLP:
         As in ``eval()`` mode (no dropout), in fresh tensors: for rows that differ by member,
         such as each one's validation fold.
         """
-        h = X
+        h = self._with_vectors(X) if self.tables else X
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.baddbmm(bias, weight, h)  # (M, out, N)
@@ -179,7 +219,7 @@ class StackedMLP:
         """
         if self._grads is None:  # (M, P), laid out as flat; written in place by every backward
             self._grads = torch.empty_like(self.flat)
-            self._grad_views = StackedMLP(self.sizes, self.activation, self._grads)
+            self._grad_views = self.like(self._grads)
         grads = self._grad_views
         assert grads is not None  # made above on the first call
         layers = forward.buffers.backward_views(forward, dlogits.shape[2])
@@ -189,6 +229,9 @@ class StackedMLP:
             torch.sum(dz, dim=2, keepdim=True, out=grads.biases[layer])  # (M, out, 1)
             torch.bmm(dz, inputs_t, out=grads.weights[layer])  # (M, out, in)
             if layer == 0:
+                if self.tables:
+                    assert forward.codes is not None  # kept by a forward with tables
+                    self._tables_backward(forward.codes, dz, grads.tables)
                 break
             assert dh is not None  # every layer but the first has a buffer for d loss / d input
             torch.bmm(self.weights_t[layer], dz, out=dh)  # (M, in, n)
@@ -198,6 +241,38 @@ class StackedMLP:
             assert h is not None  # every layer but the first has the activation it took
             dz = self._activation_backward(dh, z, h)
         return self._grads
+
+    def _with_vectors(self, X: Tensor, codes: Tensor | None = None) -> Tensor:
+        """Features ``(M, in, N)`` whose last rows are codes -> ``(M, sizes[0], N)``.
+
+        Each code row becomes its column's ``embedding_dim`` rows of learned vectors; ``codes``
+        ``(M, codes, N)`` are those rows as integers, when already at hand.
+        """
+        plain = X.shape[1] - len(self.tables)
+        if codes is None:
+            codes = X[:, plain:].long()
+        dim = self.embedding_dim
+        vectors = [
+            # (M, count, dim) gathered at the codes (M, N, dim) -> (M, N, dim)
+            torch.gather(table, 1, codes[:, index, :, None].expand(-1, -1, dim))
+            for index, table in enumerate(self.tables)
+        ]
+        return torch.cat([X[:, :plain], *(v.transpose(1, 2) for v in vectors)], dim=1)
+
+    def _tables_backward(self, codes: Tensor, dz: Tensor, tables: list[Tensor]) -> None:
+        """The tables' gradients, into ``tables``, from the first layer's ``dz`` ``(M, out, n)``.
+
+        ``codes`` ``(M, codes, N)``: the forward's; its first ``n`` columns were trained on.
+        """
+        plain, rows = self.sizes[0] - len(self.tables) * self.embedding_dim, dz.shape[2]
+        codes = codes[..., :rows]
+        # d loss / d vectors: (M, codes * dim, n), each column's rows in turn
+        dvectors = torch.bmm(self.weights_t[0][:, plain:], dz)
+        dim = self.embedding_dim
+        for index, grad in enumerate(tables):
+            rows_grad = dvectors[:, index * dim : (index + 1) * dim].transpose(1, 2)  # (M, n, dim)
+            index_rows = codes[:, index, :, None].expand(-1, -1, dim)
+            grad.zero_().scatter_add_(1, index_rows, rows_grad)
 
 
 class _Buffers:
@@ -223,7 +298,12 @@ class _Buffers:
 
     def backward_views(self, forward: Pass, rows: int) -> list[LayerViews]:
         """Per layer, what the backward of ``forward``'s first ``rows`` columns reads and writes."""
-        own = all(h is output for h, output in zip(forward.inputs[1:], self.outputs, strict=False))
+        own = (
+            forward.codes is None
+            and all(  # vectors are made afresh by every forward
+                h is output for h, output in zip(forward.inputs[1:], self.outputs, strict=False)
+            )
+        )
         views = self._views.get(rows) if own else None
         if views is None:
             views = [self._layer_views(forward, layer, rows) for layer in range(len(self.outputs))]
@@ -235,8 +315,11 @@ class _Buffers:
         def first_rows(tensor: Tensor) -> Tensor:  # the training columns, a view if not all
             return tensor if tensor.shape[-1] == rows else tensor[..., :rows]
 
-        assert self._features is not None  # set by the forward
-        inputs = self._features[1] if layer == 0 else forward.inputs[layer]
+        if layer > 0 or forward.codes is not None:  # the features with their codes' vectors
+            inputs = forward.inputs[layer]
+        else:
+            assert self._features is not None  # set by the forward
+            inputs = self._features[1]
         inputs_t = first_rows(inputs).transpose(1, 2)  # (M, rows, in)
         if layer == 0:
             return LayerViews(inputs_t, None, None, None)
@@ -271,6 +354,7 @@ class Pass:
     inputs: list[Tensor]  # each layer's input: X (in, N), then the (dropped) activations
     masks: list[Tensor | None]  # dropout masks scaled by 1 / keep, (M, width, train_rows)
     buffers: _Buffers  # where the outputs live, with the views of them the backward reuses
+    codes: Tensor | None = None  # category codes, (M, codes, N); inputs[0] then has vectors
 
     @property
     def logits(self) -> Tensor:

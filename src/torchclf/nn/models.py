@@ -21,11 +21,33 @@ from torchclf.nn.activations import LEAKY_SLOPE, in_place_activation, make_activ
 from torchclf.nn.losses import LINKS, mean_probability_logits
 
 
+class CategoryEmbeddings(nn.Module):
+    """The last ``len(counts)`` features are category codes; each looks up a learned vector.
+
+    A column of ``C`` categories costs a ``(C, dim)`` table instead of ``C`` one-hot inputs, so
+    high-cardinality columns keep their categories (RealMLP and TabM's embeddings of categories).
+    The vectors start as ``nn.Embedding``'s, ``N(0, 1)``: the scale of a standardized feature.
+    """
+
+    def __init__(self, counts: tuple[int, ...], dim: int) -> None:
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(count, dim) for count in counts)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(batch, plain + codes)`` -> ``(batch, plain + codes * dim)``: the codes' vectors."""
+        plain = x.shape[1] - len(self.tables)
+        codes = x[:, plain:].long()  # (batch, codes): whole numbers written as floats
+        vectors = [table(codes[:, index]) for index, table in enumerate(self.tables)]
+        return torch.cat([x[:, :plain], *vectors], dim=1)
+
+
 class MLP(nn.Module):
     """A multi-layer perceptron built from a :class:`ModelConfig`.
 
     Each hidden block is ``Linear -> [BatchNorm1d] -> activation -> [Dropout]``, followed by one
     output ``Linear``. With ``hidden=()`` it is a single ``Linear``: the linear baseline.
+    With ``config.category_counts``, :class:`CategoryEmbeddings` comes first (its tables are
+    created, and drawn, before the layers).
     Layers are created input side first, so under ``torch.manual_seed(s)`` the initial weights are
     exactly those of the same ``nn.Linear`` stack written by hand. ``config.init`` "xavier" or
     "kaiming" then draws every Linear layer's weights again (see :func:`initialize_`).
@@ -34,8 +56,11 @@ class MLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.embeddings: CategoryEmbeddings | None = None
+        if config.category_counts:
+            self.embeddings = CategoryEmbeddings(config.category_counts, config.embedding_dim)
         layers: list[nn.Module] = []
-        width = config.in_features
+        width = config.network_inputs
         for size in config.hidden:
             layers.append(nn.Linear(width, size))
             if config.batch_norm:
@@ -51,6 +76,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map features ``(batch, in_features)`` to logits ``(batch, out_features)``."""
+        if self.embeddings is not None:
+            x = self.embeddings(x)
         logits = self.layers(x)
         return logits if self.config.temperature == 1.0 else logits / self.config.temperature
 
@@ -130,9 +157,18 @@ def architecture(model: nn.Module) -> str:
 
 
 def linear_config(config: ModelConfig) -> ModelConfig:
-    """The architecture of one linear member of a blend: one Linear on the same inputs."""
+    """The architecture of one linear member of a blend: one Linear on the same inputs.
+
+    Category codes are inputs like any other to it (the blend fits them a weight of 0).
+    """
     return dataclasses.replace(
-        config, hidden=(), dropout=0.0, batch_norm=False, ensemble=1, linear_weight=0.0
+        config,
+        hidden=(),
+        dropout=0.0,
+        batch_norm=False,
+        ensemble=1,
+        linear_weight=0.0,
+        category_counts=(),
     )
 
 
@@ -276,7 +312,9 @@ def predict_logits(
         # Only read: a read-only array (pandas 3's copy-on-write frames give them) needs no copy.
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
         rows_in = torch.from_numpy(features)
-    own_forward = config.batch_norm or config.activation_impl != "torch"
+    own_forward = (
+        config.batch_norm or config.activation_impl != "torch" or bool(config.category_counts)
+    )
     activate = in_place_activation(config.activation)  # looked up once, not per layer
     copy_ahead = device.type == "cuda"
     if copy_ahead:  # page-locked rows copy to the GPU asynchronously, overlapping the compute

@@ -82,6 +82,7 @@ def fit(
     standardize: bool = True,
     scaling: str = "standard",
     numeric_embedding: str = "auto",
+    categorical_embedding: str = "auto",
     eval_set: tuple[Any, Any] | None = None,
     sample_weight: Any = None,
     classes: Sequence[Any] | None = None,
@@ -189,6 +190,12 @@ def fit(
             real-table suite that halves credit_card's log loss and lowers the larger tables',
             where tables with fewer rows a feature lose); an array, never; "none", never. A
             blend's logistic regressions use the plain columns alone.
+        categorical_embedding: "learned" gives every categorical column of a DataFrame to
+            the network as one code per row, which it looks up in a learned table of 8-number
+            vectors (RealMLP's embeddings of categories), instead of one-hot; "auto" does so
+            for the columns with more than 50 categories seen at least twice, which one-hot
+            would lump together (so these keep up to 10,000); "none", never. A blend's
+            logistic regressions leave such columns out.
         sample_weight: ``(n,)`` non-negative weights of the rows: the training loss is their
             weighted mean and the standardization uses weighted statistics (a weight of 2 counts
             a row twice). Validation and test losses stay unweighted.
@@ -282,7 +289,12 @@ def fit(
         standardize=standardize, scaling=scaling, numeric_embedding=numeric_embedding, dtype=dtype
     )
     if is_frame:
-        encoder = TableEncoder.fit(rows(train_rows), categorical=categorical, **preprocessing)
+        encoder = TableEncoder.fit(
+            rows(train_rows),
+            categorical=categorical,
+            categorical_embedding=categorical_embedding,
+            **preprocessing,
+        )
     else:
         encoder = ArrayEncoder.fit(
             rows(train_rows),
@@ -290,7 +302,8 @@ def fit(
             sample_weight=None if weights is None else weights[train_rows],
             **preprocessing,
         )
-    plain = torch.from_numpy(~encoder.embedded_columns())  # (features,): not piecewise bins
+    # (features,): not piecewise bins nor category codes
+    plain = torch.from_numpy(~encoder.embedded_columns())
 
     torch_dtype = getattr(torch, dtype)
 
@@ -313,14 +326,16 @@ def fit(
         test = prepare(eval_set[0], fitted_task.encode(eval_set[1]))
 
     if isinstance(hidden, str) and hidden == "auto":
-        # sized to the table's plain features: the piecewise bins refine them, and would
-        # otherwise widen (and slow) every layer
-        hidden = auto_hidden(int(plain.sum()), fitted_task.n_outputs)
+        # sized to the table's plain features and its codes' vectors: the piecewise bins
+        # refine them, and would otherwise widen (and slow) every layer
+        vectors = len(encoder.category_counts()) * ModelConfig.embedding_dim
+        hidden = auto_hidden(int(plain.sum()) + vectors, fitted_task.n_outputs)
     model_config = config_from(
         ModelConfig,
         given,
         in_features=encoder.n_outputs,
         out_features=fitted_task.n_outputs,
+        category_counts=encoder.category_counts(),
         hidden=hidden,  # ModelConfig checks and converts it
         ensemble=ensemble,
     )
