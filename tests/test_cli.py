@@ -94,12 +94,17 @@ def test_report_is_self_contained(main_run):
 
 def test_evaluate_reproduces_the_runs_test_metrics_exactly(main_run, tmp_path):
     folder, _ = main_run
-    result = invoke("evaluate", folder, "--out", tmp_path / "eval")
+    result = invoke("evaluate", folder, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(
+    assert json.loads((tmp_path / "evaluation" / "metrics.json").read_text()) == json.loads(
         (folder / "metrics.json").read_text()
     )
-    assert {p.name for p in (tmp_path / "eval").iterdir()} == {
+    # a second evaluation is numbered, as runs are; a taken --name is refused
+    again = invoke("evaluate", folder, "--out", tmp_path)
+    assert again.exit_code == 0 and (tmp_path / "evaluation-2" / "metrics.json").is_file()
+    taken = invoke("evaluate", folder, "--out", tmp_path, "--name", "evaluation")
+    assert taken.exit_code == 2 and "already exists" in taken.stderr
+    assert {p.name for p in (tmp_path / "evaluation").iterdir()} == {
         "metrics.json",
         "reliability.png",
         "confusion_matrix.png",
@@ -373,7 +378,11 @@ def test_help_and_argument_errors_import_no_torch():
         "from torchclf.cli import app\n"
         "r1 = CliRunner().invoke(app, ['--help'])\n"
         "r2 = CliRunner().invoke(app, ['train', '--epochs', 'x'])\n"
+        "r3 = CliRunner().invoke(app, ['--version'])\n"
+        "r4 = CliRunner().invoke(app, [])\n"
         "assert r1.exit_code == 0 and r2.exit_code == 2, (r1.output, r2.output)\n"
+        "assert r3.exit_code == 0 and r3.output.startswith('torchclf '), r3.output\n"
+        "assert r4.exit_code == 0 and 'Commands:' in r4.output, r4.output\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'sklearn', 'matplotlib'))))\n"
     )
     result = subprocess.run(
@@ -472,7 +481,7 @@ def test_predict_raw_rows_of_a_new_file_and_evaluate_the_run_again(patients_run,
     )
     frame = pd.read_csv(tmp_path / "p.csv")
     assert list(frame.columns) == ["prediction", "proba_no", "proba_yes"] and len(frame) == 4
-    invoke("evaluate", run, "--out", tmp_path / "eval")
+    invoke("evaluate", run, "--out", tmp_path, "--name", "eval")
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(
         (run / "metrics.json").read_text()
     )
@@ -756,3 +765,62 @@ def test_info_says_how_the_columns_were_encoded(tmp_path):
     described = " ".join(shown.stdout.replace("│", " ").split())  # the cell, wrapped by rich
     assert "2 numeric columns standardized, 2 of them also as piecewise-linear bins; 1" in described
     assert "categorical column one-hot" in described
+
+
+def test_version_is_the_packages_and_quiet_commands_print_only_their_folder(tmp_path):
+    version = invoke("--version")
+    assert version.exit_code == 0 and version.stdout == f"torchclf {torchclf.__version__}\n"
+    for command in ("sweep", "improve"):
+        result = invoke(command, "--epochs", 5, "--out", tmp_path, "--quiet")
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert len(lines) == 1 and str(tmp_path) in lines[0], result.stdout
+
+
+def test_the_positive_class_is_chosen_by_name(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    default = torchclf.fit(X, y, epochs=30, seed=0)
+    chosen = torchclf.fit(X, y, epochs=30, seed=0, positive_class="no")
+    assert list(default.classes) == ["no", "yes"] and list(chosen.classes) == ["yes", "no"]
+    # the one logit is now P("no"): the second column, and each row's label unchanged
+    proba = chosen.predict_proba(X)
+    assert proba[:, 1][X[:, 0] < -1].min() > 0.5
+    assert (chosen.predict(X) == y).mean() > 0.95
+    loaded = torchclf.load(chosen.save(tmp_path / "m.safetensors"))
+    assert list(loaded.classes) == ["yes", "no"]
+    evaluation = loaded.evaluate(X, y)
+    np.testing.assert_array_equal(
+        evaluation.confusion_matrix, chosen.evaluate(X, y).confusion_matrix
+    )
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    assert evaluation.scores["f1"] == pytest.approx(f1_score(y, loaded.predict(X), pos_label="no"))
+    assert evaluation.scores["roc_auc"] == pytest.approx(roc_auc_score(y == "no", proba[:, 1]))
+    assert list(
+        torchclf.fit(X, (X[:, 0] > 0).astype(int), epochs=5, positive_class="0").classes
+    ) == [1, 0]
+    with pytest.raises(torchclf.ConfigError, match=r"positive_class='maybe' is not one of"):
+        torchclf.fit(X, y, epochs=5, positive_class="maybe")
+    with pytest.raises(torchclf.ConfigError, match="applies to a binary task, but y has 3"):
+        torchclf.fit(X, rng.integers(0, 3, 200), epochs=5, positive_class=1)
+    frame = pd.DataFrame(X, columns=["a", "b"]).assign(label=y)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    result = invoke(
+        "train",
+        "--data",
+        tmp_path / "d.csv",
+        "--target",
+        "label",
+        "--positive-class",
+        "no",
+        "--epochs",
+        20,
+        "--out",
+        tmp_path / "runs",
+        "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    info = invoke("info", tmp_path / "runs" / "d")
+    assert "yes, no" in info.stdout or "['yes', 'no']" in info.stdout, info.stdout

@@ -2,8 +2,10 @@ import os
 import re
 import stat
 
+import numpy as np
 import pytest
 
+import torchclf
 from torchclf import ConfigError
 from torchclf.files import atomic_directory, atomic_file
 
@@ -28,10 +30,13 @@ def test_atomic_outputs_respect_the_umask(tmp_path):
             temporary.write_text("x")
         with atomic_directory(tmp_path / "d"):
             pass
+        # a writer that replaces the temporary file (safetensors' save_file does) too
+        model = torchclf.fit(np.eye(4), [0, 1, 0, 1], epochs=1).save(tmp_path / "m.safetensors")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+    assert stat.S_IMODE(model.stat().st_mode) == 0o644
 
 
 def test_atomic_directory_leaves_nothing_behind_on_error(tmp_path):

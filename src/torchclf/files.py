@@ -34,9 +34,11 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(descriptor)
     temporary = Path(name)
-    temporary.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would respect umask
     try:
         yield temporary
+        # mkstemp makes 0600, and a writer may have replaced the file (safetensors does): set
+        # the mode a plain open() would give, under the umask, once the data is in
+        temporary.chmod(0o666 & ~_umask())
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)

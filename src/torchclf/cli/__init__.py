@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -78,10 +78,27 @@ app = typer.Typer(
     cls=_OneLineErrors,
     help="Neural-network classification with PyTorch: train, evaluate, predict, inspect.",
     add_completion=False,
-    no_args_is_help=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    context: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, help="Print torchclf's version and exit.")
+    ] = False,
+) -> None:
+    """``torchclf`` alone prints its help and exits 0; ``--version``, the version."""
+    if version:
+        from torchclf import __version__
+
+        typer.echo(f"torchclf {__version__}")
+        raise typer.Exit()
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
+        raise typer.Exit()
 
 
 def main() -> None:

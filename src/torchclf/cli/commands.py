@@ -10,10 +10,12 @@ import typer
 
 from torchclf.cli import app
 from torchclf.cli.inputs import (
+    OverwriteOption,
     check_folder_option,
     parse_numbers,
     resolve_model_path,
     rows_to_score,
+    run_folder,
 )
 from torchclf.cli.output import examples, make_console, metrics_tables
 
@@ -40,7 +42,7 @@ SplitOption = Annotated[
 @app.command(
     epilog=examples(
         "torchclf evaluate runs/circles                    # its own test split again",
-        "torchclf evaluate runs/circles --split all --out eval-all",
+        "torchclf evaluate runs/circles --split all --name eval-all",
         "torchclf evaluate model.safetensors --data moons",
     )
 )
@@ -50,12 +52,19 @@ def evaluate(
     split: SplitOption = None,
     out: Annotated[
         Path | None,
-        typer.Option(
-            help="Folder for metrics.json and the plots (default: MODEL's folder/evaluation)."
-        ),
+        typer.Option(help="Folder that holds the results folder (default: MODEL's folder)."),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Results folder name (default: evaluation, numbered if taken)."),
+    ] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
-    """Print a saved model's metrics on a dataset (overall and per class) and plot them."""
+    """Print a saved model's metrics on a dataset (overall and per class) and plot them.
+
+    Writes metrics.json and the plots into a new folder: evaluation, evaluation-2, ... beside
+    the model, as 'torchclf train' numbers its runs.
+    """
     import json
 
     import torchclf
@@ -63,8 +72,9 @@ def evaluate(
     from torchclf.report import save_pictures
 
     model_path = resolve_model_path(model)
-    folder = out if out is not None else model_path.parent / "evaluation"
-    check_folder_option(folder)
+    folder = run_folder(
+        out if out is not None else model_path.parent, name, "evaluation", overwrite
+    )
     classifier = torchclf.load(model_path)
     description, X, y = rows_to_score(classifier, data, split)
     evaluation = classifier.evaluate(X, y)
@@ -77,7 +87,7 @@ def evaluate(
         figures["decision_boundary.png"] = lambda: plots.plot_decision_boundary(
             classifier, [(description, X, y)]
         )
-    with atomic_directory(folder, overwrite=True) as staging:
+    with atomic_directory(folder, overwrite=overwrite) as staging:
         (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
         save_pictures(staging, figures)
     console = make_console()

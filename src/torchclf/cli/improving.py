@@ -12,6 +12,7 @@ from torchclf.cli.inputs import (
     DataOption,
     OutOption,
     OverwriteOption,
+    QuietOption,
     TestSizeOption,
     parse_auto,
     parse_hidden,
@@ -59,6 +60,7 @@ def improve(
         str | None, typer.Option(help="Results folder name (default: improve-DATA, numbered).")
     ] = None,
     overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Try the lesson's improvements one at a time, then the best together, and compare them.
 
@@ -123,7 +125,8 @@ def improve(
             f"{r['seconds']:.2f}",
         )
     console = make_console()
-    console.print(table)
+    if not quiet:
+        console.print(table)
     console.print(f"results: {folder}")
 
 
@@ -187,6 +190,7 @@ def sweep(
         str | None, typer.Option(help="Results folder name (default: sweep-DATA, numbered).")
     ] = None,
     overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train every combination of the given values at once and rank them.
 
@@ -282,5 +286,6 @@ def sweep(
             f"{r['test_loss']:.4f}",
         )
     console = make_console()
-    console.print(table)
+    if not quiet:
+        console.print(table)
     console.print(f"results and the best model: {folder}")

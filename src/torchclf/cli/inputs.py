@@ -15,6 +15,9 @@ OutOption = Annotated[Path, typer.Option(help="Folder that holds the run and res
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing folder of the same name.")
 ]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the folder written (and any warning).")
+]
 
 
 def declared(name: str) -> Any:

@@ -14,6 +14,7 @@ from torchclf.cli.inputs import (
     OutOption,
     OverwriteOption,
     PatienceOption,
+    QuietOption,
     ValidationSizeOption,
     advice_in_options,
     declared,
@@ -61,6 +62,7 @@ def stream(
     out: OutOption = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
     overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train on Parquet data without loading it: the memory is bounded, not the file's size.
 
@@ -111,8 +113,9 @@ def stream(
         if evaluation is not None:
             text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
             (staging / "metrics.json").write_text(text)
-    for row in classifier.history.rows:
-        console.print(format_progress(row))
-    if evaluation is not None:
-        metrics_tables(console, evaluation, f"metrics on {test_data}")
+    if not quiet:
+        for row in classifier.history.rows:
+            console.print(format_progress(row))
+        if evaluation is not None:
+            metrics_tables(console, evaluation, f"metrics on {test_data}")
     console.print(f"run folder: {folder}")

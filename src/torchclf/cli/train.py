@@ -16,6 +16,7 @@ from torchclf.cli.inputs import (
     OutOption,
     OverwriteOption,
     PatienceOption,
+    QuietOption,
     TestSizeOption,
     ValidationSizeOption,
     advice_in_options,
@@ -66,6 +67,12 @@ def train(
     ] = "auto",
     activation: Annotated[str, declared("activation")] = ModelConfig.activation,
     dropout: Annotated[float, declared("dropout")] = ModelConfig.dropout,
+    batch_norm: Annotated[
+        bool,
+        typer.Option(
+            "--batch-norm/--no-batch-norm", help="BatchNorm1d after each hidden linear layer."
+        ),
+    ] = ModelConfig.batch_norm,
     init: Annotated[str, declared("init")] = ModelConfig.init,
     ensemble: Annotated[
         str,
@@ -124,6 +131,13 @@ def train(
             help="Binary: a decision threshold, or f1 / recall:0.9 to choose it on validation rows."
         ),
     ] = None,
+    positive_class: Annotated[
+        str | None,
+        typer.Option(
+            help="Binary: the positive class (probabilities, threshold, ROC, F1 are about it; "
+            "default: the last label in sorted order)."
+        ),
+    ] = None,
     test_size: TestSizeOption = 0.2,
     seed: Annotated[int, declared("seed")] = TrainConfig.seed,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
@@ -152,15 +166,14 @@ def train(
     ] = None,
     validation_size: ValidationSizeOption = "auto",
     patience: PatienceOption = "auto",
+    log_every: Annotated[int | None, declared("log_every")] = TrainConfig.log_every,
     out: OutOption = Path("runs"),
     name: Annotated[
         str | None,
         typer.Option(help="Run folder name (default: the dataset's name, numbered if taken)."),
     ] = None,
     overwrite: OverwriteOption = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Print only the run folder.")
-    ] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a classifier, print its metrics and write a run folder with plots and a report.
 
@@ -229,7 +242,7 @@ def train(
         summary["validation"] = f"{held_out} of them for validation" if held_out else None
     epoch_table = None
     if not quiet:
-        every = max(1, schedule.epochs // 10)
+        every = log_every or max(1, schedule.epochs // 10)
         epoch_table = EpochTable(console, schedule.epochs, every, heading(data, summary))
     try:
         with advice_in_options(grad_clip=True):

@@ -23,7 +23,7 @@ import numpy as np
 
 from torchclf.config import check_choice
 from torchclf.data.labels import as_label_array, check_no_missing, is_label_sets, plain
-from torchclf.errors import DataError
+from torchclf.errors import ConfigError, DataError
 from torchclf.tasks.base import TASKS, Task, stacked_targets
 from torchclf.tasks.binary import BinaryTask
 from torchclf.tasks.multiclass import MulticlassTask
@@ -36,16 +36,20 @@ def infer_task(
     *,
     threshold: float | Sequence[float] = 0.5,
     label_names: Sequence[str] | None = None,
+    positive_class: Any = None,
 ) -> Task:
     """Choose and fit the task for training targets ``y``.
 
     ``task="auto"``: a 2-D indicator matrix or a sequence of label collections is multilabel; a
-    1-D target with two distinct labels is binary, with more it is multiclass.
+    1-D target with two distinct labels is binary, with more it is multiclass. A binary task's
+    positive class (``classes[1]``, whose probability the one logit gives) is the last label in
+    sorted order, or ``positive_class`` (a label, or its text: ``"1"`` names the label 1).
 
     Raises:
         DataError: if ``y`` is empty, holds missing values, has a single class, or does not fit
             the requested task.
-        torchclf.errors.ConfigError: if ``task`` is not one of ``TASKS``.
+        torchclf.errors.ConfigError: if ``task`` is not one of ``TASKS``, or
+            ``positive_class`` is given for a task that is not binary or is not one of the labels.
     """
     check_choice("task", task, ("auto", *TASKS))
     y = as_label_array(y)
@@ -57,6 +61,7 @@ def infer_task(
     if task == "auto" and multilabel_shaped:
         task = "multilabel"
     if task == "multilabel":
+        _refuse_positive_class(positive_class, "a label set per row (multilabel)")
         return _fit_multilabel(y, threshold, label_names)
     if multilabel_shaped:
         raise DataError(
@@ -78,8 +83,30 @@ def infer_task(
             f"{plain(classes[:10])}; use task='multiclass' (or 'auto')"
         )
     if task == "multiclass" or len(classes) > 2:
+        _refuse_positive_class(positive_class, f"{len(classes)} classes")
         return MulticlassTask(classes)
+    if positive_class is not None:
+        classes = _with_positive_last(classes, positive_class)
     return BinaryTask(classes, float(threshold))  # type: ignore[arg-type]
+
+
+def _with_positive_last(classes: np.ndarray, positive: Any) -> np.ndarray:
+    """The two ``classes`` with ``positive`` (a label, or its text) second."""
+    chosen = [i for i, c in enumerate(classes) if c == positive or str(c) == str(positive)]
+    if not chosen:
+        raise ConfigError(
+            f"positive_class={positive!r} is not one of the two classes {plain(classes)}; "
+            "name one of them"
+        )
+    return classes[[1 - chosen[0], chosen[0]]]
+
+
+def _refuse_positive_class(positive: Any, found: str) -> None:
+    if positive is not None:
+        raise ConfigError(
+            f"positive_class={positive!r} applies to a binary task, but y has {found}; "
+            "leave it unset"
+        )
 
 
 def _fit_multilabel(

@@ -191,14 +191,16 @@ class Task(ABC):
 
     def _codes_of(self, y: np.ndarray) -> np.ndarray:
         """Indices of the labels in ``self.classes``; unknown labels are a :class:`DataError`."""
+        # classes are sorted but for a binary task's chosen positive class, which comes last
+        order = np.argsort(self.classes, kind="stable")
         try:
-            codes = np.searchsorted(self.classes, y)
+            positions = np.searchsorted(self.classes, y, sorter=order)
         except TypeError as exc:
             raise DataError(
                 f"y holds labels of type {type(y.flat[0]).__name__}, but the classifier was "
                 f"trained on {list(self.class_names)}"
             ) from exc
-        codes = np.clip(codes, 0, len(self.classes) - 1)
+        codes = order[np.clip(positions, 0, len(self.classes) - 1)]
         unknown = self.classes[codes] != y
         if np.any(unknown):
             bad = sorted({str(v) for v in y[unknown]})[:5]

@@ -76,6 +76,7 @@ def fit(
     class_weight: str | dict[str, float] | None = None,
     label_smoothing: float = 0.0,
     threshold: float | str | Sequence[float] = 0.5,
+    positive_class: Any = None,
     label_names: Sequence[str] | None = None,
     feature_names: Sequence[str] | None = None,
     categorical: Sequence[str] = (),
@@ -174,6 +175,9 @@ def fit(
             for binary also "f1" (the threshold that maximises F1 on the validation rows) or
             "recall:0.9" (the highest threshold whose validation recall reaches 0.9). Either rule
             needs ``validation_fraction``; the chosen threshold is saved with the model.
+        positive_class: a binary task's positive class, whose probability ``predict_proba``'s
+            second column, the threshold, ROC and PR curves and F1 are about (a label, or its
+            text, such as "1"); default: the last label in sorted order.
         label_names: multilabel label names for an indicator-matrix ``y``.
         feature_names: names of the columns of ``X`` (a DataFrame's column names are used when
             this is not given); saved with the model and checked against DataFrames at predict.
@@ -234,6 +238,7 @@ def fit(
         task,
         threshold=0.5 if isinstance(threshold, str) else threshold,
         label_names=label_names,
+        positive_class=positive_class,
     )
     targets = fitted_task.encode(y)
     is_frame = hasattr(X, "columns") and hasattr(X, "iloc")
