@@ -463,3 +463,91 @@ def test_learned_vectors_carry_the_signal_one_hot_lumps_together():
         for mode in ("none", "auto")
     }
     assert losses["auto"] < losses["none"] - 0.02, losses
+
+
+def test_polars_and_pyarrow_tables_train_the_model_a_pandas_frame_does():
+    pl = pytest.importorskip("polars")
+    import pyarrow as pa
+
+    frame = patients(120)[["age", "cholesterol", "sex", "city", "disease"]].dropna(
+        subset=["disease"]
+    )
+    X, y = frame.drop(columns="disease"), frame["disease"].to_numpy()
+    expected = torchclf.fit(X, y, epochs=20, seed=0).predict_proba(X)
+    tables = {
+        "polars": (pl.from_pandas(X), pl.Series(y)),
+        "polars lazy": (pl.from_pandas(X).lazy(), y),
+        "pyarrow": (pa.Table.from_pandas(X, preserve_index=False), pa.array(y)),
+    }
+    for kind, (table, labels) in tables.items():
+        classifier = torchclf.fit(table, labels, epochs=20, seed=0)
+        assert classifier.feature_names == list(X.columns), kind
+        np.testing.assert_array_equal(classifier.predict_proba(table), expected, err_msg=kind)
+        evaluation = classifier.evaluate(table, labels)
+        assert evaluation.scores["accuracy"] == pytest.approx((classifier.predict(X) == y).mean())
+    estimator = torchclf.NeuralNetClassifier(max_epochs=5).fit(pl.from_pandas(X), pl.Series(y))
+    assert list(estimator.feature_names_in_) == list(X.columns)
+    np.testing.assert_array_equal(
+        estimator.predict_proba(pl.from_pandas(X)), estimator.predict_proba(X)
+    )
+
+
+def _german_csv(path, rows=120):
+    """A semicolon, Latin-1 CSV with decimal commas, as a German spreadsheet writes one."""
+    rng = np.random.default_rng(0)
+    value = rng.normal(size=rows)
+    city = rng.choice(["Köln", "Zürich", "Malmö"], rows)
+    label = np.where(value + (city == "Köln") > 0.3, "ja", "nein")
+    lines = ["wert;stadt;label"] + [
+        f"{v:.3f}".replace(".", ",") + f";{c};{t}"
+        for v, c, t in zip(value, city, label, strict=True)
+    ]
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    return value, city
+
+
+def test_a_semicolon_latin_1_csv_with_decimal_commas_is_read_as_written(tmp_path):
+    path = tmp_path / "de.csv"
+    value, city = _german_csv(path)
+    with pytest.raises(DataError, match=r"is not UTF-8: byte b'\\xf6' on line 2 .* latin-1"):
+        read_table(path)
+    frame = read_table(path, encoding="latin-1")
+    assert list(frame.columns) == ["wert", "stadt", "label"]  # ";" sniffed
+    np.testing.assert_allclose(frame["wert"].to_numpy(), value, atol=5e-4)  # numbers, not text
+    assert frame["stadt"].tolist() == city.tolist()
+    with pytest.raises(DataError, match="unknown encoding 'latin-9x'"):
+        read_table(path, encoding="latin-9x")
+    # a given separator wins over the sniffed one: one column of "a;b;c" text
+    assert list(read_table(path, sep=",", encoding="latin-1").columns) == ["wert;stadt;label"]
+    (tmp_path / "tabs.csv").write_text("a\tb\tc\n1\t2\tx\n3\t4\ty\n")
+    assert list(read_table(tmp_path / "tabs.csv").columns) == ["a", "b", "c"]
+    # "1,5" stays text where the comma could separate fields, and in a column that is not numbers
+    (tmp_path / "mixed.csv").write_text("a;b\n1,5;x,1\n2;y\n")
+    mixed = read_table(tmp_path / "mixed.csv")
+    assert mixed["a"].tolist() == [1.5, 2.0] and mixed["b"].tolist() == ["x,1", "y"]
+
+
+def test_the_command_line_trains_and_predicts_on_a_latin_1_semicolon_csv(tmp_path):
+    from typer.testing import CliRunner
+
+    from torchclf.cli import app
+
+    path = tmp_path / "de.csv"
+    _german_csv(path)
+    runner = CliRunner()
+    common = ["--data", str(path), "--target", "label", "--epochs", "30", "-q"]
+    refused = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "runs")])
+    assert refused.exit_code == 2 and "--encoding" in refused.stderr
+    trained = runner.invoke(
+        app, ["train", *common, "--encoding", "latin-1", "--out", str(tmp_path / "runs")]
+    )
+    assert trained.exit_code == 0, trained.output
+    run = tmp_path / "runs" / "de"
+    assert torchclf.load(run).encoder.kinds() == {"numeric": ["wert"], "categorical": ["stadt"]}
+    # the run remembers how its data was read: evaluate and predict read it again so
+    evaluated = runner.invoke(app, ["evaluate", str(run)])
+    assert evaluated.exit_code == 0, evaluated.output
+    predicted = runner.invoke(app, ["predict", str(run), "--data", str(path), "--split", "all"])
+    assert predicted.exit_code == 0 and len(predicted.stdout.splitlines()) == 121
+    bad = runner.invoke(app, ["train", "--sep", "ab"])
+    assert bad.exit_code == 2 and "expected one character" in bad.stderr

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from torchclf.checkpoint import read_model_file, write_model_file
 from torchclf.config import ModelConfig, TrainConfig
+from torchclf.data.frames import as_pandas
 from torchclf.devices import resolve_device
 from torchclf.encoders import ArrayEncoder, Encoder, encoder_from_state
 from torchclf.errors import DataError, ModelFileError
@@ -142,6 +143,7 @@ class Classifier:
 
     def _logits(self, X: Any, finish: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """The logits of ``X``, or ``finish`` of them (probabilities), computed batch by batch."""
+        X = as_pandas(X)  # polars and pyarrow tables as pandas ones
         standardize = None
         if isinstance(self.encoder, ArrayEncoder) and not self.encoder.transforms_whole:
             # standardized a batch at a time, in cache (a clipped encoding is transformed whole)

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from torchclf.config import MODEL_CONSTRAINTS, THRESHOLD, TRAIN_CONSTRAINTS
 from torchclf.constraints import Constraint, Options, problem
+from torchclf.data.frames import as_pandas
 from torchclf.errors import ConfigError, TrainingDiverged, TrainingError
 
 # scikit-learn's flat names -> the parameter each one is, declared once in torchclf.config; so
@@ -166,6 +167,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
         ``sample_weight`` weighs each row's loss (and the feature scaling's statistics).
         """
+        X, y = as_pandas(X), as_pandas(y)  # polars and pyarrow tables as pandas ones
         if self.warm_start and hasattr(self, "classifier_"):
             return self._train_more(X, y, sample_weight, self.max_epochs)
         return self._fit_new(X, y, sample_weight, epochs=self.max_epochs, classes=None)
@@ -177,6 +179,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
         The first call also fits the feature scaling, on that chunk.
         """
+        X, y = as_pandas(X), as_pandas(y)
         if hasattr(self, "classifier_"):
             return self._train_more(X, y, sample_weight, 1)
         if classes is None and np.ndim(y) == 1:
@@ -295,6 +298,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X: Any) -> Any:
         check_is_fitted(self, "classifier_")
+        X = as_pandas(X)
         if self._table:
             validate_data(self, X, reset=False, skip_check_array=True)
             return X

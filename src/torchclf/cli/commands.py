@@ -10,9 +10,12 @@ import typer
 
 from torchclf.cli import app
 from torchclf.cli.inputs import (
+    EncodingOption,
     OverwriteOption,
+    SepOption,
     check_folder_option,
     parse_numbers,
+    parse_separator,
     resolve_model_path,
     rows_to_score,
     run_folder,
@@ -50,6 +53,8 @@ def evaluate(
     model: ModelArgument,
     data: SavedModelDataOption = None,
     split: SplitOption = None,
+    sep: SepOption = None,
+    encoding: EncodingOption = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder that holds the results folder (default: MODEL's folder)."),
@@ -76,7 +81,9 @@ def evaluate(
         out if out is not None else model_path.parent, name, "evaluation", overwrite
     )
     classifier = torchclf.load(model_path)
-    description, X, y = rows_to_score(classifier, data, split)
+    description, X, y = rows_to_score(
+        classifier, data, split, sep=parse_separator(sep), encoding=encoding
+    )
     evaluation = classifier.evaluate(X, y)
     figures = {
         "confusion_matrix.png": lambda: plots.plot_confusion_matrix(evaluation),
@@ -106,6 +113,8 @@ def predict(
     model: ModelArgument,
     data: SavedModelDataOption = None,
     split: SplitOption = None,
+    sep: SepOption = None,
+    encoding: EncodingOption = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -138,7 +147,9 @@ def predict(
         values = parse_numbers(threshold, "'--threshold'", float, "0.5 or 0.3,0.6")
         thresholds = values[0] if len(values) == 1 else list(values)
     classifier = torchclf.load(resolve_model_path(model))
-    _, X, _ = rows_to_score(classifier, data, split, need_target=False)
+    _, X, _ = rows_to_score(
+        classifier, data, split, need_target=False, sep=parse_separator(sep), encoding=encoding
+    )
     if classifier.feature_names is None and hasattr(X, "columns") and not by_position:
         raise typer.BadParameter(
             f"the model was fitted on {classifier.n_features} unnamed features, so it cannot "

@@ -49,6 +49,17 @@ PatienceOption = Annotated[
         "full-batch budget, 10 in mini-batches."
     ),
 ]
+SepOption = Annotated[
+    str | None,
+    typer.Option(
+        help="CSV files: the column separator, such as ';' or tab (default: sniffed among , ; "
+        "tab |)."
+    ),
+]
+EncodingOption = Annotated[
+    str | None,
+    typer.Option(help="CSV files: the text encoding, such as latin-1 (default: utf-8)."),
+]
 DataOption = Annotated[
     str,
     typer.Option(
@@ -120,6 +131,18 @@ def parse_threshold(text: str | None) -> float | str | list[float] | None:
         return text.strip() if text else None
     values = parse_numbers(text, "'--threshold'", float, "0.5, 0.3,0.6, f1 or recall:0.9")
     return values[0] if len(values) == 1 else list(values)
+
+
+def parse_separator(text: str | None) -> str | None:
+    """``--sep``: one character; ``tab`` (or a backslash and a t) names the tab."""
+    if text is None:
+        return None
+    sep = "\t" if text.lower() in ("tab", "\\t") else text
+    if len(sep) != 1:
+        raise typer.BadParameter(
+            f"expected one character, such as ';' or tab, got {text!r}", param_hint="'--sep'"
+        )
+    return sep
 
 
 def parse_hidden(text: str) -> tuple[int, ...] | str:
@@ -205,9 +228,18 @@ def command_line(context: typer.Context) -> str:
 
 
 def rows_to_score(
-    classifier: Any, data: str | None, split: str | None, *, need_target: bool = True
+    classifier: Any,
+    data: str | None,
+    split: str | None,
+    *,
+    need_target: bool = True,
+    sep: str | None = None,
+    encoding: str | None = None,
 ) -> tuple[str, Any, Any]:
-    """The rows to evaluate or predict: (description, X, y); y is None when not needed."""
+    """The rows to evaluate or predict: (description, X, y); y is None when not needed.
+
+    ``sep`` and ``encoding`` read a CSV file other than the model's own training data.
+    """
     from torchclf import DataSource, is_table_path, read_table
 
     trained_on = DataSource.from_dict(classifier.data_source) if classifier.data_source else None
@@ -233,7 +265,8 @@ def rows_to_score(
         rows = trained_on.split()  # type: ignore[union-attr]
         return f"{data}, test split ({len(rows.X_test)} rows)", rows.X_test, rows.y_test
     if is_table_path(data) and not own_data and not need_target:
-        frame = read_table(data)  # raw rows: the model picks its columns and reports the rest
+        # raw rows: the model picks its columns and reports the rest
+        frame = read_table(data, sep=sep, encoding=encoding)
         return f"{data}, all {len(frame)} rows", frame, None
     if own_data:
         source = trained_on
@@ -243,9 +276,9 @@ def rows_to_score(
                 "this model does not record its target column, so it cannot score a file",
                 param_hint="'--data'",
             )
-        source = DataSource(name=data, target=trained_on.target)
+        source = DataSource(name=data, target=trained_on.target, sep=sep, encoding=encoding)
     else:
-        source = DataSource(name=data)
+        source = DataSource(name=data, sep=sep, encoding=encoding)
     loaded = source.load()  # type: ignore[union-attr]
     return f"{data}, all {len(loaded)} rows", loaded.X, loaded.y
 
@@ -258,6 +291,7 @@ __all__ = [
     "parse_auto",
     "parse_hidden",
     "parse_numbers",
+    "parse_separator",
     "parse_threshold",
     "resolve_model_path",
     "rows_to_score",

@@ -12,11 +12,13 @@ from torchclf import ModelConfig, TrainConfig
 from torchclf.cli import app
 from torchclf.cli.inputs import (
     DataOption,
+    EncodingOption,
     EpochsOption,
     OutOption,
     OverwriteOption,
     PatienceOption,
     QuietOption,
+    SepOption,
     TestSizeOption,
     ValidationSizeOption,
     advice_in_options,
@@ -25,6 +27,7 @@ from torchclf.cli.inputs import (
     keywords_for,
     parse_auto,
     parse_hidden,
+    parse_separator,
     parse_threshold,
     run_folder,
     split_names,
@@ -139,6 +142,8 @@ def train(
         ),
     ] = None,
     test_size: TestSizeOption = 0.2,
+    sep: SepOption = None,
+    encoding: EncodingOption = None,
     seed: Annotated[int, declared("seed")] = TrainConfig.seed,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     threads: Annotated[
@@ -197,6 +202,7 @@ def train(
                 param_hint="'--threads'",
             )
         thread_count = int(threads)
+    separator = parse_separator(sep)
     folder = run_folder(out, name, Path(data).stem, overwrite)
 
     import torchclf
@@ -211,6 +217,8 @@ def train(
         drop=split_names(drop),
         test_size=test_size,
         seed=seed,
+        sep=separator,
+        encoding=encoding,
     )
     loaded = source.load()
     split = source.split(loaded)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from torchclf.data.frames import as_pandas
 from torchclf.errors import DataError
 
 
@@ -25,6 +26,7 @@ def as_features(
     ``n_features`` is given, the wrong number of columns, each with a message that says where.
     """
     feature_names = None
+    X = as_pandas(X)
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas DataFrame
         feature_names = [str(c) for c in X.columns]
         non_numeric = [

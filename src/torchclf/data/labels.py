@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from torchclf.data.frames import as_pandas
 from torchclf.errors import DataError
 
 
@@ -32,6 +33,7 @@ def is_label_sets(y: np.ndarray) -> bool:
 
 def as_label_array(y: Any) -> np.ndarray:
     """Targets as an array; rows of label collections stay a 1-D object array."""
+    y = as_pandas(y)  # a polars or pyarrow series
     if hasattr(y, "to_numpy"):  # pandas Series / DataFrame
         y = y.to_numpy()
     if isinstance(y, Tensor):

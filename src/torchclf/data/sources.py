@@ -68,12 +68,19 @@ class DataSource:
     test_size: float = 0.2  # share of the rows in the test split
     seed: int = 42  # the split's seed
     stratify: bool = True  # keep class proportions in both parts
+    sep: str | None = None  # CSV files: the column separator (default: sniffed, read_table)
+    encoding: str | None = None  # CSV files: the text encoding (default: UTF-8)
 
     def __post_init__(self) -> None:
         if not is_table_path(self.name) and (self.target or self.features or self.drop):
             raise ConfigError(
                 f"--target, --features and --drop apply to CSV and Parquet files; the built-in "
                 f"dataset {self.name!r} has its own target and features"
+            )
+        if not is_table_path(self.name) and (self.sep or self.encoding):
+            raise ConfigError(
+                f"--sep and --encoding apply to CSV files; the built-in dataset {self.name!r} "
+                "is not read from one"
             )
 
     @property
@@ -95,7 +102,7 @@ class DataSource:
                 {"dataset": self.name, "description": dataset.description, "rows": len(dataset)},
             )
         table = prepare_table(
-            read_table(self.name),
+            read_table(self.name, sep=self.sep, encoding=self.encoding),
             self.target,
             features=self.features,
             drop=self.drop,

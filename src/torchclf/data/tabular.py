@@ -1,7 +1,8 @@
 """Reading tables: CSV and Parquet files and pandas frames into features and targets.
 
 :func:`read_table` turns a file into a DataFrame with clear errors for missing, unreadable or
-empty files and duplicated column names. :func:`prepare_table` picks the target column(s), drops
+empty files and duplicated column names; a CSV file's separator is sniffed unless given, and
+its encoding is UTF-8 unless given. :func:`prepare_table` picks the target column(s), drops
 rows whose target is missing, selects the feature columns (leaving out id-like columns unless they
 are asked for) and reports what it did. Turning the feature columns into numbers is the job of
 :class:`torchclf.encoders.TableEncoder`, fitted later on the training rows only.
@@ -9,6 +10,7 @@ are asked for) and reports what it did. Turning the feature columns into numbers
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 from collections.abc import Sequence
@@ -18,7 +20,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
+from pandas.api.types import (
+    is_bool_dtype,
+    is_integer_dtype,
+    is_numeric_dtype,
+    is_object_dtype,
+    is_string_dtype,
+)
 
 from torchclf.constraints import did_you_mean
 from torchclf.errors import DataError
@@ -26,6 +34,8 @@ from torchclf.errors import DataError
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 LABEL_SEPARATOR = "|"  # one target column of "x|y" strings is multilabel
 ID_MIN_ROWS = 20  # below this many rows, a column of unique values is not called an id
+CSV_SEPARATORS = (",", ";", "\t", "|")  # what read_table's sniffing chooses among
+SNIFF_LINES = 50  # the lines of a CSV file that decide its separator
 
 
 def is_table_path(source: str) -> bool:
@@ -33,12 +43,20 @@ def is_table_path(source: str) -> bool:
     return Path(source).suffix.lower() in TABLE_SUFFIXES
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike[str], *, sep: str | None = None, encoding: str | None = None
+) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame.
 
+    A CSV file's separator ``sep`` is, unless given, the one of :data:`CSV_SEPARATORS` that
+    splits its first lines into the most fields, as many on every line (comma when none does).
+    Its ``encoding`` is UTF-8 (a byte-order mark allowed) unless given. With ";" as separator,
+    a text column whose every value is a number written with a decimal comma ("1,5") is read
+    as those numbers, as the spreadsheets that write such files mean it.
+
     Raises:
-        DataError: if the file is missing, has another suffix, cannot be parsed, is empty, has
-            no rows, or repeats a column name.
+        DataError: if the file is missing, has another suffix, is not in its encoding, cannot
+            be parsed, is empty, has no rows, or repeats a column name.
     """
     path = Path(path)
     if path.suffix.lower() not in TABLE_SUFFIXES:
@@ -50,11 +68,15 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"data file '{path}' is empty: it has no header and no rows")
     if path.suffix.lower() == ".csv":
-        names = _csv_header(path)
+        encoding = _check_encoding(path, encoding or "utf-8-sig")
+        sep = sep if sep is not None else _sniff_separator(path, encoding)
+        names = _csv_header(path, sep, encoding)
         try:
-            frame = pd.read_csv(path, skipinitialspace=True)
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            frame = pd.read_csv(path, sep=sep, encoding=encoding, skipinitialspace=True)
+        except (pd.errors.ParserError, ValueError) as exc:
             raise DataError(f"data file '{path}' could not be read as CSV: {exc}") from exc
+        if sep == ";":
+            frame = _read_decimal_commas(frame)
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -74,10 +96,59 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     return frame
 
 
-def _csv_header(path: Path) -> list[str]:
+def _csv_header(path: Path, sep: str, encoding: str) -> list[str]:
     # pandas renames a repeated column "a" to "a.1" silently: read the raw header to catch it.
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        return [name.strip() for name in next(csv.reader(handle), [])]
+    with open(path, newline="", encoding=encoding) as handle:
+        return [name.strip() for name in next(csv.reader(handle, delimiter=sep), [])]
+
+
+def _check_encoding(path: Path, encoding: str) -> str:
+    """``encoding``, once the whole file decodes in it; else a DataError that says where."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(
+            f"unknown encoding {encoding!r} for '{path}'; give one Python knows, such as "
+            "utf-8, latin-1 or cp1252"
+        ) from None
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        name = "UTF-8" if encoding == "utf-8-sig" else encoding
+        raise DataError(
+            f"data file '{path}' is not {name}: byte {data[exc.start : exc.start + 1]!r} on line "
+            f"{line} is not a character in it; give the file's encoding, such as latin-1 or "
+            "cp1252 (--encoding on the command line)"
+        ) from None
+    return encoding
+
+
+def _sniff_separator(path: Path, encoding: str) -> str:
+    """The separator that splits the first lines into the most fields, equally on each."""
+    with open(path, newline="", encoding=encoding) as handle:
+        lines = [line for _, line in zip(range(SNIFF_LINES), handle, strict=False) if line.strip()]
+    best, most = ",", 1
+    for candidate in CSV_SEPARATORS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=candidate)}
+        if len(counts) == 1 and (fields := counts.pop()) > most:
+            best, most = candidate, fields
+    return best
+
+
+def _read_decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns of numbers written with a decimal comma ("-1,5"), as those numbers."""
+    for name in frame.columns:
+        column = frame[name]
+        if not (is_object_dtype(column) or is_string_dtype(column)) or is_numeric_dtype(column):
+            continue
+        values = column.dropna().astype(str).str.strip()
+        written = values.str.fullmatch(r"[+-]?(\d+,\d*|\d*,\d+|\d+)")
+        if len(values) and written.all() and values.str.contains(",").any():
+            numbers = column.astype(str).str.strip().str.replace(",", ".", regex=False)
+            frame[name] = pd.to_numeric(numbers.where(column.notna()), errors="raise")
+    return frame
 
 
 def _check_unique(path: Path, names: Sequence[str]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from torchclf.data.frames import as_pandas
 from torchclf.encoders.base import Encoder, select_columns
 from torchclf.errors import DataError, TorchclfWarning
 
@@ -196,6 +197,7 @@ class TableEncoder(Encoder):
     def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
         import pandas as pd
 
+        X = as_pandas(X)
         if not hasattr(X, "columns"):  # an array with the training columns in order
             array = np.asarray(X)
             if array.ndim != 2 or array.shape[1] != self.n_inputs:

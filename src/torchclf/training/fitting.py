@@ -25,6 +25,7 @@ from torchclf.config import (
 )
 from torchclf.constraints import check_all
 from torchclf.data.arrays import as_features, check_feature_names, check_sample_weight, take_rows
+from torchclf.data.frames import as_pandas
 from torchclf.data.labelled import Labelled, to_labelled
 from torchclf.data.splits import fold_indices, holdout_indices
 from torchclf.devices import intra_op_threads, resolve_device, rng_devices, training_threads
@@ -232,6 +233,9 @@ def fit(
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
     """
     given = dict(locals())  # the keywords as called: the configs copy theirs by name
+    X = as_pandas(X)  # polars and pyarrow tables as pandas ones
+    if eval_set is not None:
+        eval_set = (as_pandas(eval_set[0]), eval_set[1])
     rule = threshold if isinstance(threshold, str) else None
     fitted_task = infer_task(
         y if classes is None else np.asarray(classes),
