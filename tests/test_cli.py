@@ -1,3 +1,4 @@
+import io
 import json
 import re
 import subprocess
@@ -123,7 +124,7 @@ def test_predict_reproduces_the_runs_probabilities_exactly(main_run, tmp_path):
     assert stdout.stdout == (folder / "test_predictions.csv").read_text()
     assert invoke("predict", folder, "--output", tmp_path / "p.parquet").exit_code == 0
     frame = pd.read_parquet(tmp_path / "p.parquet")
-    assert list(frame.columns) == ["prediction", "proba_inner", "proba_outer"]
+    assert list(frame.columns) == ["row", "true", "prediction", "proba_inner", "proba_outer"]
     assert frame.equals(pd.read_csv(folder / "test_predictions.csv").astype(frame.dtypes))
 
 
@@ -480,7 +481,22 @@ def test_predict_raw_rows_of_a_new_file_and_evaluate_the_run_again(patients_run,
         in result.stderr
     )
     frame = pd.read_csv(tmp_path / "p.csv")
-    assert list(frame.columns) == ["prediction", "proba_no", "proba_yes"] and len(frame) == 4
+    assert list(frame.columns) == ["line", "prediction", "proba_no", "proba_yes"]
+    assert frame["line"].tolist() == [2, 3, 4, 5]  # the file's lines, the header line 1
+    # --id-column: a column of the file (an id, left out of the features) joins rows back
+    raw = pd.read_csv(folder / "new.csv")
+    by_id = invoke("predict", run, "--data", folder / "new.csv", "--id-column", "patient_id")
+    assert by_id.exit_code == 0, by_id.output
+    joined = pd.read_csv(io.StringIO(by_id.stdout))
+    assert joined["patient_id"].tolist() == raw["patient_id"].tolist()
+    own = pd.read_csv(io.StringIO(invoke("predict", run, "--id-column", "patient_id").stdout))
+    written = pd.read_csv(run / "test_predictions.csv")
+    patients = pd.read_csv(folder / "patients.csv")
+    # the run's test rows, by their CSV lines (the header is line 1) and by their ids: the same
+    assert own["patient_id"].tolist() == patients["patient_id"][written["line"] - 2].tolist()
+    assert own["true"].tolist() == patients["disease"][written["line"] - 2].tolist()
+    missing = invoke("predict", run, "--id-column", "patientid")
+    assert missing.exit_code == 2 and "has no column 'patientid'" in missing.stderr
     invoke("evaluate", run, "--out", tmp_path, "--name", "eval")
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(
         (run / "metrics.json").read_text()
@@ -523,7 +539,7 @@ def test_file_options_errors(patients_run):
             "stage",
             "disease,tags",
             "multiclass",
-            ["prediction", "proba_high", "proba_low", "proba_mid"],
+            ["row", "true", "prediction", "proba_high", "proba_low", "proba_mid"],
             id="multiclass-parquet",
         ),
         pytest.param(
@@ -531,7 +547,7 @@ def test_file_options_errors(patients_run):
             "tags",
             "disease,stage",
             "multilabel",
-            ["prediction", "proba_heart", "proba_lung", "proba_none"],
+            ["line", "true", "prediction", "proba_heart", "proba_lung", "proba_none"],
             id="multilabel-csv",
         ),
     ],

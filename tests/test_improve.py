@@ -118,7 +118,7 @@ def test_sweep_command_ranks_members_and_saves_the_best(tmp_path):
     best = torchclf.load(folder)  # a run folder is accepted too
     assert best.model_config.hidden != ()  # the linear model cannot win on moons
     predicted = runner.invoke(app, ["predict", str(folder)])
-    assert predicted.exit_code == 0 and predicted.stdout.startswith("prediction,")
+    assert predicted.exit_code == 0 and predicted.stdout.startswith("row,true,prediction,")
 
 
 def test_sweep_ranks_on_validation_rows_and_stops_members_early(tmp_path):

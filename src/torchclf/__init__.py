@@ -62,6 +62,7 @@ _EXPORTS = {
     "read_table": "torchclf.data.tabular",
     "is_table_path": "torchclf.data.tabular",
     "prediction_frame": "torchclf.evaluation.predictions",
+    "row_ids": "torchclf.evaluation.predictions",
     "write_table": "torchclf.evaluation.predictions",
     "count_parameters": "torchclf.nn.models",
     "read_model_file": "torchclf.checkpoint",
@@ -117,6 +118,7 @@ __all__ = [
     "report",
     "resolve_device",
     "resolve_schedule",
+    "row_ids",
     "sweep",
     "train_test_split",
     "write_table",
@@ -158,7 +160,7 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     )
     from torchclf.estimator import NeuralNetClassifier
     from torchclf.evaluation.metrics import Evaluation
-    from torchclf.evaluation.predictions import prediction_frame, write_table
+    from torchclf.evaluation.predictions import prediction_frame, row_ids, write_table
     from torchclf.files import atomic_directory, atomic_file
     from torchclf.nn.models import MLP, Ensemble, build_model, count_parameters
     from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task

@@ -14,6 +14,7 @@ from torchclf.cli.inputs import (
     OverwriteOption,
     SepOption,
     check_folder_option,
+    id_column_values,
     parse_numbers,
     parse_separator,
     resolve_model_path,
@@ -81,7 +82,7 @@ def evaluate(
         out if out is not None else model_path.parent, name, "evaluation", overwrite
     )
     classifier = torchclf.load(model_path)
-    description, X, y = rows_to_score(
+    description, X, y, _, _ = rows_to_score(
         classifier, data, split, sep=parse_separator(sep), encoding=encoding
     )
     evaluation = classifier.evaluate(X, y)
@@ -127,6 +128,13 @@ def predict(
             help="Decision threshold for binary and multilabel models (one, or one per label)."
         ),
     ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            help="A column of the file to write first, to join the predictions to its rows "
+            "(default: the CSV line, or the row's position)."
+        ),
+    ] = None,
     by_position: Annotated[
         bool,
         typer.Option(
@@ -136,7 +144,12 @@ def predict(
         ),
     ] = False,
 ) -> None:
-    """Predict labels and per-class probabilities with a saved model."""
+    """Predict labels and per-class probabilities with a saved model.
+
+    Each row starts with its id (the CSV line, the row's position, or --id-column), then its true
+    label where the data has one, then the prediction and each class's probability: on the
+    model's own test rows, the run's test_predictions.csv again.
+    """
     import warnings
 
     import torchclf
@@ -147,9 +160,13 @@ def predict(
         values = parse_numbers(threshold, "'--threshold'", float, "0.5 or 0.3,0.6")
         thresholds = values[0] if len(values) == 1 else list(values)
     classifier = torchclf.load(resolve_model_path(model))
-    _, X, _ = rows_to_score(
-        classifier, data, split, need_target=False, sep=parse_separator(sep), encoding=encoding
+    separator = parse_separator(sep)
+    rows = rows_to_score(
+        classifier, data, split, need_target=False, sep=separator, encoding=encoding
     )
+    X, ids = rows.X, rows.ids
+    if id_column is not None:
+        ids = id_column_values(classifier, rows, id_column, separator, encoding)
     if classifier.feature_names is None and hasattr(X, "columns") and not by_position:
         raise typer.BadParameter(
             f"the model was fitted on {classifier.n_features} unnamed features, so it cannot "
@@ -162,7 +179,7 @@ def predict(
     with warnings.catch_warnings():
         if by_position:  # asked for: no warning that columns are taken by position
             warnings.simplefilter("ignore", TorchclfWarning)
-        frame = prediction_frame(classifier, X, threshold=thresholds)
+        frame = prediction_frame(classifier, X, threshold=thresholds, ids=ids, y=rows.y)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
     else:

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -227,6 +227,16 @@ def command_line(context: typer.Context) -> str:
     return " ".join(parts)
 
 
+class Rows(NamedTuple):
+    """Rows to evaluate or predict, and where they come from."""
+
+    description: str  # for titles: the data and which of its rows
+    X: Any
+    y: Any  # their true labels; None for a file's raw rows, whose target is not needed
+    ids: tuple[str, Any] | None  # how to find each row again (row_ids): a name and the values
+    source: str  # the data's name: a built-in dataset or a file
+
+
 def rows_to_score(
     classifier: Any,
     data: str | None,
@@ -235,12 +245,14 @@ def rows_to_score(
     need_target: bool = True,
     sep: str | None = None,
     encoding: str | None = None,
-) -> tuple[str, Any, Any]:
-    """The rows to evaluate or predict: (description, X, y); y is None when not needed.
+) -> Rows:
+    """The rows to evaluate or predict; their ``y`` is None when not needed.
 
     ``sep`` and ``encoding`` read a CSV file other than the model's own training data.
     """
-    from torchclf import DataSource, is_table_path, read_table
+    import numpy as np
+
+    from torchclf import DataSource, is_table_path, read_table, row_ids
 
     trained_on = DataSource.from_dict(classifier.data_source) if classifier.data_source else None
     if data is None:
@@ -263,11 +275,14 @@ def rows_to_score(
                 param_hint="'--split'",
             )
         rows = trained_on.split()  # type: ignore[union-attr]
-        return f"{data}, test split ({len(rows.X_test)} rows)", rows.X_test, rows.y_test
+        description = f"{data}, test split ({len(rows.X_test)} rows)"
+        ids = row_ids(rows.X_test, rows.test_rows)
+        return Rows(description, rows.X_test, rows.y_test, ids, data)
     if is_table_path(data) and not own_data and not need_target:
         # raw rows: the model picks its columns and reports the rest
         frame = read_table(data, sep=sep, encoding=encoding)
-        return f"{data}, all {len(frame)} rows", frame, None
+        ids = row_ids(frame, np.arange(len(frame)))
+        return Rows(f"{data}, all {len(frame)} rows", frame, None, ids, data)
     if own_data:
         source = trained_on
     elif is_table_path(data):
@@ -280,14 +295,49 @@ def rows_to_score(
     else:
         source = DataSource(name=data, sep=sep, encoding=encoding)
     loaded = source.load()  # type: ignore[union-attr]
-    return f"{data}, all {len(loaded)} rows", loaded.X, loaded.y
+    ids = row_ids(loaded.X, np.arange(len(loaded)))
+    return Rows(f"{data}, all {len(loaded)} rows", loaded.X, loaded.y, ids, data)
+
+
+def id_column_values(
+    classifier: Any, rows: Rows, column: str, sep: str | None, encoding: str | None
+) -> tuple[str, Any]:
+    """``--id-column``: that column's values for ``rows``, from their file as it was read.
+
+    The column need not be a feature (ids are left out of them): the file is read again, and
+    its rows taken by the labels they kept (a CSV file's lines, a Parquet file's positions).
+    """
+    from torchclf import DataSource, is_table_path, read_table
+
+    if hasattr(rows.X, "columns") and column in rows.X.columns:
+        return column, rows.X[column].to_numpy()
+    if not is_table_path(rows.source):
+        raise typer.BadParameter(
+            f"the built-in dataset {rows.source!r} has no columns to name; --id-column names a "
+            "column of a CSV or Parquet file",
+            param_hint="'--id-column'",
+        )
+    own = DataSource.from_dict(classifier.data_source) if classifier.data_source else None
+    if own is not None and own.name == rows.source:  # read as the run read it
+        raw = read_table(rows.source, sep=own.sep, encoding=own.encoding)
+    else:
+        raw = read_table(rows.source, sep=sep, encoding=encoding)
+    if column not in raw.columns:
+        raise typer.BadParameter(
+            f"'{rows.source}' has no column {column!r}; its columns are "
+            f"{[str(c) for c in raw.columns]}",
+            param_hint="'--id-column'",
+        )
+    return column, raw.loc[rows.X.index, column].to_numpy()
 
 
 __all__ = [
+    "Rows",
     "advice_in_options",
     "check_folder_option",
     "command_line",
     "declared",
+    "id_column_values",
     "parse_auto",
     "parse_hidden",
     "parse_numbers",

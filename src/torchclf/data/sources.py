@@ -135,6 +135,7 @@ class DataSource:
             take_rows(data.X, test),
             take_rows(data.y, train),
             take_rows(data.y, test),
+            test_rows=test,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ class Split:
     y_test: Any
     X_val: Any = None  # only when a validation_size was asked for
     y_val: Any = None
+    test_rows: np.ndarray | None = None  # (n_test,) the test rows' positions in the data split
 
 
 def split_indices(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from torchclf.data.labels import as_label_array
 from torchclf.errors import ConfigError
 from torchclf.files import atomic_file
 
@@ -21,11 +22,18 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def prediction_frame(
-    classifier: Classifier, X: Any, *, threshold: float | Sequence[float] | None = None
+    classifier: Classifier,
+    X: Any,
+    *,
+    threshold: float | Sequence[float] | None = None,
+    ids: tuple[str, Any] | None = None,
+    y: Any = None,
 ) -> pd.DataFrame:
     """One row per input row: ``prediction``, then ``proba_<class>`` for every class.
 
     For multilabel models ``prediction`` joins the predicted labels with ``|`` (empty when none).
+    ``ids`` ``(name, values)`` come first, to join the rows back to their source, then ``y``,
+    the true labels where they are known, as ``true`` (written as ``prediction`` is).
     """
     import pandas as pd
     import torch
@@ -34,14 +42,38 @@ def prediction_frame(
     task = classifier.task if threshold is None else classifier.task.with_threshold(threshold)
     predictions = task.decode(task.decide(torch.from_numpy(probs)))
     names = classifier.task.class_names
-    if predictions.ndim == 2:  # multilabel indicators (n, L)
-        predictions = np.array(
-            ["|".join(n for n, on in zip(names, row, strict=True) if on) for row in predictions]
+    label_sets = predictions.ndim == 2  # multilabel indicators (n, L)
+    if label_sets:
+        predictions = _joined(names, predictions)
+    columns: dict[str, Any] = {}
+    if ids is not None:
+        columns[ids[0]] = np.asarray(ids[1])
+    if y is not None:  # the labels as given; a multilabel row's set as a prediction's
+        columns["true"] = (
+            _joined(names, task.encode(y).numpy() > 0.5) if label_sets else as_label_array(y)
         )
-    frame = pd.DataFrame({"prediction": predictions})
+    frame = pd.DataFrame({**columns, "prediction": predictions})
     for j, name in enumerate(names):
         frame[f"proba_{name}"] = probs[:, j]
     return frame
+
+
+def _joined(names: Sequence[str], indicators: np.ndarray) -> np.ndarray:
+    """Each row's labels ``(n, L)`` 0/1 as one ``"a|b"`` string."""
+    return np.array(
+        ["|".join(n for n, on in zip(names, row, strict=True) if on) for row in indicators]
+    )
+
+
+def row_ids(X: Any, positions: np.ndarray | None) -> tuple[str, np.ndarray] | None:
+    """How to find each row of ``X`` again: a CSV file's ``line``, else its ``row`` position.
+
+    ``positions`` ``(n,)``: the rows' 0-based positions in their data (None: unknown).
+    """
+    index = getattr(X, "index", None)
+    if index is not None and index.name == "line":  # read_table's numbering of a CSV file
+        return "line", index.to_numpy()
+    return None if positions is None else ("row", np.asarray(positions))
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -60,4 +92,4 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-__all__ = ["prediction_frame", "write_table"]
+__all__ = ["prediction_frame", "row_ids", "write_table"]

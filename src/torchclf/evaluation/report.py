@@ -122,14 +122,15 @@ def write_run(
     A picture that fails to draw is left out with a warning and a line in the report: a trained
     model is never lost to a picture.
     """
-    from torchclf.evaluation.predictions import prediction_frame
+    from torchclf.evaluation.predictions import prediction_frame, row_ids
 
     folder = Path(folder)
     with atomic_directory(folder, overwrite=overwrite) as staging:
         classifier.save(staging / "model.safetensors")
         write_history(staging / "history.csv", classifier)
         (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
-        prediction_frame(classifier, split.X_test).to_csv(
+        ids = row_ids(split.X_test, split.test_rows)
+        prediction_frame(classifier, split.X_test, ids=ids, y=split.y_test).to_csv(
             staging / "test_predictions.csv", index=False
         )
         figures, left_out = run_figures(classifier, split, evaluation)
