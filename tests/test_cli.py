@@ -840,3 +840,44 @@ def test_the_positive_class_is_chosen_by_name(tmp_path):
     assert result.exit_code == 0, result.output
     info = invoke("info", tmp_path / "runs" / "d")
     assert "yes, no" in info.stdout or "['yes', 'no']" in info.stdout, info.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["datasets"],
+        ["improve", "--epochs", "30"],
+        # every setting varies: the table leaves columns out, never cuts a figure
+        [
+            "sweep",
+            "--epochs",
+            "20",
+            "--activation",
+            "relu,tanh",
+            "--optimizer",
+            "adam,sgd",
+            "--seeds",
+            "0,1",
+            "--dropout",
+            "0,0.1",
+            "--weight-decay",
+            "0,0.01",
+            "--hidden",
+            "8,128",
+        ],
+    ],
+    ids=["datasets", "improve", "sweep"],
+)
+def test_tables_read_whole_at_80_columns(tmp_path, monkeypatch, args):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = [] if args[0] == "datasets" else ["--out", tmp_path]
+    result = invoke(*args, *out)
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.stdout.splitlines() if not line.startswith("results")]
+    assert max(len(line) for line in table) <= 80 and "…" not in result.stdout
+    if args[0] == "sweep":
+        ranked = pd.read_csv(next(tmp_path.glob("sweep-*")) / "sweep.csv").head(10)
+        for value in ranked["val_accuracy"]:
+            assert f"{100 * value:.2f}%" in result.stdout  # each figure whole
+        assert "ranked by val acc" in result.stdout and "val acc ▼" in result.stdout
+        assert "left out at 80 columns:" in result.stdout

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 import torchclf
 from torchclf import datasets
 from torchclf.cli import app
-from torchclf.training.improve import improve, single_changes, variants_table
+from torchclf.training.improve import best_variant, improve, single_changes, variants_table
 from torchclf.training.sweep import Member
 
 
@@ -69,6 +69,28 @@ def test_combinations_merge_the_helpful_changes_without_conflicts():
         assert len(activations) <= 1  # two changes of one field are never combined
 
 
+def test_the_best_changes_are_stacked_together_round_by_round(circles_variants):
+    # the README's example: only the activations help alone, and they change one field; the
+    # best of them is still combined with every other change, and the best pair with the rest
+    by_change = {v.change: v for v in circles_variants}
+    pairs = [v for v in circles_variants if v.change.count(" + ") == 1]
+    assert len(pairs) == 6  # the best activation with each change of another field
+    first = pairs[0].change.split(" + ")[0]
+    assert first.startswith("activation") and all(v.change.startswith(first) for v in pairs)
+    best_pair = max(pairs, key=lambda v: (v.val_accuracy, -v.val_loss))
+    triples = [v for v in circles_variants if v.change.count(" + ") == 2]
+    if triples:  # a second round only when a pair beat the best single change
+        assert all(v.change.startswith(best_pair.change + " + ") for v in triples)
+        assert (best_pair.val_accuracy, -best_pair.val_loss) > (
+            by_change[first].val_accuracy,
+            -by_change[first].val_loss,
+        )
+    best = best_variant(circles_variants)
+    assert (best.val_accuracy, -best.val_loss) == max(
+        (v.val_accuracy, -v.val_loss) for v in circles_variants
+    )
+
+
 def test_improve_command_writes_its_table_and_pictures(tmp_path):
     result = CliRunner().invoke(
         app, ["improve", "--epochs", "300", "--out", str(tmp_path)], prog_name="torchclf"
@@ -83,7 +105,7 @@ def test_improve_command_writes_its_table_and_pictures(tmp_path):
         with Image.open(folder / picture) as image:
             assert image.size[0] >= 600
     assert "activation relu" in result.stdout and f"results: {folder}" in result.stdout
-    assert "compared on val, test only reported" in result.stdout
+    assert "compared on val acc, test only reported" in result.stdout
 
 
 def test_sweep_command_ranks_members_and_saves_the_best(tmp_path):

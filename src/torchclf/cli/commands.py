@@ -21,7 +21,7 @@ from torchclf.cli.inputs import (
     rows_to_score,
     run_folder,
 )
-from torchclf.cli.output import examples, make_console, metrics_tables
+from torchclf.cli.output import Column, examples, make_console, metrics_tables, narrow_table
 
 ModelArgument = Annotated[
     Path, typer.Argument(help="A model file, or a run folder holding model.safetensors.")
@@ -262,26 +262,32 @@ def info(model: ModelArgument) -> None:
 @app.command(epilog=examples("torchclf datasets"))
 def datasets() -> None:
     """List the built-in datasets with their shapes and tasks."""
-    from rich.table import Table
-
     from torchclf import datasets as builtin
 
-    table = Table()
-    for column in ("name", "task", "rows", "features", "classes", "description"):
-        table.add_column(column, justify="right" if column in ("rows", "features") else "left")
+    rows = []
     for name in builtin.list_datasets():
         data = builtin.load(name)
-        table.add_row(
-            name,
-            data.task,
-            str(len(data)),
-            str(data.X.shape[1]),
-            ", ".join(data.class_names)
-            if len(data.class_names) <= 4
-            else f"{len(data.class_names)} classes",
-            data.description,
+        classes = data.class_names
+        rows.append(
+            [
+                name,
+                data.task,
+                str(len(data)),
+                str(data.X.shape[1]),
+                ", ".join(classes) if len(classes) <= 4 else f"{len(classes)} classes",
+                data.description,
+            ]
         )
-    make_console().print(table)
+    columns = [
+        Column("name", figures=False),
+        Column("task", figures=False),
+        Column("rows"),
+        Column("features"),
+        Column("classes", figures=False, priority=1, wrap_at=16),  # "different_sign," whole
+        Column("description", figures=False, priority=2),
+    ]
+    console = make_console()
+    console.print(narrow_table(console, "built-in datasets", columns, rows), soft_wrap=False)
 
 
 @app.command(epilog=examples("torchclf activations", "torchclf activations --out pictures"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,7 +21,7 @@ from torchclf.cli.inputs import (
     run_folder,
     split_names,
 )
-from torchclf.cli.output import examples, make_console
+from torchclf.cli.output import Column, examples, make_console, narrow_table
 
 
 @app.command(
@@ -80,8 +81,8 @@ def improve(
     import pandas as pd
 
     from torchclf import DataSource, atomic_directory, plots
+    from torchclf.improve import best_variant, variants_table
     from torchclf.improve import improve as try_improvements
-    from torchclf.improve import variants_table
     from torchclf.sweep import Member
 
     assert not isinstance(sizes, str)  # "auto" was refused above
@@ -108,25 +109,35 @@ def improve(
             panels = [(v.change, v.classifier, split.X_test, split.y_test) for v in variants]
             plots.plot_decision_boundaries(panels).savefig(staging / "boundaries.png")
 
-    from rich.table import Table
-
-    table = Table(
-        title=f"improving a model on {data}: accuracy; compared on val, test only reported"
-    )
-    for column in ("change", "train", "val", "vs base", "test", "seconds"):
-        table.add_column(column, justify="left" if column == "change" else "right")
-    for r in rows:
-        table.add_row(
+    columns = [
+        Column("change", figures=False),
+        Column("train acc", priority=2),
+        Column("val acc"),
+        Column("vs base"),
+        Column("test acc", priority=1),
+        Column("seconds", priority=3),
+    ]
+    cells = [
+        [
             r["change"],
             f"{100 * r['train_accuracy']:.2f}%",
             f"{100 * r['val_accuracy']:.2f}%",
             f"{100 * r['vs_baseline']:+.2f}",
             f"{100 * r['test_accuracy']:.2f}%",
             f"{r['seconds']:.2f}",
-        )
+        ]
+        for r in rows
+    ]
     console = make_console()
+    title = f"improving a model on {data}: compared on val acc, test only reported"
     if not quiet:
-        console.print(table)
+        console.print(narrow_table(console, title, columns, cells), soft_wrap=False)
+        best = best_variant(variants)
+        test = "" if best.test_accuracy is None else f", test acc {100 * best.test_accuracy:.2f}%"
+        console.print(
+            f"best on val: {best.change} (val acc {100 * best.val_accuracy:.2f}%{test})",
+            soft_wrap=False,
+        )
     console.print(f"results: {folder}")
 
 
@@ -265,27 +276,43 @@ def sweep(
         histories.to_csv(staging / "histories.csv", index=False)
         best.save(staging / "model.safetensors")
 
-    from rich.table import Table
-
-    table = Table(title=f"{len(members)} members on {data}, best first (top 10)")
-    accuracies = ["train", "val", "test"]
-    columns = ["hidden", "act", "opt", "lr", "wd", "drop", "seed", "epochs"]
-    for column in columns + [f"{part} acc" for part in accuracies] + ["test loss"]:
-        table.add_column(column, justify="left" if column in ("hidden", "act", "opt") else "right")
-    for r in rows[:10]:
-        table.add_row(
-            r["hidden"],
-            r["activation"],
-            r["optimizer"],
-            f"{r['lr']:g}",
-            f"{r['weight_decay']:g}",
-            f"{r['dropout']:g}",
-            str(r["seed"]),
-            str(r["epochs"]),
-            *(f"{100 * r[f'{part}_accuracy']:.2f}%" for part in accuracies),
+    # the settings, then the scores; a setting every member shares goes into the title instead
+    settings: list[
+        tuple[str, str, Callable[[Any], str], int]
+    ] = [  # key, header, shown as, priority
+        ("hidden", "hidden", str, 0),
+        ("activation", "act", str, 3),
+        ("optimizer", "opt", str, 3),
+        ("lr", "lr", "{:g}".format, 2),
+        ("weight_decay", "wd", "{:g}".format, 3),
+        ("dropout", "drop", "{:g}".format, 3),
+        ("seed", "seed", str, 4),
+        ("epochs", "epochs", str, 2),
+    ]
+    varying = [s for s in settings if s[0] == "hidden" or len({r[s[0]] for r in rows}) > 1]
+    shown = {key for key, *_ in varying}
+    shared = [
+        f"{label} {show(rows[0][key])}" for key, label, show, _ in settings if key not in shown
+    ]
+    columns = [
+        *(Column(label, figures=key != "hidden", priority=p) for key, label, _, p in varying),
+        Column("train acc", priority=5),
+        Column("val acc ▼"),
+        Column("test acc", priority=1),
+        Column("test loss", priority=2),
+    ]
+    cells = [
+        [
+            *(show(r[key]) for key, _, show, _ in varying),
+            *(f"{100 * r[f'{part}_accuracy']:.2f}%" for part in ("train", "val", "test")),
             f"{r['test_loss']:.4f}",
-        )
+        ]
+        for r in rows[:10]
+    ]
+    title = f"{len(members)} members on {data}, ranked by val acc (then val loss), top 10"
+    if shared:
+        title += f"\nevery member: {', '.join(shared)}"
     console = make_console()
     if not quiet:
-        console.print(table)
+        console.print(narrow_table(console, title, columns, cells), soft_wrap=False)
     console.print(f"results and the best model: {folder}")

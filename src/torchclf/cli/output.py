@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -108,3 +110,60 @@ def heading(data: str, summary: dict[str, Any]) -> str:
 
 
 __all__ = ["EpochTable", "heading", "make_console", "metrics_tables"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a :func:`narrow_table`: figures are never cut; text may wrap."""
+
+    header: str
+    figures: bool = True  # right-aligned, kept whole; else text, which wraps
+    priority: int = 0  # 0: always shown; the highest leave first when the terminal is narrow
+    wrap_at: int = 14  # text: the width it wraps down to before a column is left out
+
+
+def narrow_table(
+    console: Any, title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]
+) -> Any:
+    """A rich table that fits ``console.width`` with every figure whole.
+
+    Columns leave, the highest priority number first, until the rest fit; the caption names
+    those left out. Text columns wrap (down to their ``wrap_at``), sharing the width left over
+    in proportion to their longest cell.
+    """
+    from rich import box
+    from rich.table import Table
+
+    widest = [max([len(c.header), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+    least = [w if c.figures else min(w, c.wrap_at) for w, c in zip(widest, columns, strict=True)]
+
+    def spare(shown: list[int]) -> int:  # columns are 3 apart: a space of padding each side
+        return console.width - sum(least[i] + 3 for i in shown) + 3
+
+    shown = list(range(len(columns)))
+    by_priority = sorted(shown, key=lambda i: (columns[i].priority, i))
+    while spare(shown) < 0 and columns[by_priority[-1]].priority:
+        shown.remove(by_priority.pop())
+    widths = {i: least[i] for i in shown}
+    wrapping = [i for i in shown if widest[i] > least[i]]
+    extra, wanted = max(spare(shown), 0), sum(widest[i] - least[i] for i in wrapping)
+    for i in wrapping:  # rich's own sharing may settle a few columns wider than the terminal
+        widths[i] += min(widest[i] - least[i], extra * (widest[i] - least[i]) // wanted)
+    left_out = [columns[i].header for i in range(len(columns)) if i not in shown]
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=f"left out at {console.width} columns: {', '.join(left_out)}" if left_out else None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    for i in shown:
+        if columns[i].figures:
+            table.add_column(columns[i].header, justify="right", no_wrap=True, width=widths[i])
+        else:
+            table.add_column(columns[i].header, overflow="fold", width=widths[i])
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    return table

@@ -2,9 +2,10 @@
 
 Starting from a baseline :class:`~torchclf.training.sweep.Member`, :func:`improve` trains the
 baseline and one variant per technique of the lesson: more layers, more hidden units, more epochs,
-another activation, a higher and a lower learning rate, another optimizer. Then it combines the
-changes that helped, best first. All variants train at once on the stacked engine of
-:mod:`torchclf.sweep`.
+another activation, a higher and a lower learning rate, another optimizer. Then it stacks them,
+greedily: on top of the best variant so far it tries each other change, and keeps the best of
+those if it beats it, up to ``combine`` changes (a forward selection). Each round's variants
+train at once on the stacked engine of :mod:`torchclf.sweep`.
 
 What helped is judged on validation rows held out from the training rows, never on the test rows
 (``eval_set``), which are only reported.
@@ -126,7 +127,8 @@ def improve(
         validation_fraction: share of ``X``'s rows held out (stratified, seeded by the baseline's
             seed) on which variants are compared: a change helps when it raises the validation
             accuracy.
-        combine: how many of the best helpful single changes to combine (2 .. combine of them).
+        combine: the most changes stacked together (a round of combinations for each beyond
+            the first; a round that beats the best variant so far on no row ends it).
         **options: passed to :func:`torchclf.sweep.train_members` (dtype, device, standardize).
 
     Raises:
@@ -136,30 +138,40 @@ def improve(
     options = {**options, "eval_set": eval_set, "validation": validation}
     tried = [("baseline", baseline), *single_changes(baseline)]
     variants = _train(X, y, tried, **options)
-    base = variants[0].val_accuracy
-    helpful = sorted(
-        (v for v in variants[1:] if v.val_accuracy > base),
-        key=lambda v: (-v.val_accuracy, v.val_loss),
-    )
-    # Combine the helpful changes, best first, skipping one that touches a field already changed
-    # (relu and tanh both change the activation: the better of the two stays).
-    combos: list[tuple[str, Member]] = []
-    chosen: list[Variant] = []
-    member, touched = baseline, set[str]()
-    for variant in helpful:
-        fields = _changed_fields(baseline, variant.member)
-        if fields & touched:
-            continue
-        member = dataclasses.replace(member, **{f: getattr(variant.member, f) for f in fields})
-        touched |= fields
-        chosen.append(variant)
-        if len(chosen) >= 2:
-            combos.append((" + ".join(v.change for v in chosen), member))
-        if len(chosen) == combine:
+    singles = variants[1:]
+    best = max(variants, key=_on_validation)
+    # Forward selection: stack each other change onto the best variant so far, never two
+    # changes of one field (relu and tanh both change the activation)
+    for _ in range(combine - 1):
+        if best is variants[0]:
+            break  # no change helped: nothing to stack
+        touched = _changed_fields(baseline, best.member)
+        candidates = []
+        for single in singles:
+            fields = _changed_fields(baseline, single.member)
+            if not fields & touched:
+                changed = {f: getattr(single.member, f) for f in fields}
+                member = dataclasses.replace(best.member, **changed)
+                candidates.append((f"{best.change} + {single.change}", member))
+        if not candidates:
             break
-    if combos:
-        variants += _train(X, y, combos, **options)
+        tried_now = _train(X, y, candidates, **options)
+        variants += tried_now
+        better = max(tried_now, key=_on_validation)
+        if _on_validation(better) <= _on_validation(best):
+            break
+        best = better
     return variants
+
+
+def best_variant(variants: Sequence[Variant]) -> Variant:
+    """The variant :func:`improve` ends on: the highest validation accuracy, then lowest loss."""
+    return max(variants, key=_on_validation)
+
+
+def _on_validation(variant: Variant) -> tuple[float, float]:
+    """How variants are ranked: validation accuracy, then (lower) validation loss."""
+    return variant.val_accuracy, -variant.val_loss
 
 
 def variants_table(variants: Sequence[Variant]) -> list[dict[str, Any]]:
@@ -187,4 +199,4 @@ def variants_table(variants: Sequence[Variant]) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["Variant", "improve", "single_changes", "variants_table"]
+__all__ = ["Variant", "best_variant", "improve", "single_changes", "variants_table"]
