@@ -219,7 +219,7 @@ def test_run_folders_are_numbered_and_never_overwritten_silently(tmp_path):
     [
         pytest.param(
             ["train", "--data", "circle"],
-            "The 'dataset' parameter must be one of ['circles', 'moons', 'blobs', 'spirals', 'xor', 'multilabel', 'iris', 'wine', 'breast_cancer', 'digits']. Got 'circle' instead. Did you mean 'circles'?",
+            "Invalid value for '--data': expected a built-in dataset (circles, moons, blobs, spirals, xor, multilabel, iris, wine, breast_cancer, digits) or a .csv/.parquet file, got 'circle'; did you mean 'circles'? (see 'torchclf train --help')",
             id="unknown-dataset",
         ),
         pytest.param(
@@ -381,6 +381,8 @@ def test_help_and_argument_errors_import_no_torch():
         "r2 = CliRunner().invoke(app, ['train', '--epochs', 'x'])\n"
         "r3 = CliRunner().invoke(app, ['--version'])\n"
         "r4 = CliRunner().invoke(app, [])\n"
+        "r5 = CliRunner().invoke(app, ['sweep', '--data', 'circle'])\n"
+        "assert r5.exit_code == 2 and \"did you mean 'circles'\" in r5.output, r5.output\n"
         "assert r1.exit_code == 0 and r2.exit_code == 2, (r1.output, r2.output)\n"
         "assert r3.exit_code == 0 and r3.output.startswith('torchclf '), r3.output\n"
         "assert r4.exit_code == 0 and 'Commands:' in r4.output, r4.output\n"
@@ -517,7 +519,7 @@ def test_file_options_errors(patients_run):
         ),
         (
             ["--data", folder / "absent.csv", "--target", "y"],
-            f"data file '{folder / 'absent.csv'}' does not exist (or is not a file)",
+            f"Invalid value for '--data': data file '{folder / 'absent.csv'}' does not exist (or is not a file) (see 'torchclf train --help')",
         ),
         (
             ["--data", "circles", "--target", "y"],

@@ -60,7 +60,7 @@ _EXPORTS = {
     "resolve_schedule": "torchclf.training.schedule",
     "Ensemble": "torchclf.nn.models",
     "read_table": "torchclf.data.tabular",
-    "is_table_path": "torchclf.data.tabular",
+    "is_table_path": "torchclf.data.frames",
     "prediction_frame": "torchclf.evaluation.predictions",
     "row_ids": "torchclf.evaluation.predictions",
     "write_table": "torchclf.evaluation.predictions",
@@ -145,9 +145,10 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf.checkpoint import read_model_file
     from torchclf.classifier import Classifier, load
     from torchclf.config import PARAMETER_HELP, ModelConfig, TrainConfig
+    from torchclf.data.frames import is_table_path
     from torchclf.data.sources import DataSource
     from torchclf.data.splits import Split, train_test_split
-    from torchclf.data.tabular import is_table_path, read_table
+    from torchclf.data.tabular import read_table
     from torchclf.devices import resolve_device
     from torchclf.errors import (
         ConfigError,

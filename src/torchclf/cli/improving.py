@@ -15,6 +15,7 @@ from torchclf.cli.inputs import (
     OverwriteOption,
     QuietOption,
     TestSizeOption,
+    check_data,
     parse_auto,
     parse_hidden,
     parse_numbers,
@@ -76,6 +77,7 @@ def improve(
     sizes = parse_hidden(hidden)
     if sizes == "auto":
         raise typer.BadParameter("give the baseline's sizes, e.g. 10,10", param_hint="'--hidden'")
+    check_data(data)
     folder = run_folder(out, name, f"improve-{Path(data).stem}", overwrite)
 
     import pandas as pd
@@ -227,6 +229,7 @@ def sweep(
             param_hint="'--validation-size'",
         )
     patience_value = parse_auto(patience, "'--patience'", int, "20")
+    check_data(data)
     folder = run_folder(out, name, f"sweep-{Path(data).stem}", overwrite)
 
     import pandas as pd
@@ -276,10 +279,9 @@ def sweep(
         histories.to_csv(staging / "histories.csv", index=False)
         best.save(staging / "model.safetensors")
 
-    # the settings, then the scores; a setting every member shares goes into the title instead
-    settings: list[
-        tuple[str, str, Callable[[Any], str], int]
-    ] = [  # key, header, shown as, priority
+    # the settings (key, header, how shown, priority), then the scores; a setting every member
+    # shares goes into the title instead
+    settings: list[tuple[str, str, Callable[[Any], str], int]] = [
         ("hidden", "hidden", str, 0),
         ("activation", "act", str, 3),
         ("optimizer", "opt", str, 3),

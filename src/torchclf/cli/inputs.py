@@ -133,6 +133,32 @@ def parse_threshold(text: str | None) -> float | str | list[float] | None:
     return values[0] if len(values) == 1 else list(values)
 
 
+def check_data(data: str) -> None:
+    """Refuse a ``--data`` that is neither a built-in dataset nor an existing table file.
+
+    Before torch, pandas or scikit-learn are imported: a typo answers at once.
+    """
+    import difflib
+
+    from torchclf import is_table_path
+    from torchclf.datasets import list_datasets
+
+    if is_table_path(data):
+        if not Path(data).is_file():
+            raise typer.BadParameter(
+                f"data file '{data}' does not exist (or is not a file)", param_hint="'--data'"
+            )
+        return
+    names = list_datasets()
+    if data not in names:
+        close = difflib.get_close_matches(data, names, n=1)
+        raise typer.BadParameter(
+            f"expected a built-in dataset ({', '.join(names)}) or a .csv/.parquet file, got "
+            f"{data!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+            param_hint="'--data'",
+        )
+
+
 def parse_separator(text: str | None) -> str | None:
     """``--sep``: one character; ``tab`` (or a backslash and a t) names the tab."""
     if text is None:
@@ -334,6 +360,7 @@ def id_column_values(
 __all__ = [
     "Rows",
     "advice_in_options",
+    "check_data",
     "check_folder_option",
     "command_line",
     "declared",

@@ -22,6 +22,7 @@ from torchclf.cli.inputs import (
     TestSizeOption,
     ValidationSizeOption,
     advice_in_options,
+    check_data,
     command_line,
     declared,
     keywords_for,
@@ -203,6 +204,7 @@ def train(
             )
         thread_count = int(threads)
     separator = parse_separator(sep)
+    check_data(data)
     folder = run_folder(out, name, Path(data).stem, overwrite)
 
     import torchclf

@@ -1,8 +1,21 @@
-"""Tables from other libraries, read as pandas ones; imports neither torch nor those libraries."""
+"""What a table is, cheaply: which paths are table files, and other libraries' tables as pandas.
+
+It imports neither torch, pandas nor those libraries, so that the command line can check its
+``--data`` before it loads them.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")  # what read_table reads (".pq": Parquet too)
+
+
+def is_table_path(source: str) -> bool:
+    """True when ``source`` names a CSV or Parquet file (by its suffix)."""
+    return Path(source).suffix.lower() in TABLE_SUFFIXES
+
 
 # the table libraries whose frames, series and arrays torchclf reads as pandas ones: their
 # to_pandas() keeps column names, missing values and categories (polars' needs pyarrow, which
@@ -24,4 +37,4 @@ def as_pandas(data: Any) -> Any:
     return data.to_pandas() if hasattr(data, "to_pandas") else data
 
 
-__all__ = ["FOREIGN_TABLES", "as_pandas"]
+__all__ = ["FOREIGN_TABLES", "TABLE_SUFFIXES", "as_pandas", "is_table_path"]

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from torchclf.data.arrays import take_rows
+from torchclf.data.frames import is_table_path
 from torchclf.data.splits import Split, split_indices
 from torchclf.data.tabular import (
     class_balance,
-    is_table_path,
     missing_counts,
     prepare_table,
     read_table,

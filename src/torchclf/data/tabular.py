@@ -29,18 +29,13 @@ from pandas.api.types import (
 )
 
 from torchclf.constraints import did_you_mean
+from torchclf.data.frames import TABLE_SUFFIXES
 from torchclf.errors import DataError
 
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 LABEL_SEPARATOR = "|"  # one target column of "x|y" strings is multilabel
 ID_MIN_ROWS = 20  # below this many rows, a column of unique values is not called an id
 CSV_SEPARATORS = (",", ";", "\t", "|")  # what read_table's sniffing chooses among
 SNIFF_LINES = 50  # the lines of a CSV file that decide its separator
-
-
-def is_table_path(source: str) -> bool:
-    """True when ``source`` names a CSV or Parquet file (by its suffix)."""
-    return Path(source).suffix.lower() in TABLE_SUFFIXES
 
 
 def read_table(
@@ -305,7 +300,6 @@ def class_balance(y: Any, label_names: Sequence[str] | None = None) -> dict[str,
 __all__ = [
     "Table",
     "class_balance",
-    "is_table_path",
     "missing_counts",
     "prepare_table",
     "read_table",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from torchclf.data.frames import TABLE_SUFFIXES
 from torchclf.data.labels import as_label_array
 from torchclf.errors import ConfigError
 from torchclf.files import atomic_file
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from torchclf.classifier import Classifier
-
-TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def prediction_frame(
@@ -77,7 +76,10 @@ def row_ids(X: Any, positions: np.ndarray | None) -> tuple[str, np.ndarray] | No
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``frame`` to ``path`` (``.csv`` or ``.parquet``) atomically; folders are created."""
+    """Write ``frame`` to ``path`` (``.csv``, or Parquet: ``.parquet``, ``.pq``) atomically.
+
+    Folders are created.
+    """
     path = Path(path)
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise ConfigError(
