@@ -15,10 +15,9 @@ Names are imported on first use (PEP 562), so ``import torchclf`` (and the CLI's
 not pay for importing torch until something needs it.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+# private names only: the namespace holds the public API (plus the submodules Python adds)
+import importlib as _importlib
+import typing as _typing
 
 from torchclf.version import __version__
 
@@ -125,11 +124,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(_importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"torchclf.{name}")
+        value = _importlib.import_module(f"torchclf.{name}")
     else:
         raise AttributeError(f"module 'torchclf' has no attribute {name!r}")
     globals()[name] = value  # later look-ups skip __getattr__
@@ -137,10 +136,10 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted([*__all__, "__version__"])
 
 
-if TYPE_CHECKING:  # what static type checkers and IDEs see
+if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf import activations, datasets, improve, plots, report, sweep
     from torchclf.checkpoint import read_model_file
     from torchclf.classifier import Classifier, load

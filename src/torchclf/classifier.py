@@ -139,7 +139,8 @@ class Classifier:
         targets = self.task.encode(y)
         if len(targets) != len(probs):
             raise DataError(f"X has {len(probs)} rows but y has {len(targets)}; they must match")
-        return self.task.evaluate(probs.cpu(), targets)
+        # in float64: a float32 mean of 200 ones is 0.99999994, and metrics.json would say so
+        return self.task.evaluate(probs.cpu().double(), targets)
 
     def _logits(self, X: Any, finish: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """The logits of ``X``, or ``finish`` of them (probabilities), computed batch by batch."""

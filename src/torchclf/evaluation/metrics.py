@@ -86,7 +86,8 @@ def _log_loss(p_true: Tensor) -> float:
 def _per_class(
     class_names: tuple[str, ...], precision: Tensor, recall: Tensor, f1: Tensor, support: Tensor
 ) -> dict[str, dict[str, float]]:
-    rows = zip(_floats(precision), _floats(recall), _floats(f1), _floats(support), strict=True)
+    counts = [int(s) for s in support.tolist()]  # rows, whole numbers
+    rows = zip(_floats(precision), _floats(recall), _floats(f1), counts, strict=True)
     return {
         name: {"precision": p, "recall": r, "f1": f, "support": s}
         for name, (p, r, f, s) in zip(class_names, rows, strict=True)
