@@ -764,7 +764,7 @@ def test_an_imbalanced_binary_report_shows_f1_at_half_and_at_the_validation_thre
     assert f"Imbalanced classes: the rarer, &#x27;{rare}&#x27;, at 0.5 and at the threshold" in page
     for threshold in (0.5, chosen):
         f1 = f1_score(truth, positive >= threshold)
-        assert f"<td>{f1:.4f}</td>" in page
+        assert f"<td class=num>{f1:.4f}</td>" in page
     assert f"<td>{chosen:.4f}, chosen for F1 on validation</td>" in page
 
 

@@ -181,14 +181,101 @@ def write_history(path: Path, classifier: Classifier) -> None:
             writer.writerow({k: int(v) if k == "epoch" else v for k, v in row.items()})
 
 
-def _table(rows: list[list[Any]], header: list[str] | None = None) -> str:
-    def cell(value: Any, tag: str) -> str:
-        text = f"{value:.4f}" if isinstance(value, float) else str(value)
-        return f"<{tag}>{html.escape(text)}</{tag}>"
+def readable(value: Any) -> str:
+    """A setting's value as a person writes it: yes / no, 0.003, "a, b"; None is ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {readable(v)}" for k, v in value.items())
+    return str(value)
 
-    head = "<tr>" + "".join(cell(h, "th") for h in header) + "</tr>" if header else ""
+
+def _table(rows: list[list[Any]], header: list[str], *, digits: int = 4) -> str:
+    """An HTML table with a header; numbers right-aligned, ``digits`` decimals for floats."""
+
+    def cell(value: Any, tag: str) -> str:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        text = f"{value:.{digits}f}" if isinstance(value, float) else readable(value)
+        return f"<{tag}{' class=num' if number else ''}>{html.escape(text)}</{tag}>"
+
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
     body = "".join("<tr>" + "".join(cell(v, "td") for v in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
+
+
+# settings that mean nothing in a run unless this holds of its settings; left out otherwise
+APPLIES_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "momentum": lambda c: c["optimizer"] in ("sgd", "rmsprop"),
+    "patience": lambda c: bool(c["early_stopping"]),
+    "min_delta": lambda c: bool(c["early_stopping"]),
+    "validation_fraction": lambda c: not c["cross_fit"],  # cross-fitting validates on folds
+    "lr_schedule": lambda c: c["lr_schedule"] != "none",
+    "label_smoothing": lambda c: c["label_smoothing"] > 0,
+    "compile": lambda c: bool(c["compile"]),
+    "log_every": lambda c: False,  # how progress was shown, not what was trained
+    "device": lambda c: False,  # the summary says the device actually used
+}
+
+
+def _settings(config: dict[str, Any]) -> list[list[Any]]:
+    """The training settings that apply to this run, as a person writes them."""
+    rows = []
+    for key, value in config.items():
+        if value is None or not APPLIES_WHEN.get(key, lambda c: True)(config):
+            continue
+        rows.append([key.replace("_", " "), readable(value)])
+    if config.get("batch_size") is None:
+        rows.append(["batch size", "full batch"])
+    return rows
+
+
+def _summary(
+    classifier: Classifier, evaluation: Evaluation, data_summary: dict[str, Any]
+) -> list[list[Any]]:
+    """What a reader takes in at once: data, task, model, test scores, time, device, versions."""
+    import platform
+
+    import torch
+
+    from torchclf.version import __version__
+
+    config = classifier.model_config
+    sizes = "-".join(str(s) for s in (config.in_features, *config.hidden, config.out_features))
+    model = f"MLP {sizes}, {config.activation}" if config.hidden else f"linear {sizes}"
+    if config.ensemble > 1:
+        model = f"{config.ensemble} × {model}, probabilities averaged"
+    if config.linear_weight > 0:
+        model += f", logistic regression blended in at {config.linear_weight:.2f}"
+    rows_of_data = data_summary.get("rows", "")
+    data = data_summary.get("dataset") or data_summary.get("file") or ""
+    scores = evaluation.scores
+    headline = ", ".join(
+        f"{name.replace('_', ' ')} {scores[name]:.4f}"
+        for name in ("accuracy", "f1_macro", "roc_auc", "log_loss")
+        if name in scores and scores[name] == scores[name]  # NaN: not defined on these rows
+    )
+    history = classifier.history
+    seconds = history.rows[-1].get("time") if history.rows else None
+    trained = f"{len(history.rows)} epochs" + (f" in {seconds:.2f} s" if seconds else "")
+    return [
+        ["data", f"{data}, {rows_of_data} rows" if rows_of_data != "" else data],
+        ["task", f"{classifier.task.name}: {', '.join(classifier.task.class_names)}"],
+        ["model", model],
+        ["test", headline],
+        ["trained", trained],
+        ["device", str(classifier.device)],
+        [
+            "versions",
+            f"torchclf {__version__}, torch {torch.__version__}, "
+            f"Python {platform.python_version()}",
+        ],
+    ]
 
 
 def render_report(
@@ -202,7 +289,7 @@ def render_report(
     left_out: dict[str, str] | None = None,
     thresholds: list[list[Any]] | None = None,
 ) -> str:
-    """One self-contained HTML page: command, data, model, metrics and embedded pictures.
+    """One self-contained HTML page: a summary, command, data, model, metrics and pictures.
 
     ``left_out`` maps a picture's file name to the sentence that says why it is missing;
     ``thresholds`` are :func:`threshold_rows`.
@@ -210,20 +297,18 @@ def render_report(
     from torchclf.nn.models import count_parameters
 
     config = classifier.train_config.to_dict() if classifier.train_config else {}
+    summary = classifier.training_summary
     model_rows: list[list[Any]] = [
         ["architecture", classifier.architecture.replace("\n", " ")],
-        ["parameters", count_parameters(classifier.model)],
-        ["task", f"{classifier.task.name}, classes {list(classifier.task.class_names)}"],
+        ["parameters", f"{count_parameters(classifier.model):,}"],
         # fitted after training on the held-out rows (calibration, the blend)
-        ["temperature", classifier.model_config.temperature],
-        ["logistic regression share", classifier.model_config.linear_weight],
-        *[[k, v] for k, v in config.items()],
+        ["temperature", f"{classifier.model_config.temperature:.4g}"],
+        ["logistic regression share", f"{classifier.model_config.linear_weight:.4g}"],
+        *_settings(config),
         # what training did, beside what it was asked (the config's epochs are a budget)
-        *[
-            [{"epochs": "epochs trained"}.get(k, k), v]
-            for k, v in classifier.training_summary.items()
-            if k != "last"
-        ],
+        ["epochs trained", str(summary.get("epochs", len(classifier.history.rows)))],
+        *([["best epoch", str(summary["best_epoch"])]] if summary.get("best_epoch") else []),
+        ["stopped early", readable(bool(summary.get("stopped_early")))],
     ]
     per_class = [
         [name, row["precision"], row["recall"], row["f1"], int(row["support"])]
@@ -232,14 +317,18 @@ def render_report(
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p class=muted>{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
+        "<h2>Summary</h2>"
+        + _table(_summary(classifier, evaluation, data_summary), ["item", "value"]),
         f"<h2>Command</h2><pre>{html.escape(command)}</pre>",
-        "<h2>Data</h2>" + _table([[k, v] for k, v in data_summary.items()]),
-        "<h2>Model</h2>" + _table(model_rows),
-        "<h2>Test metrics</h2>" + _table([[k, v] for k, v in evaluation.scores.items()]),
+        "<h2>Data</h2>"
+        + _table([[k, readable(v)] for k, v in data_summary.items()], ["item", "value"]),
+        "<h2>Model</h2>" + _table(model_rows, ["setting", "value"]),
+        "<h2>Test metrics</h2>"
+        + _table([[k, v] for k, v in evaluation.scores.items()], ["metric", "value"]),
         _table(per_class, ["class", "precision", "recall", "f1", "support"]),
     ]
     if thresholds:
-        rare = repr(str(classifier.training_summary["rare_class"]))
+        rare = repr(str(summary["rare_class"]))
         sections += [
             f"<h3>Imbalanced classes: the rarer, {html.escape(rare)}, at 0.5 and at the "
             "threshold chosen for its F1 on the validation rows</h3>",
@@ -259,12 +348,18 @@ def render_report(
         )
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;"
-        "padding:.25em .6em;text-align:left}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}"
+        # a table wider than a narrow screen scrolls inside itself, not the page
+        "table{border-collapse:collapse;margin:.5em 0 1em;display:block;max-width:100%;"
+        "overflow-x:auto}td,th{border:1px solid #ccc;"
+        "padding:.25em .6em;text-align:left;vertical-align:top}th{background:#f4f4f4}"
+        "td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}"
+        "pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere}"
         "img{max-width:100%}.muted{color:#777}"
     )
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<!doctype html><html lang=en><head><meta charset='utf-8'>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
     )
 
