@@ -120,3 +120,37 @@ def test_activation_differences_are_float32_small():
     assert set(differences) == {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax"}
     assert max(differences.values()) < 1e-5
     assert np.isfinite(list(differences.values())).all()
+
+
+def test_pictures_name_the_loss_the_chance_levels_and_stay_in_view(blobs, tmp_path):
+    clf, split = blobs
+    # the loss axis names the task's loss; one that falls a hundredfold goes to a log scale
+    loss_axes = plots.plot_history(clf.history, clf.task.loss_name).axes[0]
+    assert loss_axes.get_ylabel().startswith("cross-entropy")
+    rows = [
+        {"epoch": epoch, "train_loss": loss, "train_accuracy": 0.5}
+        for epoch, loss in enumerate([1.0, 0.1, 0.001], start=1)
+    ]
+    history = torchclf.History(rows=rows)
+    steep = plots.plot_history(history, "binary cross-entropy").axes[0]
+    assert steep.get_yscale() == "log" and steep.get_ylabel().endswith("(log scale)")
+    # ROC and PR axes run past [0, 1]; each PR curve has its class's prevalence as chance
+    roc_axes, pr_axes = plots.plot_roc_pr(clf, split.X_test, split.y_test).axes
+    for axes in (roc_axes, pr_axes):
+        assert axes.get_xlim()[0] < 0 < 1 < axes.get_xlim()[1]
+        assert axes.get_ylim()[0] < 0 < 1 < axes.get_ylim()[1]
+    codes = clf.task.encode(split.y_test).numpy()
+    chance = sorted(
+        line.get_ydata()[0] for line in pr_axes.get_lines() if len(set(line.get_ydata())) == 1
+    )
+    expected = sorted(float((codes == k).mean()) for k in range(len(clf.classes)))
+    np.testing.assert_allclose(chance, expected)
+    # every saved picture is headed by what it shows
+    drawn = {}
+
+    def draw():
+        drawn["figure"] = plots.plot_confusion_matrix(clf.evaluate(split.X_test, split.y_test))
+        return drawn["figure"]
+
+    report.save_pictures(tmp_path, {"c.png": draw}, "blobs: test accuracy 0.9500")
+    assert drawn["figure"].get_suptitle() == "blobs: test accuracy 0.9500"

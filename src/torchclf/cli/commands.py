@@ -75,7 +75,7 @@ def evaluate(
 
     import torchclf
     from torchclf import atomic_directory, plots
-    from torchclf.report import save_pictures
+    from torchclf.report import save_pictures, test_scores
 
     model_path = resolve_model_path(model)
     folder = run_folder(
@@ -97,7 +97,8 @@ def evaluate(
         )
     with atomic_directory(folder, overwrite=overwrite) as staging:
         (staging / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
-        save_pictures(staging, figures)
+        scores = test_scores(evaluation, ("accuracy", "log_loss"))
+        save_pictures(staging, figures, f"{description}: {scores}")
     console = make_console()
     metrics_tables(console, evaluation, f"metrics on {description}")
     console.print(f"plots and metrics.json: {folder}")

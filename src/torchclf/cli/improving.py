@@ -108,7 +108,22 @@ def improve(
             changes, [r["val_accuracy"] for r in rows], [r["test_accuracy"] for r in rows]
         ).savefig(staging / "improve.png")
         if plots.can_plot_decision_boundary(variants[0].classifier):
-            panels = [(v.change, v.classifier, split.X_test, split.y_test) for v in variants]
+            import textwrap
+
+            # each panel says what changed and how it scored: compared on val, test reported
+            scores = [
+                f"val {100 * v.val_accuracy:.1f}%, test {100 * (v.test_accuracy or 0):.1f}%"
+                for v in variants
+            ]
+            panels = [
+                (
+                    f"{textwrap.fill(v.change, 40)}\n{score}",
+                    v.classifier,
+                    split.X_test,
+                    split.y_test,
+                )
+                for v, score in zip(variants, scores, strict=True)
+            ]
             plots.plot_decision_boundaries(panels).savefig(staging / "boundaries.png")
 
     columns = [

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 GRID_STEPS = 101  # the tutorial's decision-boundary grid: 101 x 101 points
 PADDING = 0.1  # ... over the data's range, padded by 0.1 on each side
+# ROC and precision-recall axes run this far past [0, 1], so a curve along an edge stays in view
+UNIT_PADDING = 0.03
+LOG_SCALE_SPAN = 100  # a loss that falls by more than this factor is drawn on a log scale
 POINT_COLORS = "tab10"
 
 
@@ -35,8 +38,12 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def plot_history(history: History) -> Figure:
-    """Loss and accuracy per epoch, for every split the history recorded."""
+def plot_history(history: History, loss_name: str = "loss") -> Figure:
+    """Loss and accuracy per epoch, for every split the history recorded.
+
+    ``loss_name`` labels the loss axis; a loss that spans more than :data:`LOG_SCALE_SPAN`
+    (a hundredfold) is drawn on a log scale, where its late epochs stay readable.
+    """
     figure = _figure(10, 4)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = history.column("epoch")
@@ -48,7 +55,17 @@ def plot_history(history: History) -> Figure:
     if history.best_epoch is not None:
         for axes in (loss_axes, accuracy_axes):
             axes.axvline(history.best_epoch, color="grey", lw=0.8, label="best epoch")
-    loss_axes.set(title="Loss", xlabel="epoch", ylabel="loss")
+    losses = [
+        value
+        for split in ("train", "val", "test")
+        if history.rows and f"{split}_loss" in history.rows[0]
+        for value in history.column(f"{split}_loss")
+        if value == value and value > 0  # NaN or 0 has no place on a log scale
+    ]
+    if losses and max(losses) > LOG_SCALE_SPAN * min(losses):
+        loss_axes.set_yscale("log")
+        loss_name += " (log scale)"
+    loss_axes.set(title="Loss", xlabel="epoch", ylabel=loss_name)
     accuracy_axes.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
@@ -128,7 +145,7 @@ def plot_decision_boundaries(
     n_rows = -(-len(panels) // n_columns)
     figure = _figure(6 * n_columns, 5.2 * n_rows)
     axes_grid = np.atleast_1d(figure.subplots(n_rows, n_columns)).ravel()
-    names = reference.feature_names or ["feature 0", "feature 1"]
+    names = reference.feature_names or ["x0", "x1"]  # as the built-in datasets name them
     for axes, (title, classifier, X, y) in zip(axes_grid, panels, strict=False):
         X = np.asarray(X, dtype=np.float64)
         grid_codes = _codes(classifier, classifier.predict(grid)).reshape(xx.shape)
@@ -240,15 +257,20 @@ def plot_roc_pr(classifier: Classifier, X: Any, y: Any) -> Figure:
             continue  # a class absent from (or alone in) y has no curve
         fpr, tpr, _ = roc_curve(truth, scores)
         precision, recall, _ = precision_recall_curve(truth, scores)
-        roc_axes.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        (line,) = roc_axes.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
         ap = average_precision_score(truth, scores)
-        pr_axes.plot(recall, precision, label=f"{name} (AP {ap:.3f})")
-    roc_axes.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        pr_axes.plot(recall, precision, color=line.get_color(), label=f"{name} (AP {ap:.3f})")
+        # what guessing scores: precision at the class's share of the rows, whatever the recall
+        prevalence = float(truth.mean())
+        pr_axes.axhline(
+            prevalence, color=line.get_color(), lw=0.8, ls=":", label=f"chance ({prevalence:.2f})"
+        )
+    roc_axes.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="chance")
     roc_axes.set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
     pr_axes.set(title="Precision-recall", xlabel="recall", ylabel="precision")
     for axes in (roc_axes, pr_axes):
-        axes.set_xlim(-0.01, 1.01)
-        axes.set_ylim(-0.01, 1.01)
+        axes.set_xlim(-UNIT_PADDING, 1 + UNIT_PADDING)
+        axes.set_ylim(-UNIT_PADDING, 1 + UNIT_PADDING)
         axes.grid(alpha=0.3)
         axes.legend(loc="lower right" if axes is roc_axes else "lower left", fontsize="small")
     return figure

@@ -22,7 +22,7 @@ import html
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,7 +88,7 @@ def run_figures(
     from torchclf.evaluation import plots
 
     figures: dict[str, Callable[[], Figure]] = {
-        "loss_curves.png": lambda: plots.plot_history(classifier.history)
+        "loss_curves.png": lambda: plots.plot_history(classifier.history, classifier.task.loss_name)
     }
     left_out: dict[str, str] = {}
     refusal = plots.decision_boundary_refusal(classifier)
@@ -134,7 +134,9 @@ def write_run(
             staging / "test_predictions.csv", index=False
         )
         figures, left_out = run_figures(classifier, split, evaluation)
-        left_out.update(save_pictures(staging, figures))
+        data = data_summary.get("dataset") or data_summary.get("file") or folder.name
+        title = f"{data}: test {test_scores(evaluation, ('accuracy', 'log_loss'))}"
+        left_out.update(save_pictures(staging, figures, title))
         page = render_report(
             title=f"torchclf run {folder.name}",
             command=command,
@@ -149,16 +151,22 @@ def write_run(
     return folder
 
 
-def save_pictures(folder: Path, figures: dict[str, Callable[[], Figure]]) -> dict[str, str]:
+def save_pictures(
+    folder: Path, figures: dict[str, Callable[[], Figure]], title: str | None = None
+) -> dict[str, str]:
     """Draw and save each picture into ``folder``; return why any could not be drawn.
 
-    A picture that fails is left out with a warning: the model, metrics and predictions around
-    it are worth more than the picture.
+    ``title`` heads every picture (which data, how the model scored), so that one read on its
+    own still says so. A picture that fails is left out with a warning: the model, metrics and
+    predictions around it are worth more than the picture.
     """
     failed = {}
     for name, draw in figures.items():
         try:
-            draw().savefig(folder / name)
+            figure = draw()
+            if title is not None:
+                figure.suptitle(title, fontsize="medium")
+            figure.savefig(folder / name)
         except Exception as error:  # any failure at all: the rest of the folder matters more
             (folder / name).unlink(missing_ok=True)
             reason = f"{type(error).__name__}: {error}"
@@ -254,12 +262,7 @@ def _summary(
         model += f", logistic regression blended in at {config.linear_weight:.2f}"
     rows_of_data = data_summary.get("rows", "")
     data = data_summary.get("dataset") or data_summary.get("file") or ""
-    scores = evaluation.scores
-    headline = ", ".join(
-        f"{name.replace('_', ' ')} {scores[name]:.4f}"
-        for name in ("accuracy", "f1_macro", "roc_auc", "log_loss")
-        if name in scores and scores[name] == scores[name]  # NaN: not defined on these rows
-    )
+    headline = test_scores(evaluation, ("accuracy", "f1_macro", "roc_auc", "log_loss"))
     history = classifier.history
     seconds = history.rows[-1].get("time") if history.rows else None
     trained = f"{len(history.rows)} epochs" + (f" in {seconds:.2f} s" if seconds else "")
@@ -276,6 +279,16 @@ def _summary(
             f"Python {platform.python_version()}",
         ],
     ]
+
+
+def test_scores(evaluation: Evaluation, names: Sequence[str]) -> str:
+    """``"accuracy 0.9950, log loss 0.0123"``: the scores ``names`` that are defined here."""
+    scores = evaluation.scores
+    return ", ".join(
+        f"{name.replace('_', ' ')} {scores[name]:.4f}"
+        for name in names
+        if name in scores and scores[name] == scores[name]  # NaN: not defined on these rows
+    )
 
 
 def render_report(
@@ -364,4 +377,12 @@ def render_report(
     )
 
 
-__all__ = ["render_report", "run_figures", "save_pictures", "write_history", "write_run"]
+__all__ = [
+    "readable",
+    "render_report",
+    "run_figures",
+    "save_pictures",
+    "test_scores",
+    "write_history",
+    "write_run",
+]

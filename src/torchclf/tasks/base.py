@@ -83,6 +83,7 @@ class Task(ABC):
     # logits -> probabilities: "sigmoid" (each output alone) or "softmax" (across the outputs);
     # an ensemble averages its members' probabilities through it (losses.LINKS)
     link: ClassVar[str]
+    loss_name: ClassVar[str]  # the training loss, as plots and reports name it
 
     def __init__(self, classes: Sequence[Any] | np.ndarray) -> None:
         self.classes = np.asarray(classes)

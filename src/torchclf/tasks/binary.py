@@ -22,6 +22,7 @@ class BinaryTask(Task):
 
     name = "binary"
     link = "sigmoid"
+    loss_name = "binary cross-entropy"
 
     def __init__(self, classes: Sequence[Any] | np.ndarray, threshold: float = 0.5) -> None:
         super().__init__(classes)

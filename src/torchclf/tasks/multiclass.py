@@ -22,6 +22,7 @@ class MulticlassTask(Task):
 
     name = "multiclass"
     link = "softmax"
+    loss_name = "cross-entropy"
 
     @property
     def n_outputs(self) -> int:

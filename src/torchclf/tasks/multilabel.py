@@ -26,6 +26,7 @@ class MultilabelTask(Task):
 
     name = "multilabel"
     link = "sigmoid"
+    loss_name = "binary cross-entropy, mean over labels"
 
     def __init__(
         self, classes: Sequence[Any] | np.ndarray, threshold: float | Sequence[float] = 0.5
