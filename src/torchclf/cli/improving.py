@@ -104,9 +104,15 @@ def improve(
     with atomic_directory(folder, overwrite=overwrite) as staging:
         pd.DataFrame(rows).to_csv(staging / "improve.csv", index=False)
         changes = [r["change"] for r in rows]
-        plots.plot_variants(
+        best = best_variant(variants)
+        test = "" if best.test_accuracy is None else f", test acc {100 * best.test_accuracy:.2f}%"
+        best_line = f"best on val: {best.change} (val acc {100 * best.val_accuracy:.2f}%{test})"
+        heading = f"{data}, {best_line}"
+        picture = plots.plot_variants(
             changes, [r["val_accuracy"] for r in rows], [r["test_accuracy"] for r in rows]
-        ).savefig(staging / "improve.png")
+        )
+        picture.suptitle(heading, fontsize="medium")
+        picture.savefig(staging / "improve.png")
         if plots.can_plot_decision_boundary(variants[0].classifier):
             import textwrap
 
@@ -124,7 +130,9 @@ def improve(
                 )
                 for v, score in zip(variants, scores, strict=True)
             ]
-            plots.plot_decision_boundaries(panels).savefig(staging / "boundaries.png")
+            picture = plots.plot_decision_boundaries(panels)
+            picture.suptitle(heading, fontsize="medium")
+            picture.savefig(staging / "boundaries.png")
 
     columns = [
         Column("change", figures=False),
@@ -149,12 +157,7 @@ def improve(
     title = f"improving a model on {data}: compared on val acc, test only reported"
     if not quiet:
         console.print(narrow_table(console, title, columns, cells), soft_wrap=False)
-        best = best_variant(variants)
-        test = "" if best.test_accuracy is None else f", test acc {100 * best.test_accuracy:.2f}%"
-        console.print(
-            f"best on val: {best.change} (val acc {100 * best.val_accuracy:.2f}%{test})",
-            soft_wrap=False,
-        )
+        console.print(best_line, soft_wrap=False)
     console.print(f"results: {folder}")
 
 

@@ -206,7 +206,7 @@ def plot_variants(
         axes.legend(loc="lower right")
     axes.set_yticks(positions, list(changes))
     axes.axvline(100 * val_accuracy[0], color="tab:blue", lw=0.8, ls="--")
-    axes.set(xlabel="accuracy (%)", title="Improving a model: one change at a time")
+    axes.set(xlabel="accuracy (%)", title="Improving a model: each change, then the best stacked")
     axes.set_xlim(0, 100)
     axes.grid(axis="x", alpha=0.3)
     return figure
