@@ -187,6 +187,9 @@ def test_stream_command_trains_evaluates_and_writes_a_run_folder(tmp_path):
     unseen = _frame(500, seed=2)
     loaded = torchclf.load(run)
     assert loaded.evaluate(unseen[["a", "b", "c", "d"]], unseen["label"])["accuracy"] > 0.85
+    quiet = [*arguments[:-2], "--epochs", "1", "--out", str(tmp_path / "runs"), "--quiet"]
+    said = CliRunner().invoke(app, quiet).stdout.splitlines()
+    assert said == [f"run folder: {tmp_path / 'runs' / 'data-2'}"]  # --quiet: the folder alone
     wrong = CliRunner().invoke(app, ["stream", "--data", str(folder), "--target", "lable"])
     assert wrong.exit_code == 2
     assert "target column 'lable' is not in" in wrong.output
