@@ -263,3 +263,64 @@ def test_repr_summarises_the_classifier(blobs_clf):
         "Classifier(task='multiclass', classes=['blob_0', 'blob_1', 'blob_2', 'blob_3'], "
         "features=2, hidden=16-16, activation='relu', parameters=452)"
     )
+
+
+def _rewritten(tmp_path, classifier, change_config=None, change_tensors=None):
+    """The classifier's model file with its config or tensors changed: a crafted file."""
+    from torchclf.checkpoint import read_model_file, write_model_file
+
+    tensors, document = read_model_file(classifier.save(tmp_path / "good.safetensors"))
+    metadata = {k: v for k, v in document.items() if not k.startswith("format")}
+    if change_config is not None:
+        metadata["model_config"] = {**metadata["model_config"], **change_config}
+    if change_tensors is not None:
+        tensors = change_tensors(tensors)
+    return write_model_file(tmp_path / "crafted.safetensors", tensors, metadata)
+
+
+def test_a_file_whose_config_declares_a_huge_network_is_refused_before_building_it(
+    tmp_path, blobs_clf
+):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # 10^6 x 10^6 weights would be 4 TB: refused from the shapes alone, nothing allocated
+    huge = _rewritten(tmp_path, blobs_clf, change_config={"hidden": [10**6, 10**6]})
+    with pytest.raises(ModelFileError, match="holds tensors whose shapes its own config does not"):
+        torchclf.load(huge)
+    codes = _rewritten(tmp_path, blobs_clf, change_config={"category_counts": [10**9]})
+    with pytest.raises(ModelFileError, match="missing tensors"):
+        torchclf.load(codes)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
+    name = next(k for k in blobs_clf.model.state_dict() if k.endswith("weight"))
+
+    def transposed(tensors):
+        return {**tensors, f"model.{name}": tensors[f"model.{name}"].T.contiguous()}
+
+    wrong = _rewritten(tmp_path, blobs_clf, change_tensors=transposed)
+    shape = tuple(blobs_clf.model.state_dict()[name].shape)
+    with pytest.raises(ModelFileError, match=re.escape(f"{name} {shape[::-1]}, not {shape}")):
+        torchclf.load(wrong)
+
+
+def test_whatever_bytes_a_model_file_holds_loading_raises_a_torchclf_error_or_loads(
+    tmp_path, blobs_clf
+):
+    import random
+
+    good = blobs_clf.save(tmp_path / "good.safetensors").read_bytes()
+    header = int.from_bytes(good[:8], "little") + 8  # the JSON header: shapes, offsets, config
+    rng = random.Random(0)
+    path = tmp_path / "flipped.safetensors"
+    outcomes = set()
+    for _ in range(150):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(header)] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        try:
+            torchclf.load(path)
+            outcomes.add("loaded")
+        except torchclf.TorchclfError:
+            outcomes.add("refused")
+    assert "refused" in outcomes  # and nothing else escaped: no crash, no other exception

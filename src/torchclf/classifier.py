@@ -211,17 +211,32 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         raise ModelFileError(
             f"'{path}' has incomplete or invalid torchclf metadata: {exc!r}"
         ) from exc
-    model = empty_model(model_config, task.link)
-    if train_config is not None:  # float64 models come back as float64
-        model.to(dtype=getattr(torch, train_config.dtype))
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+    # the architecture's shapes first, on the meta device: a config that declares a huge network
+    # allocates nothing before the file's own tensors are found to disagree with it
+    with torch.device("meta"):
+        shapes = {
+            k: tuple(v.shape) for k, v in empty_model(model_config, task.link).state_dict().items()
+        }
+    missing, unexpected = sorted(set(shapes) - set(weights)), sorted(set(weights) - set(shapes))
     if missing or unexpected:
         raise ModelFileError(
             f"'{path}' does not match its own architecture: missing tensors {missing}, "
             f"unexpected tensors {unexpected}"
         )
+    wrong = [
+        f"{k} {tuple(weights[k].shape)}, not {shapes[k]}"
+        for k in shapes
+        if tuple(weights[k].shape) != shapes[k]
+    ]
+    if wrong:
+        raise ModelFileError(
+            f"'{path}' holds tensors whose shapes its own config does not give: "
+            + "; ".join(wrong[:3])
+        )
+    model = empty_model(model_config, task.link)
+    if train_config is not None:  # float64 models come back as float64
+        model.to(dtype=getattr(torch, train_config.dtype))
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
