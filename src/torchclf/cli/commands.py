@@ -109,6 +109,7 @@ def evaluate(
         "torchclf predict runs/circles                     # the test rows, as CSV on stdout",
         "torchclf predict runs/circles --split all --output preds.parquet",
         "torchclf predict runs/circles --threshold 0.8 --output strict.csv",
+        "torchclf predict runs/patients --data new.csv --id-column patient_id",
     )
 )
 def predict(

@@ -43,6 +43,7 @@ from torchclf.cli.output import EpochTable, examples, heading, make_console, met
         "torchclf train --data blobs --hidden none --name linear-blobs",
         "torchclf train --data digits --hidden 64,64 --quiet",
         "torchclf train --data moons --validation-size 0 --epochs 300   # no validation rows",
+        "torchclf train --data sales.csv --target churned --positive-class yes --encoding latin-1",
     )
 )
 def train(
