@@ -382,6 +382,8 @@ def test_help_and_argument_errors_import_no_torch():
         "r3 = CliRunner().invoke(app, ['--version'])\n"
         "r4 = CliRunner().invoke(app, [])\n"
         "r5 = CliRunner().invoke(app, ['sweep', '--data', 'circle'])\n"
+        "r6 = CliRunner().invoke(app, ['predict', 'runs/x', '--data', 'moon'])\n"
+        "assert r6.exit_code == 2 and \"did you mean 'moons'\" in r6.output, r6.output\n"
         "assert r5.exit_code == 2 and \"did you mean 'circles'\" in r5.output, r5.output\n"
         "assert r1.exit_code == 0 and r2.exit_code == 2, (r1.output, r2.output)\n"
         "assert r3.exit_code == 0 and r3.output.startswith('torchclf '), r3.output\n"

@@ -13,6 +13,7 @@ from torchclf.cli.inputs import (
     EncodingOption,
     OverwriteOption,
     SepOption,
+    check_data,
     check_folder_option,
     id_column_values,
     parse_numbers,
@@ -71,6 +72,8 @@ def evaluate(
     Writes metrics.json and the plots into a new folder: evaluation, evaluation-2, ... beside
     the model, as 'torchclf train' numbers its runs.
     """
+    if data is not None:
+        check_data(data)  # a typo answers before torch loads
     import json
 
     import torchclf
@@ -152,6 +155,8 @@ def predict(
     label where the data has one, then the prediction and each class's probability: on the
     model's own test rows, the run's test_predictions.csv again.
     """
+    if data is not None:
+        check_data(data)  # a typo answers before torch loads
     import warnings
 
     import torchclf
