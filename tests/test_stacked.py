@@ -44,14 +44,25 @@ def test_hand_written_gradients_equal_autograd(task_name, activation):
     )
     grads = net.backward(forward, dlogits)
 
+    for i, logits in enumerate(_assert_equal_autograd(models, task, X, targets, grads, losses)):
+        assert int(correct[i]) == int(task.n_correct(logits, targets))
+
+
+def _assert_equal_autograd(models, task, X, targets, grads, losses):
+    """Each member's stacked gradients ``grads[i]`` and loss ``losses[i]`` are autograd's.
+
+    Returns each model's own logits of ``X``, for further checks.
+    """
     loss_fn = task.loss_fn(targets, None, 0.0).double()
+    every_logits = []
     for i, model in enumerate(models):
         logits = model(X)
         loss = loss_fn(logits, targets)
         expected = torch.autograd.grad(loss, list(model.parameters()))
         torch.testing.assert_close(grads[i], torch.cat([g.reshape(-1) for g in expected]))
         torch.testing.assert_close(losses[i], loss.detach())
-        assert int(correct[i]) == int(task.n_correct(logits.detach(), targets))
+        every_logits.append(logits.detach())
+    return every_logits
 
 
 @pytest.mark.parametrize("task_name", ["binary", "multiclass"])
@@ -82,14 +93,8 @@ def test_category_tables_gradients_equal_autograd(task_name):
     grads = net.backward(forward, dlogits)
     member_logits = net.member_logits(X.T.expand(3, 4, 30))
 
-    loss_fn = task.loss_fn(targets, None, 0.0).double()
-    for i, model in enumerate(models):
-        logits = model(X)
-        loss = loss_fn(logits, targets)
-        expected = torch.autograd.grad(loss, list(model.parameters()))
-        torch.testing.assert_close(grads[i], torch.cat([g.reshape(-1) for g in expected]))
-        torch.testing.assert_close(losses[i], loss.detach())
-        torch.testing.assert_close(member_logits[i].T, logits.detach())
+    for i, logits in enumerate(_assert_equal_autograd(models, task, X, targets, grads, losses)):
+        torch.testing.assert_close(member_logits[i].T, logits)
     assert bool((net.tables[1][:, 6] != 0).all())  # the unmet code's vector
     assert bool((grads.view(3, -1)[:, 6 + 12 : 6 + 14] == 0).all())  # ... takes no gradient
 

@@ -97,10 +97,16 @@ class StackedMLP:
         activation: str,
         states: Sequence[dict[str, Tensor]],
         device: torch.device | None = None,
+        category_counts: Sequence[int] = (),
+        embedding_dim: int = 0,
     ) -> StackedMLP:
-        """Stack the state dicts of ``M`` :class:`~torchclf.nn.models.MLP` (Linear layers only)."""
+        """Stack the state dicts of ``M`` :class:`~torchclf.nn.models.MLP` (Linear layers only).
+
+        ``category_counts`` and ``embedding_dim``: their category tables, first in each state.
+        """
         rows = [torch.cat([value.reshape(-1) for value in state.values()]) for state in states]
-        return cls(sizes, activation, torch.stack(rows).to(device))
+        flat = torch.stack(rows).to(device)
+        return cls(sizes, activation, flat, category_counts, embedding_dim)
 
     @classmethod
     def from_config(
@@ -111,13 +117,8 @@ class StackedMLP:
     ) -> StackedMLP:
         """Stack the state dicts of ``M`` MLPs built from ``config`` (no batch norm)."""
         sizes = (config.network_inputs, *config.hidden, config.out_features)
-        rows = [torch.cat([value.reshape(-1) for value in state.values()]) for state in states]
-        return cls(
-            sizes,
-            config.activation,
-            torch.stack(rows).to(device),
-            config.category_counts,
-            config.embedding_dim,
+        return cls.from_states(
+            sizes, config.activation, states, device, config.category_counts, config.embedding_dim
         )
 
     def like(self, flat: Tensor) -> StackedMLP:
@@ -168,9 +169,7 @@ class StackedMLP:
             self._buffers[columns] = buffers
         result = Pass(pre=[], activations=[], inputs=[X], masks=[], buffers=buffers)
         if self.tables:  # each member's own vectors: (M, sizes[0], N), made afresh
-            X_members = X.expand(members, *X.shape)
-            result.codes = X_members[:, X.shape[0] - len(self.tables) :].long()  # (M, codes, N)
-            h = self._with_vectors(X_members, result.codes)
+            h, result.codes = self._with_vectors(X.expand(members, *X.shape))
             result.inputs[0] = h
         else:
             h = buffers.expanded(X, members)  # (M, in, N), no copy
@@ -201,7 +200,7 @@ class StackedMLP:
         As in ``eval()`` mode (no dropout), in fresh tensors: for rows that differ by member,
         such as each one's validation fold.
         """
-        h = self._with_vectors(X) if self.tables else X
+        h = self._with_vectors(X)[0] if self.tables else X
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.baddbmm(bias, weight, h)  # (M, out, N)
@@ -242,22 +241,21 @@ class StackedMLP:
             dz = self._activation_backward(dh, z, h)
         return self._grads
 
-    def _with_vectors(self, X: Tensor, codes: Tensor | None = None) -> Tensor:
+    def _with_vectors(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """Features ``(M, in, N)`` whose last rows are codes -> ``(M, sizes[0], N)``.
 
-        Each code row becomes its column's ``embedding_dim`` rows of learned vectors; ``codes``
-        ``(M, codes, N)`` are those rows as integers, when already at hand.
+        Each code row becomes its column's ``embedding_dim`` rows of learned vectors. Also
+        returns the codes ``(M, codes, N)`` as integers, which the backward reads.
         """
         plain = X.shape[1] - len(self.tables)
-        if codes is None:
-            codes = X[:, plain:].long()
+        codes = X[:, plain:].long()
         dim = self.embedding_dim
         vectors = [
             # (M, count, dim) gathered at the codes (M, N, dim) -> (M, N, dim)
             torch.gather(table, 1, codes[:, index, :, None].expand(-1, -1, dim))
             for index, table in enumerate(self.tables)
         ]
-        return torch.cat([X[:, :plain], *(v.transpose(1, 2) for v in vectors)], dim=1)
+        return torch.cat([X[:, :plain], *(v.transpose(1, 2) for v in vectors)], dim=1), codes
 
     def _tables_backward(self, codes: Tensor, dz: Tensor, tables: list[Tensor]) -> None:
         """The tables' gradients, into ``tables``, from the first layer's ``dz`` ``(M, out, n)``.

@@ -134,7 +134,7 @@ def write_run(
             staging / "test_predictions.csv", index=False
         )
         figures, left_out = run_figures(classifier, split, evaluation)
-        data = data_summary.get("dataset") or data_summary.get("file") or folder.name
+        data = _data_name(data_summary) or folder.name
         title = f"{data}: test {test_scores(evaluation, ('accuracy', 'log_loss'))}"
         left_out.update(save_pictures(staging, figures, title))
         page = render_report(
@@ -261,7 +261,7 @@ def _summary(
     if config.linear_weight > 0:
         model += f", logistic regression blended in at {config.linear_weight:.2f}"
     rows_of_data = data_summary.get("rows", "")
-    data = data_summary.get("dataset") or data_summary.get("file") or ""
+    data = _data_name(data_summary)
     headline = test_scores(evaluation, ("accuracy", "f1_macro", "roc_auc", "log_loss"))
     history = classifier.history
     seconds = history.rows[-1].get("time") if history.rows else None
@@ -279,6 +279,11 @@ def _summary(
             f"Python {platform.python_version()}",
         ],
     ]
+
+
+def _data_name(data_summary: dict[str, Any]) -> str:
+    """The run's data as its summary names it: a built-in dataset or a file; "" if neither."""
+    return str(data_summary.get("dataset") or data_summary.get("file") or "")
 
 
 def test_scores(evaluation: Evaluation, names: Sequence[str]) -> str:
