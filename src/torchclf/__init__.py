@@ -36,6 +36,7 @@ _EXPORTS = {
     "fit_parquet": "torchclf.training.streaming",
     "ModelConfig": "torchclf.config",
     "TrainConfig": "torchclf.config",
+    "CheckpointInterval": "torchclf.config",
     "PARAMETER_HELP": "torchclf.config",
     "Split": "torchclf.data.splits",
     "resolve_device": "torchclf.devices",
@@ -46,6 +47,8 @@ _EXPORTS = {
     "ModelFileError": "torchclf.errors",
     "TrainingError": "torchclf.errors",
     "TrainingDiverged": "torchclf.errors",
+    "TrainingInterrupted": "torchclf.errors",
+    "CheckpointError": "torchclf.errors",
     "TorchclfWarning": "torchclf.errors",
     "Evaluation": "torchclf.evaluation.metrics",
     "History": "torchclf.training.history",
@@ -74,6 +77,8 @@ __all__ = [
     "MLP",
     "PARAMETER_HELP",
     "BinaryTask",
+    "CheckpointError",
+    "CheckpointInterval",
     "Classifier",
     "ConfigError",
     "DataError",
@@ -95,6 +100,7 @@ __all__ = [
     "TrainConfig",
     "TrainingDiverged",
     "TrainingError",
+    "TrainingInterrupted",
     "__version__",
     "activations",
     "atomic_directory",
@@ -143,13 +149,14 @@ if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf import activations, datasets, improve, plots, report, sweep
     from torchclf.checkpoint import read_model_file
     from torchclf.classifier import Classifier, load
-    from torchclf.config import PARAMETER_HELP, ModelConfig, TrainConfig
+    from torchclf.config import PARAMETER_HELP, CheckpointInterval, ModelConfig, TrainConfig
     from torchclf.data.frames import is_table_path
     from torchclf.data.sources import DataSource
     from torchclf.data.splits import Split, train_test_split
     from torchclf.data.tabular import read_table
     from torchclf.devices import resolve_device
     from torchclf.errors import (
+        CheckpointError,
         ConfigError,
         DataError,
         ModelFileError,
@@ -157,6 +164,7 @@ if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
         TorchclfWarning,
         TrainingDiverged,
         TrainingError,
+        TrainingInterrupted,
     )
     from torchclf.estimator import NeuralNetClassifier
     from torchclf.evaluation.metrics import Evaluation

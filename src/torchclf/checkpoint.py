@@ -17,7 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from torchclf.errors import ModelFileError
-from torchclf.files import atomic_file
+from torchclf.files import CHECKPOINT_FOLDER, atomic_file
 
 FORMAT_NAME = "torchclf"
 FORMAT_VERSION = 1
@@ -52,8 +52,14 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    if path.is_dir() and (path / MODEL_FILE).is_file():
+    if path.is_dir():
         path = path / MODEL_FILE  # a run folder
+    if not path.exists() and path.name == MODEL_FILE and (path.parent / CHECKPOINT_FOLDER).is_dir():
+        raise ModelFileError(
+            f"'{path.parent}' is an unfinished run: its training was interrupted (or is still "
+            f"going on) and it has no model yet; finish it with "
+            f"'torchclf train --resume {path.parent}'"
+        )
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist (or is not a file)")
     try:

@@ -7,6 +7,7 @@ once, when it is created; the code that consumes them trusts them.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -294,11 +295,45 @@ def _from_dict(cls: Any, values: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
+@dataclass(frozen=True)
+class CheckpointInterval:
+    """How often a checkpoint is due: every ``epochs`` epochs, or every ``seconds`` seconds."""
+
+    epochs: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | int | float) -> CheckpointInterval:
+        """``"auto"`` (60 s), ``"20"`` (epochs) or ``"30s"`` / ``"5m"`` (time).
+
+        Raises:
+            ConfigError: for anything else.
+        """
+        value = str(text).strip().lower()
+        if value == "auto":
+            value = "60s"  # at most a minute of work lost, at a cost too small to measure
+        units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+        try:
+            if value[-1:] in units:
+                seconds = float(value[:-1]) * units[value[-1]]
+                if math.isfinite(seconds) and seconds >= 0:
+                    return cls(seconds=seconds)
+            elif int(value) >= 1:
+                return cls(epochs=int(value))
+        except ValueError:
+            pass
+        raise ConfigError(
+            f"checkpoint_every must be auto, a number of epochs (20) or a time (30s, 5m), got "
+            f"{text!r}"
+        )
+
+
 __all__ = [
     "MODEL_CONSTRAINTS",
     "PARAMETER_HELP",
     "THRESHOLD",
     "TRAIN_CONSTRAINTS",
+    "CheckpointInterval",
     "ModelConfig",
     "TrainConfig",
     "check_choice",

@@ -52,5 +52,21 @@ class TrainingDiverged(TrainingError):
         return message
 
 
+class CheckpointError(TorchclfError, OSError):
+    """A checkpoint cannot be written (a full disk, a read-only folder) or read."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped at Ctrl-C after writing a checkpoint it can be resumed from.
+
+    A ``KeyboardInterrupt``, as the Ctrl-C it answers (so ``except Exception`` does not swallow
+    it), that says where: ``epoch`` (the one in progress) and ``folder`` (the checkpoints).
+    """
+
+    def __init__(self, epoch: int, folder: object) -> None:
+        self.epoch, self.folder = epoch, folder
+        super().__init__(f"training interrupted at epoch {epoch}; a checkpoint is in '{folder}'")
+
+
 class TorchclfWarning(UserWarning):
     """Something worth knowing that does not stop the work, e.g. unseen categories at predict."""

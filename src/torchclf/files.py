@@ -16,6 +16,10 @@ from pathlib import Path
 
 from torchclf.errors import ConfigError
 
+# a run folder's training state while it trains (torchclf.training.checkpoints): a folder that
+# holds it and no model is a run still training, or interrupted
+CHECKPOINT_FOLDER = "checkpoints"
+
 
 def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it; put it straight back
@@ -77,4 +81,4 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
             shutil.rmtree(temporary)
 
 
-__all__ = ["atomic_directory", "atomic_file"]
+__all__ = ["CHECKPOINT_FOLDER", "atomic_directory", "atomic_file"]

@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 from torchclf import TorchclfError, TorchclfWarning
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def _base_named(name: str) -> type[Exception]:

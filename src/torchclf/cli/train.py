@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
 from pathlib import Path
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 import typer
 
 from torchclf import ModelConfig, TrainConfig
-from torchclf.cli import app
+from torchclf.cli import EXIT_INTERRUPTED, app
 from torchclf.cli.inputs import (
     DataOption,
     EncodingOption,
@@ -34,6 +37,7 @@ from torchclf.cli.inputs import (
     split_names,
 )
 from torchclf.cli.output import EpochTable, examples, heading, make_console, metrics_tables
+from torchclf.cli.runs import resumed_options
 
 
 @app.command(
@@ -181,68 +185,135 @@ def train(
     ] = None,
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
+    checkpoint_every: Annotated[
+        str,
+        typer.Option(
+            help="How often the whole training state is saved into the run folder: auto (every "
+            "60 s), a number of epochs, or a time (30s, 5m). Ctrl-C saves it too."
+        ),
+    ] = "auto",
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Finish an interrupted run: its folder (runs/circles). It goes on from its last "
+            "checkpoint with the options it began with.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train a classifier, print its metrics and write a run folder with plots and a report.
 
     With no options it trains the tutorial's non-linear model (2-10-10-1, ReLU) on the circles
     data. The run folder holds model.safetensors, history.csv, metrics.json, test_predictions.csv,
-    the pictures and report.html.
+    the pictures and report.html. While it trains, the folder holds checkpoints instead, and
+    Ctrl-C leaves it ready for --resume.
     """
-    typed = dict(locals())  # the options as typed; those named as fit's keywords pass as they are
-    sizes = parse_hidden(hidden)
-    threshold_value = parse_threshold(threshold)
-    epoch_budget = parse_auto(epochs, "'--epochs'", int, "300")
-    validation = parse_auto(validation_size, "'--validation-size'", float, "0.2")
-    patience_value = parse_auto(patience, "'--patience'", int, "20")
-    members = parse_auto(ensemble, "'--ensemble'", int, "8")
-    decay = parse_auto(weight_decay, "'--weight-decay'", float, "0.001")
-    thread_count: int | str = threads
-    if threads != "auto":
-        if not threads.isdigit() or int(threads) < 1:
+    # the options as typed (or, resuming, as the run began); those named as fit's keywords pass
+    typed = {name: value for name, value in locals().items() if name != "context"}
+    if resume is not None:
+        typed, command = resumed_options(context, resume, typed)
+    else:
+        command = command_line(context)
+    option = SimpleNamespace(**typed)
+    sizes = parse_hidden(option.hidden)
+    threshold_value = parse_threshold(option.threshold)
+    epoch_budget = parse_auto(option.epochs, "'--epochs'", int, "300")
+    validation = parse_auto(option.validation_size, "'--validation-size'", float, "0.2")
+    patience_value = parse_auto(option.patience, "'--patience'", int, "20")
+    members = parse_auto(option.ensemble, "'--ensemble'", int, "8")
+    decay = parse_auto(option.weight_decay, "'--weight-decay'", float, "0.001")
+    thread_count: int | str = option.threads
+    if option.threads != "auto":
+        if not option.threads.isdigit() or int(option.threads) < 1:
             raise typer.BadParameter(
-                f"expected auto or a positive whole number, got {threads!r}",
+                f"expected auto or a positive whole number, got {option.threads!r}",
                 param_hint="'--threads'",
             )
-        thread_count = int(threads)
-    separator = parse_separator(sep)
-    check_data(data)
-    folder = run_folder(out, name, Path(data).stem, overwrite)
+        thread_count = int(option.threads)
+    from torchclf import CheckpointInterval, ConfigError, TrainingInterrupted
 
-    import torchclf
-    from torchclf import DataSource, plan_training
-    from torchclf.report import write_run
-
-    console = make_console()
-    source = DataSource(
-        name=data,
-        target=split_names(target),
-        features=split_names(features) or None,
-        drop=split_names(drop),
-        test_size=test_size,
-        seed=seed,
-        sep=separator,
-        encoding=encoding,
-    )
-    loaded = source.load()
-    split = source.split(loaded)
-    summary = loaded.summary(split)
-    tunes_threshold = isinstance(threshold_value, str)
-    if members == "auto" and not source.is_file:
-        members = 1  # the lesson's own data: the lesson's one network
-    keywords = keywords_for(
-        torchclf.fit,
-        typed,
+    try:
+        CheckpointInterval.parse(option.checkpoint_every)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error), param_hint="'--checkpoint-every'") from error
+    separator = parse_separator(option.sep)
+    check_data(option.data)
+    if resume is None:
+        folder = run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
+    else:
+        folder = resume
+    missing = [p for p in (folder.parent, *folder.parent.parents) if not p.exists()]
+    parsed = dict(
         hidden=sizes,
         ensemble=members,
         epochs=epoch_budget,
         validation_fraction=validation,
         patience=patience_value,
         weight_decay=decay,
-        class_weight=None if class_weight == "none" else class_weight,
         threshold=threshold_value,
-        categorical=split_names(categorical),
         threads=thread_count,
-        compile=compile_model,
+        sep=separator,
+    )
+    try:
+        _train_into(folder, option, command, typed, parsed)
+    except KeyboardInterrupt as interrupt:
+        where = f" at epoch {interrupt.epoch}" if isinstance(interrupt, TrainingInterrupted) else ""
+        typer.echo(f"interrupted{where}; resume with: torchclf train --resume {folder}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BaseException:
+        if resume is None:  # a run that failed (bad data, a diverged loss) leaves no folder
+            shutil.rmtree(folder, ignore_errors=True)
+            for made in missing:  # nor the folders made for it
+                with contextlib.suppress(OSError):
+                    made.rmdir()
+        raise
+
+
+def _train_into(
+    folder: Path,
+    option: SimpleNamespace,
+    command: str,
+    typed: dict[str, Any],
+    parsed: dict[str, Any],
+) -> None:
+    """Train into the run folder ``folder`` (made, or being resumed) and complete it.
+
+    ``option``: the options; ``typed``: the same as a dict; ``parsed``: those that needed
+    parsing, by fit's keyword (and ``sep``).
+    """
+    import torchclf
+    from torchclf import DataSource, plan_training
+    from torchclf.report import CHECKPOINT_FOLDER, resume_point, start_run, write_run
+
+    console = make_console()
+    source = DataSource(
+        name=option.data,
+        target=split_names(option.target),
+        features=split_names(option.features) or None,
+        drop=split_names(option.drop),
+        test_size=option.test_size,
+        seed=option.seed,
+        sep=parsed.pop("sep"),
+        encoding=option.encoding,
+    )
+    loaded = source.load()
+    split = source.split(loaded)
+    summary = loaded.summary(split)
+    if not option.resume:  # the data read: the folder holds the run from now on
+        start_run(folder, command, typed, overwrite=option.overwrite)
+    resume_from = resume_point(folder)
+    tunes_threshold = isinstance(parsed["threshold"], str)
+    if parsed["ensemble"] == "auto" and not source.is_file:
+        parsed["ensemble"] = 1  # the lesson's own data: the lesson's one network
+    keywords = keywords_for(
+        torchclf.fit,
+        typed,
+        **parsed,
+        class_weight=None if option.class_weight == "none" else option.class_weight,
+        categorical=split_names(option.categorical),
+        compile=option.compile_model,
+        checkpoint_dir=folder / CHECKPOINT_FOLDER,
+        resume_from=resume_from,
     )
     plan = plan_training(len(split.X_train), keywords)  # what fit will plan: for the heading
     schedule = plan.schedule
@@ -252,9 +323,9 @@ def train(
         held_out = math.ceil(schedule.validation_fraction * len(split.X_train))
         summary["validation"] = f"{held_out} of them for validation" if held_out else None
     epoch_table = None
-    if not quiet:
-        every = log_every or max(1, schedule.epochs // 10)
-        epoch_table = EpochTable(console, schedule.epochs, every, heading(data, summary))
+    if not option.quiet:
+        every = option.log_every or max(1, schedule.epochs // 10)
+        epoch_table = EpochTable(console, schedule.epochs, every, heading(option.data, summary))
     try:
         with advice_in_options(grad_clip=True):
             classifier = torchclf.fit(
@@ -279,11 +350,11 @@ def train(
         classifier,
         split,
         evaluation,
-        command=command_line(context),
+        command=command,
         data_summary=summary,
-        overwrite=overwrite,
+        overwrite=True,  # the run in progress, which the finished run replaces
     )
-    if not quiet:
+    if not option.quiet:
         if hasattr(classifier.encoder, "kinds"):
             kinds = classifier.encoder.kinds()
             console.print(
@@ -292,11 +363,11 @@ def train(
             )
         if tunes_threshold:
             console.print(
-                f"threshold chosen on the validation rows ({threshold}): "
+                f"threshold chosen on the validation rows ({option.threshold}): "
                 f"{classifier.task.to_dict()['threshold']:.4f}"
             )
         metrics_tables(console, evaluation, "test metrics")
-    if compile_model and classifier.history.compile_seconds is not None:
+    if option.compile_model and classifier.history.compile_seconds is not None:
         console.print(
             f"torch.compile: the first step took {classifier.history.compile_seconds:.1f} s "
             "(compiling included)"

@@ -26,6 +26,7 @@ from torchclf.engine.optimizer import Hyper, StackedOptimizer
 from torchclf.engine.rows import BatchFeatures, Folds
 from torchclf.engine.stacked import StackedMLP
 from torchclf.nn.losses import StackedTargets
+from torchclf.training.checkpoints import Checkpoints, LoopState
 from torchclf.training.history import BestEpochs
 
 SYNC_EVERY = 50  # full-batch epochs between reads of the device: progress, NaN check, all stopped
@@ -65,6 +66,7 @@ def train_stacked(
     batches: IndexBatches | None = None,
     ensemble: bool = False,
     folds: Folds | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> StackedResult:
     """Train every member of ``net`` for its own number of epochs.
 
@@ -91,6 +93,9 @@ def train_stacked(
     is validated, and stopped, on the rest: its "val" columns are those rows' loss and
     accuracy, and ``splits`` hold only rows that are reported ("test"), scored as ``ensemble``
     says.
+
+    ``checkpoints`` write the loop's state when they say it is due (after an epoch; with
+    mini-batches, between batches too), and the loop goes on from their ``resumed`` state.
     """
     flat, device = net.flat, net.flat.device
     members, n_train = flat.shape[0], X_train.shape[1]
@@ -131,11 +136,16 @@ def train_stacked(
             on_flush,
             score,
             folds,
+            checkpoints,
         )
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
     live = torch.ones(members, dtype=torch.bool, device=device)
     stack = _Stack(net, optimizer, folds, X_train, train_targets)
+    first = 1
+    if checkpoints is not None and checkpoints.resumed is not None:
+        live = _resume(checkpoints.resumed, stack, stopping, records)
+        first = checkpoints.resumed.values["epoch"]
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
@@ -163,11 +173,11 @@ def train_stacked(
                 _, live = stopping.update(losses, live, epoch)
         live = live & (epochs > epoch)
 
-    epoch = 0
+    epoch = first - 1
     # inference mode, not no_grad: no autograd or version-counter bookkeeping on each of the
     # many small operations (a fifth of a tiny step's time)
     with torch.inference_mode():
-        for epoch in range(1, max(h.epochs for h in hypers) + 1):
+        for epoch in range(first, max(h.epochs for h in hypers) + 1):
             net, folds = stack.net, stack.folds
             forward = net.forward(X_all, train_rows=n_train)
             logits = forward.logits  # (M, outputs, N); columns past n_train are the splits' rows
@@ -200,6 +210,9 @@ def train_stacked(
                 if not bool(live.any()):
                     break
                 stack.keep(live, splits, stopping.best_flat)  # the members stopped by now leave
+            if checkpoints is not None and checkpoints.due(epoch):
+                records.flush(on_flush, last_epochs)  # (the state holds no pending metrics)
+                checkpoints.save(_snapshot(stack, stopping, live, records, epoch), epoch + 1)
         if evaluates:  # the stack as the last epoch left it (re-stacked, maybe)
             evaluate(stack.net.forward(X_all).logits, epoch)
         records.flush(on_flush, last_epochs)
@@ -221,6 +234,7 @@ def _train_in_batches(
     on_flush: Callable[[dict[str, list[list[float]]], list[int]], None] | None,
     score: Callable[[StackedTargets, Tensor], tuple[Tensor, Tensor]],
     folds: Folds | None,
+    checkpoints: Checkpoints | None,
 ) -> StackedResult:
     """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
 
@@ -233,14 +247,18 @@ def _train_in_batches(
     members = net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=net.flat.device)
     stack = _Stack(net, optimizer, folds, X_train, train_targets)
-    step, epoch = 0, 0
+    step, first, done_batches = 0, 1, 0
+    resumed = checkpoints.resumed if checkpoints is not None else None
+    if resumed is not None:
+        live = _resume(resumed, stack, stopping, records)
+        step, first, done_batches = (resumed.values[k] for k in ("step", "epoch", "batch"))
     features, X_rows = BatchFeatures(), X_train.T
 
     def last_epochs() -> list[int]:
         return _last_epochs(epochs, stopping)
 
     with torch.inference_mode():  # as train_stacked's full-batch loop
-        for epoch in range(1, int(epochs.max()) + 1):
+        for epoch in range(first, int(epochs.max()) + 1):
             net, folds = stack.net, stack.folds
             chosen = [
                 rows
@@ -254,9 +272,17 @@ def _train_in_batches(
             targets_epoch = train_targets.subset(order)
             logits = net.flat.new_empty(len(stack.active), net.sizes[-1], len(order))
             mask = live[:, None].to(net.flat.dtype) if masked else None
-            start = 0
             sizes = [rows.shape[0] for rows in chosen]
-            for X_batch in features.batches(X_rows, sizes, order):
+            start = sum(sizes[:done_batches])
+            if done_batches:  # resumed inside this epoch: the logits of the batches it took
+                logits[..., :start] = resumed.tensors["logits"]  # type: ignore[union-attr]
+            for index, X_batch in enumerate(
+                features.batches(X_rows, sizes[done_batches:], order[start:]), done_batches
+            ):
+                if index > 0 and checkpoints is not None and checkpoints.due():
+                    state = _snapshot(stack, stopping, live, records, step)
+                    state.tensors["logits"] = logits[..., :start]
+                    checkpoints.save(state, epoch, index)
                 stop = start + X_batch.shape[1]
                 step += 1  # the optimizer counts steps, not epochs, as torch.optim does
                 batch_targets = targets_epoch.subset(slice(start, stop))
@@ -296,7 +322,54 @@ def _train_in_batches(
                 break
             if stopping is not None and folds is not None:
                 stack.keep(live, splits, stopping.best_flat)
+            done_batches = 0
+            if checkpoints is not None and checkpoints.due(epoch):
+                stack.write_back()
+                checkpoints.save(_snapshot(stack, stopping, live, records, step), epoch + 1)
     return _result(stack.master, records, last_epochs(), stopping)
+
+
+def _snapshot(
+    stack: _Stack, stopping: _EarlyStopping | None, live: Tensor, records: _Records, step: int
+) -> LoopState:
+    """The engine loop's state between steps: every member's weights, moments and stopping.
+
+    ``records`` must hold no pending metrics (flushed). ``step``: optimizer steps taken.
+    """
+    state = LoopState(values={"step": step, "columns": records.columns})
+    state.tensors |= {"master": stack.master, "active": stack.active, "live": live}
+    if stack.net.flat is not stack.master:  # re-stacked: the members training, in their stack
+        state.tensors["flat"] = stack.net.flat
+    state.put("optimizer", stack.optimizer.state())
+    if stopping is not None:
+        state.put("stopping", stopping.state() | {"best_flat": stopping.best_flat})
+    for split, logits in stack.frozen.items():
+        state.put(f"frozen.{split}", {str(i): t for i, t in enumerate(logits)})
+    return state
+
+
+def _resume(
+    state: LoopState, stack: _Stack, stopping: _EarlyStopping | None, records: _Records
+) -> Tensor:
+    """Set ``stack``, ``stopping`` and ``records`` as :func:`_snapshot` saw them; return live."""
+    device = stack.master.device
+    stack.master.copy_(state.tensors["master"])
+    active = state.tensors["active"].to(device)
+    if len(active) < len(stack.master):  # re-stacked as the members that had left, left
+        assert stack.folds is not None  # members leave only a cross-fitted stack
+        stack.net, stack.optimizer = stack.net.subset(active), stack.optimizer.subset(active)
+        stack.folds, stack.active = stack.folds.subset(active), active
+        stack.net.flat.copy_(state.tensors["flat"])
+    stack.optimizer.load(state.sub("optimizer"))
+    if stopping is not None:
+        saved = state.sub("stopping")
+        stopping.load(saved)
+        stopping.best_flat = saved["best_flat"].to(stopping.best_flat)
+    for split in {name.split(".")[1] for name in state.tensors if name.startswith("frozen.")}:
+        frozen = state.sub(f"frozen.{split}")
+        stack.frozen[split] = [frozen[str(i)].to(device) for i in range(len(frozen))]
+    records.columns = state.values["columns"]
+    return state.tensors["live"].to(device)
 
 
 class _Stack:

@@ -60,6 +60,16 @@ class StackedOptimizer:
         # the fused kernel reads the step count from a tensor; one reused, not one per step
         self.step_count = torch.zeros((), dtype=torch.float32, device=like.device)
 
+    def state(self) -> dict[str, Tensor]:
+        """The moments, for a checkpoint (the rest comes from the members' settings)."""
+        return {"moment": self.moment} | ({} if self.square is None else {"square": self.square})
+
+    def load(self, state: dict[str, Tensor]) -> None:
+        """Take up :meth:`state`'s moments in place."""
+        self.moment.copy_(state["moment"])
+        if self.square is not None:
+            self.square.copy_(state["square"])
+
     def subset(self, keep: Tensor) -> StackedOptimizer:
         """The optimizer of members ``keep`` ``(A,)`` alone, their state carried over."""
         chosen = copy.copy(self)

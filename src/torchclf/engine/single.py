@@ -17,6 +17,7 @@ from torchclf.engine.rows import Folds
 from torchclf.engine.stacked import StackedMLP
 from torchclf.nn.models import members_of
 from torchclf.tasks import Task
+from torchclf.training.checkpoints import Checkpoints
 from torchclf.training.history import EpochRecorder, History
 
 
@@ -71,6 +72,7 @@ def train_single(
     on_epoch: Callable[[dict[str, float]], None] | None,
     batches: IndexBatches,
     folds: Tensor | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> History:
     """:func:`torchclf.training.loop.train_model` on these loops: the same epochs, rows and weights.
 
@@ -83,6 +85,9 @@ def train_single(
     (``validation`` is then None), and keeps its own best epoch. The history's "train" and "val"
     columns are then the members' means (of those still training), "test" the ensemble's;
     ``history.member_best_epochs`` holds each member's best epoch.
+
+    ``checkpoints``: as :func:`~torchclf.engine.loops.train_stacked` takes them; the history
+    so far is saved with each one and taken up on resuming.
     """
     model_config: ModelConfig = model.config  # type: ignore[assignment]
     dtype = train.X.dtype
@@ -96,6 +101,9 @@ def train_single(
         if rows is not None
     ]
     history = History()
+    if checkpoints is not None:
+        history = History.from_dict(checkpoints.history)  # {} unless resumed: an empty one
+        checkpoints.track(history)
     recorder = EpochRecorder(history, on_epoch)  # a row's time: when it was read
 
     def on_flush(columns: dict[str, list[list[float]]], last_epochs: list[int]) -> None:
@@ -139,6 +147,7 @@ def train_single(
         batches=batches,
         ensemble=len(members) > 1,
         folds=None if folds is None else Folds(folds.to(train.X.device), dtype),
+        checkpoints=checkpoints,
     )
     history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
     if folds is not None:

@@ -11,7 +11,11 @@
     report.html            all of the above at a glance, pictures embedded
 
 The folder is assembled under a temporary name and renamed into place at the end, so an
-interrupted run never leaves a half-written folder.
+interrupted run never leaves a half-written folder. While ``torchclf train`` trains, the folder
+holds ``checkpoints/`` instead (:func:`start_run`): ``train.json`` (the command and the options
+it began with) and the checkpoint files (:mod:`torchclf.training.checkpoints`). Such a folder
+is an unfinished run, which ``torchclf train --resume`` finishes (:func:`unfinished_run`,
+:func:`resume_point`) and the finished run replaces whole.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torchclf.errors import TorchclfWarning
-from torchclf.files import atomic_directory
+from torchclf.errors import ConfigError, TorchclfWarning
+from torchclf.files import CHECKPOINT_FOLDER, atomic_directory
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,6 +51,54 @@ PICTURES = {
 # a binary task whose rarer class has under this share of the test rows is imbalanced: its
 # report shows that class's F1 at 0.5 and at the threshold chosen for its F1 on held-out rows
 IMBALANCED_SHARE = 0.3
+
+
+RUN_FILE = "train.json"  # in checkpoints/: the command and the options a run began with
+
+
+def start_run(
+    folder: str | os.PathLike[str],
+    command: str,
+    options: dict[str, Any],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Make ``folder`` an unfinished run: ``checkpoints/train.json`` and nothing else yet."""
+    with atomic_directory(folder, overwrite=overwrite) as staging:
+        document = {"command": command, "options": options}
+        (staging / CHECKPOINT_FOLDER).mkdir()
+        text = json.dumps(document, indent=1, default=str)  # a Path option as its text
+        (staging / CHECKPOINT_FOLDER / RUN_FILE).write_text(text)
+    return Path(folder)
+
+
+def unfinished_run(folder: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
+    """The command and the options an unfinished run (:func:`start_run`) began with.
+
+    Raises:
+        ConfigError: when ``folder`` is a finished run, or no run at all.
+    """
+    folder = Path(folder)
+    if (folder / "model.safetensors").is_file():
+        raise ConfigError(
+            f"'{folder}' is a finished run (it has its model.safetensors): nothing to resume"
+        )
+    try:
+        document = json.loads((folder / CHECKPOINT_FOLDER / RUN_FILE).read_text())
+        return document["command"], document["options"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigError(
+            f"'{folder}' is not a run folder that torchclf train can resume: it has no "
+            f"readable {CHECKPOINT_FOLDER}/{RUN_FILE} ({error})"
+        ) from error
+
+
+def resume_point(folder: str | os.PathLike[str]) -> Path | None:
+    """``folder``'s checkpoints folder if it holds a checkpoint to go on from, else None."""
+    from torchclf.training.checkpoints import latest_checkpoint
+
+    checkpoints = Path(folder) / CHECKPOINT_FOLDER
+    return checkpoints if latest_checkpoint(checkpoints) is not None else None
 
 
 def threshold_rows(classifier: Classifier, X_test: Any, y_test: Any) -> list[list[Any]]:
@@ -383,11 +435,16 @@ def render_report(
 
 
 __all__ = [
+    "CHECKPOINT_FOLDER",
+    "RUN_FILE",
     "readable",
     "render_report",
+    "resume_point",
     "run_figures",
     "save_pictures",
+    "start_run",
     "test_scores",
+    "unfinished_run",
     "write_history",
     "write_run",
 ]

@@ -7,7 +7,9 @@ and hands them to the training loop.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,12 +32,20 @@ from torchclf.data.labelled import Labelled, to_labelled
 from torchclf.data.splits import fold_indices, holdout_indices
 from torchclf.devices import intra_op_threads, resolve_device, rng_devices, training_threads
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
-from torchclf.errors import ConfigError, DataError
+from torchclf.errors import ConfigError, DataError, TrainingInterrupted
 from torchclf.nn.models import build_model
 from torchclf.nn.starting_point import auto_hidden, start_at_prior
 from torchclf.tasks import Task, infer_task
 from torchclf.training.blend import blend_in_logistic
 from torchclf.training.calibration import fit_temperature, set_temperature
+from torchclf.training.checkpoints import (
+    CHECKPOINT_FOLDER,
+    KEEP,
+    Checkpoints,
+    LoopState,
+    fingerprint,
+    jsonable,
+)
 from torchclf.training.history import History
 from torchclf.training.loop import ProgressPrinter, train_model, training_batches
 from torchclf.training.schedule import plan_training, resolve_weight_decay
@@ -98,6 +108,10 @@ def fit(
     log_every: int | None = None,
     log: Callable[[str], None] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | str = "auto",
+    keep_checkpoints: int = KEEP,
+    resume_from: str | os.PathLike[str] | None = None,
 ) -> Classifier:
     """Train a classifier on features ``X`` and targets ``y``.
 
@@ -228,6 +242,18 @@ def fit(
         log_every: progress interval in epochs (default: ten lines per run).
         log: receives the progress lines instead of ``print`` (implies ``verbose``).
         on_epoch: called with each epoch's history row, e.g. to drive a progress bar.
+        checkpoint_dir: write the whole training state into this folder as it trains
+            (:mod:`torchclf.training.checkpoints`: weights, optimizer, early stopping, best
+            weights, generators, history; safetensors and JSON), so that ``resume_from`` can go
+            on from it. While it trains, Ctrl-C writes a checkpoint and raises
+            :class:`~torchclf.TrainingInterrupted`.
+        checkpoint_every: how often: "auto" (every 60 seconds), a number of epochs, or a time
+            such as "30s" or "5m"; and once training is done.
+        keep_checkpoints: how many of the newest checkpoints to keep.
+        resume_from: a folder of checkpoints (or a run folder holding one): go on from its
+            newest checkpoint, which must come from the same data and settings (a difference is
+            refused by name); the model is bit for bit the one an uninterrupted run gives on the
+            same machine. Checkpoints go on into it unless ``checkpoint_dir`` says otherwise.
 
     Returns:
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
@@ -348,6 +374,10 @@ def fit(
         hidden=hidden,  # ModelConfig checks and converts it
         ensemble=ensemble,
     )
+    checkpoints = _checkpoints(
+        given, checkpoint_dir, resume_from, checkpoint_every, keep_checkpoints, train,
+        validation, test, folds,
+    )  # fmt: skip
     model = build_model(model_config, seed, link=fitted_task.link)
     if prior_bias:
         train_weights = None if weights is None else torch.from_numpy(weights[train_rows])
@@ -368,9 +398,21 @@ def fit(
         intra_op_threads(training_threads(threads, len(train_rows))),
     ):
         torch.manual_seed(seed)  # dropout draws from the global generator
-        history = _train(
-            model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end, folds
-        )
+        if checkpoints is None:
+            history = _train(
+                model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end,
+                folds,
+            )  # fmt: skip
+        else:
+            checkpoints.restore_random_state()
+            history = _train_with_checkpoints(
+                checkpoints,
+                model,
+                lambda every: _train(
+                    model, fitted_task, loss_fn, train, train_config, validation, test,
+                    on_epoch_end, folds, every,
+                ),
+            )  # fmt: skip
         # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
         held_out = train if folds is not None else validation
         if plan.blend_linear and model_config.hidden and held_out is not None:
@@ -397,6 +439,74 @@ def fit(
     )
 
 
+# fit's keywords that are not settings a resumed run must repeat: the data, and what it shows
+_NOT_SETTINGS = frozenset(
+    {"X", "y", "eval_set", "sample_weight", "verbose", "log_every", "log", "on_epoch"}
+    | {"checkpoint_dir", "checkpoint_every", "keep_checkpoints", "resume_from"}
+)
+
+
+def _checkpoints(
+    given: dict[str, Any],
+    checkpoint_dir: str | os.PathLike[str] | None,
+    resume_from: str | os.PathLike[str] | None,
+    every: int | str,
+    keep: int,
+    *rows: Labelled | Tensor | None,
+) -> Checkpoints | None:
+    """The run's checkpoints (None without ``checkpoint_dir`` or ``resume_from``), resumed."""
+    if checkpoint_dir is None and resume_from is None:
+        return None
+    tensors: list[Tensor | None] = []
+    for part in rows:
+        if isinstance(part, Labelled):
+            tensors += [part.X, part.y, part.weight]
+        else:
+            tensors.append(part)
+    settings = jsonable({k: v for k, v in given.items() if k not in _NOT_SETTINGS})
+    folder = Path(checkpoint_dir if checkpoint_dir is not None else resume_from)  # type: ignore[arg-type]
+    if checkpoint_dir is None and (folder / CHECKPOINT_FOLDER).is_dir():
+        folder = folder / CHECKPOINT_FOLDER  # a run folder
+    checkpoints = Checkpoints(folder, settings, fingerprint(tensors), every, keep)
+    if resume_from is not None:
+        source = Path(resume_from)
+        if (source / CHECKPOINT_FOLDER).is_dir():
+            source = source / CHECKPOINT_FOLDER
+        reader = (
+            checkpoints if source == folder else Checkpoints(source, settings, checkpoints.data)
+        )
+        reader.resume()
+        checkpoints.resumed, checkpoints.resumed_stage = reader.resumed, reader.resumed_stage
+        checkpoints.history, checkpoints._random = reader.history, reader._random
+    return checkpoints
+
+
+def _train_with_checkpoints(
+    checkpoints: Checkpoints,
+    model: torch.nn.Module,
+    train_network: Callable[[Checkpoints], History],
+) -> History:
+    """:func:`_train` writing checkpoints, and a last one once the network is trained.
+
+    A run resumed from that last one takes its weights and history and trains no more. Ctrl-C
+    while it trains writes a checkpoint and raises :class:`~torchclf.TrainingInterrupted`.
+    """
+    with checkpoints.catching_interrupts():
+        if checkpoints.resumed_stage == "trained":
+            assert checkpoints.resumed is not None  # a stage is read with its state
+            model.load_state_dict(checkpoints.resumed.sub("model"))
+            history = History.from_dict(checkpoints.history)
+        else:
+            history = train_network(checkpoints)
+            trained = LoopState()
+            trained.put("model", model.state_dict())
+            checkpoints.track(history)
+            checkpoints.save(trained, len(history), stage="trained")
+    if checkpoints.interrupt_requested:  # Ctrl-C came after the last safe point: the
+        raise TrainingInterrupted(len(history), checkpoints.folder)  # model is saved
+    return history
+
+
 def _train(
     model: torch.nn.Module,
     task: Task,
@@ -407,6 +517,7 @@ def _train(
     test: Labelled | None,
     on_epoch: Callable[[dict[str, float]], None],
     folds: Tensor | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> History:
     """Train on the hand-written engine where it applies, else on the autograd loop.
 
@@ -419,7 +530,7 @@ def _train(
         why_not = engine.refusal(model, train, config)
         if why_not is None:
             return engine.train_single(
-                model, task, train, config, validation, test, on_epoch, batches, folds
+                model, task, train, config, validation, test, on_epoch, batches, folds, checkpoints
             )
         if config.engine == "stacked":
             raise ConfigError(
@@ -437,6 +548,7 @@ def _train(
         test=test,
         on_epoch=on_epoch,
         batches=batches,
+        checkpoints=checkpoints,
     )
 
 

@@ -46,6 +46,15 @@ class History:
         """The last epoch's row."""
         return self.rows[-1]
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything in the history, as JSON values (a checkpoint holds it)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> History:
+        """The history :meth:`to_json` gave (an empty one from ``{}``)."""
+        return cls(**values)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: the last row, the best epoch, whether training stopped early.
 
@@ -77,6 +86,8 @@ class BestEpochs:
     device; a single model passes ``(1,)`` tensors.
     """
 
+    _STATE = ("best_loss", "best_epoch", "stop_epoch", "waited")
+
     def __init__(self, losses: Tensor, patience: int, min_delta: float = 0.0) -> None:
         """Start from ``losses``' shape, dtype and device (their values are not used)."""
         self.patience, self.min_delta = patience, min_delta
@@ -84,6 +95,15 @@ class BestEpochs:
         self.best_epoch = torch.zeros(losses.shape, dtype=torch.long, device=losses.device)
         self.stop_epoch = torch.zeros_like(self.best_epoch)  # 0 while a member trains on
         self.waited = torch.zeros_like(self.best_epoch)  # epochs since the last better one
+
+    def state(self) -> dict[str, Tensor]:
+        """The rule's tensors, for a checkpoint."""
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def load(self, state: dict[str, Tensor]) -> None:
+        """Take up :meth:`state`'s tensors, on this rule's device."""
+        for name in self._STATE:
+            setattr(self, name, state[name].to(getattr(self, name).device))
 
     def update(self, losses: Tensor, live: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
         """Fold in the validation losses ``(M,)`` after ``epoch``.
@@ -120,7 +140,8 @@ class EpochRecorder:
     ) -> None:
         self.history, self.on_epoch = history, on_epoch
         self.timed, self.stop_on_divergence = timed, stop_on_divergence
-        self.start = time.perf_counter()
+        # a resumed history's clock goes on from its last row
+        self.start = time.perf_counter() - (history.rows[-1].get("time", 0.0) if history else 0.0)
 
     def record(self, epoch: int, values: dict[str, float], lr: float) -> dict[str, float]:
         """Append epoch ``epoch``'s row: ``{"epoch", **values, "lr", "time"}``."""

@@ -23,6 +23,12 @@ from torchclf.data.batches import IndexBatches, default_batch_size
 from torchclf.data.labelled import Labelled, to_labelled
 from torchclf.nn.models import Ensemble
 from torchclf.tasks import Task
+from torchclf.training.checkpoints import (
+    Checkpoints,
+    LoopState,
+    load_optimizer_state,
+    optimizer_state,
+)
 from torchclf.training.history import BestEpochs, EpochRecorder, History, check_finite_loss
 
 EVAL_BATCH_ROWS = 8192  # rows per forward pass when evaluating without gradients
@@ -108,6 +114,7 @@ def train_model(
     optimizer: torch.optim.Optimizer | None = None,
     start_epoch: int = 1,
     batches: IndexBatches | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> History:
     """Train ``model`` in place and return its history.
 
@@ -124,6 +131,8 @@ def train_model(
         start_epoch: the first epoch's number, when continuing earlier training; it also
             seeds that epoch's shuffling.
         batches: the run's index batches (default: :func:`training_batches`).
+        checkpoints: write the loop's state when they say it is due (between batches and after
+            each epoch), and go on from :attr:`Checkpoints.resumed` when it is set.
 
     Raises:
         TrainingError: when the training loss becomes NaN or infinite.
@@ -139,6 +148,35 @@ def train_model(
     one = torch.ones(1, dtype=torch.bool)  # (1,): a single model always trains on
     rule = BestEpochs(torch.zeros(1, dtype=torch.float64), config.patience, config.min_delta)
     best_state, stop = None, False
+    first_epoch, skip_batches = start_epoch, 0
+    resumed = checkpoints.resumed if checkpoints is not None else None
+    if resumed is not None:  # go on where the checkpoint was written
+        model.load_state_dict(resumed.sub("model"))
+        load_optimizer_state(optimizer, resumed, "optimizer")
+        if scheduler is not None:
+            scheduler.load_state_dict(resumed.values["scheduler"])
+        rule.load(resumed.sub("rule"))
+        best = resumed.sub("best")
+        best_state = best or None
+        history = History.from_dict(checkpoints.history)  # type: ignore[union-attr]
+        recorder = EpochRecorder(history, on_epoch)
+        first_epoch, skip_batches = resumed.values["epoch"], resumed.values["batch"]
+    if checkpoints is not None:
+        checkpoints.track(history)
+
+    def snapshot(sums: tuple[Tensor, Tensor, int] | None = None) -> LoopState:
+        """The loop's state; ``sums``: the epoch's running loss, correct count and rows."""
+        state = LoopState()
+        state.put("model", model.state_dict())
+        optimizer_state(optimizer, state, "optimizer")
+        state.values["scheduler"] = None if scheduler is None else scheduler.state_dict()
+        state.put("rule", rule.state())
+        state.put("best", best_state or {})
+        if sums is not None:
+            state.put("sums", {"loss": sums[0], "correct": sums[1]})
+            state.values["rows_seen"] = sums[2]
+        return state
+
     # torch.compile compiles on the first call: that step's time is reported as the compile time
     forward = torch.compile(model) if config.compile else model
 
@@ -147,12 +185,21 @@ def train_model(
             return loss_fn(logits, targets)
         return _weighted_loss(per_sample_loss, logits, targets, weight)
 
-    for epoch in range(start_epoch, start_epoch + config.epochs):
+    for epoch in range(first_epoch, start_epoch + config.epochs):
         model.train()
         loss_sum = torch.zeros((), dtype=train.X.dtype, device=train.X.device)
         correct = torch.zeros((), device=train.X.device)
         rows_seen = 0
-        for rows in batches.epoch(epoch):
+        epoch_batches = list(batches.epoch(epoch))
+        if skip_batches:  # resumed inside this epoch: its first batches are done
+            sums = resumed.sub("sums")  # type: ignore[union-attr]
+            loss_sum, correct = sums["loss"].to(loss_sum), sums["correct"].to(correct)
+            rows_seen = resumed.values["rows_seen"]  # type: ignore[union-attr]
+        for index, rows in enumerate(epoch_batches):
+            if index < skip_batches:
+                continue
+            if 0 < index and checkpoints is not None and checkpoints.due():
+                checkpoints.save(snapshot((loss_sum, correct, rows_seen)), epoch, index)
             X_batch, y_batch = train.X[rows], train.y[rows]
             step_start = time.perf_counter()
             weight = None if train.weight is None else train.weight[rows]
@@ -207,6 +254,9 @@ def train_model(
         if stop:
             history.stopped_early = True
             break
+        skip_batches = 0
+        if checkpoints is not None and checkpoints.due(epoch):
+            checkpoints.save(snapshot(), epoch + 1)
 
     if best_state is not None:
         model.load_state_dict(best_state)  # early stopping keeps the best validation epoch

@@ -1,0 +1,281 @@
+"""Checkpoints and resume: a run cut anywhere ends, resumed, in the very model an uncut run gives."""
+
+import errno
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+from typer.testing import CliRunner
+
+import torchclf
+from torchclf.cli import app
+from torchclf.training.checkpoints import latest_checkpoint, read_checkpoint
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], prog_name="torchclf")
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 6)).astype("float32")
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 0.8)  # three classes
+    return X, y
+
+
+class Crash(Exception):
+    """Stands for the process dying: raised from the progress callback at a chosen epoch."""
+
+
+def _fit(table, folder, crash_at=None, resume=False, **settings):
+    def on_epoch(row):
+        if row["epoch"] == crash_at:
+            raise Crash
+
+    return torchclf.fit(
+        *table,
+        seed=3,
+        threads=1,
+        checkpoint_dir=folder,
+        resume_from=folder if resume else None,
+        on_epoch=on_epoch,
+        **settings,
+    )
+
+
+def _model_bytes(classifier, path):
+    classifier.save(path)
+    return Path(path).read_bytes()
+
+
+# every loop: the autograd one (with dropout and a schedule, whose state and generator must come
+# back), the engine full batch and in mini-batches, a cross-fitted ensemble whose members leave
+# the stack as they stop; "0s" checkpoints between every two batches, so the last one before the
+# crash is inside an epoch
+LOOPS = {
+    "autograd full batch": dict(engine="autograd", epochs=40, checkpoint_every=6),
+    "autograd batches, dropout, cosine": dict(
+        engine="autograd", epochs=8, batch_size=64, dropout=0.2, lr_schedule="cosine",
+        checkpoint_every="0s",
+    ),
+    "engine full batch": dict(engine="stacked", epochs=200, checkpoint_every=7),
+    "engine batches": dict(engine="stacked", epochs=8, batch_size=64, checkpoint_every="0s"),
+    "cross-fitted ensemble, batches": dict(
+        ensemble=4, epochs=20, batch_size=64, patience=3, checkpoint_every="0s"
+    ),
+    "cross-fitted ensemble, full batch": dict(
+        ensemble=4, epochs=300, patience=15, checkpoint_every=3
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("settings", LOOPS.values(), ids=LOOPS.keys())
+def test_a_run_resumed_after_a_crash_is_bit_identical(table, tmp_path, settings):
+    whole = _fit(table, tmp_path / "uncut", **settings)
+    uncut = _model_bytes(whole, tmp_path / "uncut.st")
+    crash_at = settings["epochs"] // 2 + 1
+    with pytest.raises(Crash):
+        _fit(table, tmp_path / "cut", crash_at=crash_at, **settings)
+    _, document = read_checkpoint(latest_checkpoint(tmp_path / "cut"))
+    assert document["stage"] == "training" and document["epoch"] <= crash_at
+    resumed = _fit(table, tmp_path / "cut", resume=True, **settings)
+    assert _model_bytes(resumed, tmp_path / "resumed.st") == uncut
+
+    def untimed(history):
+        return [{k: v for k, v in row.items() if k != "time"} for row in history]
+
+    assert untimed(resumed.history) == untimed(whole.history)  # the epochs before it too
+
+
+def test_a_mid_epoch_checkpoint_holds_the_position_and_the_generators(table, tmp_path):
+    settings = LOOPS["autograd batches, dropout, cosine"]
+    with pytest.raises(Crash):
+        _fit(table, tmp_path, crash_at=3, **settings)
+    tensors, document = read_checkpoint(latest_checkpoint(tmp_path))
+    assert document["epoch"] == 3 and document["batch"] > 0  # inside epoch 3
+    assert {"random.torch", "random.numpy", "sums.loss"} <= set(tensors)
+    assert document["values"]["scheduler"]["last_epoch"] == 2
+    assert len(document["history"]["rows"]) == 2
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == [
+        p.name for p in sorted(tmp_path.glob("checkpoint-*"))[-2:]
+    ]  # the last two kept
+
+
+def test_resuming_with_other_settings_or_data_is_refused_by_name(table, tmp_path):
+    settings = LOOPS["engine full batch"]
+    with pytest.raises(Crash):
+        _fit(table, tmp_path, crash_at=50, **settings)
+    with pytest.raises(
+        torchclf.ConfigError, match=r"lr was 0\.003 when the checkpoint .* now 0\.01"
+    ):
+        _fit(table, tmp_path, resume=True, **{**settings, "lr": 0.01})
+    X, y = table
+    with pytest.raises(torchclf.ConfigError, match="the data differ"):
+        _fit((X[::-1].copy(), y[::-1].copy()), tmp_path, resume=True, **settings)
+    with pytest.raises(torchclf.CheckpointError, match="holds no checkpoint"):
+        _fit(table, tmp_path / "empty", resume=True, **settings)
+    with pytest.raises(torchclf.ConfigError, match="checkpoint_every must be"):
+        _fit(table, tmp_path / "other", **{**settings, "checkpoint_every": "soon"})
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(table, tmp_path):
+    settings = LOOPS["engine full batch"]
+    uncut = _model_bytes(_fit(table, tmp_path / "uncut", **settings), tmp_path / "uncut.st")
+    with pytest.raises(Crash):
+        _fit(table, tmp_path / "cut", crash_at=120, **settings)
+    newest = latest_checkpoint(tmp_path / "cut")
+    newest.write_bytes(newest.read_bytes()[:100])  # torn
+    resumed = _fit(table, tmp_path / "cut", resume=True, **settings)
+    assert _model_bytes(resumed, tmp_path / "resumed.st") == uncut
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS], ids=["full disk", "read-only"])
+def test_a_failed_write_is_one_error_and_keeps_the_previous_checkpoint(
+    table, tmp_path, monkeypatch, error
+):
+    save_file, calls = safetensors.torch.save_file, []
+
+    def failing(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 3:  # half a file, then the disk says no
+            save_file(tensors, path, metadata=metadata)
+            Path(path).write_bytes(Path(path).read_bytes()[:200])
+            raise OSError(error, os.strerror(error))
+        save_file(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", failing)
+    with pytest.raises(torchclf.CheckpointError, match=os.strerror(error)) as raised:
+        _fit(table, tmp_path, **LOOPS["engine full batch"])
+    assert "previous checkpoint is kept" in str(raised.value) and "\n" not in str(raised.value)
+    # the two written before (KEEP), whole; nothing of the third
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-000001.safetensors",
+        "checkpoint-000002.safetensors",
+    ]
+    _, document = read_checkpoint(tmp_path / "checkpoint-000002.safetensors")
+    assert document["epoch"] == 15  # after epoch 14, the second of every 7
+
+
+# ------------------------------------------------------------------ the command line, killed
+PROGRAM = "import sys; from torchclf.cli import main; sys.argv[0] = 'torchclf'; main()"
+# dies half-way through writing its third checkpoint, as a machine losing power would
+DIES_IN_A_WRITE = """
+import os, signal, safetensors.torch as st
+save_file, count = st.save_file, [0]
+def dying(tensors, path, metadata=None):
+    count[0] += 1
+    save_file(tensors, path, metadata=metadata)
+    if count[0] == 3:
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+st.save_file = dying
+"""
+RUNS = {  # at least a second of training after the first checkpoint, on this machine
+    "engine full batch": ["--data", "circles", "--epochs", "4000", "--checkpoint-every", "100"],
+    "engine batches": [
+        "--data", "digits", "--batch-size", "64", "--epochs", "300", "--checkpoint-every", "0.02s"
+    ],
+    "autograd full batch (dropout)": [
+        "--data", "moons", "--dropout", "0.1", "--epochs", "1500", "--checkpoint-every", "100"
+    ],
+    "autograd batches (dropout)": [
+        "--data", "digits", "--batch-size", "64", "--dropout", "0.1", "--epochs", "40",
+        "--checkpoint-every", "0.02s",
+    ],
+}  # fmt: skip
+COMMON = ["--no-early-stopping", "--threads", "1", "--quiet"]
+
+
+def _start(args, folder, prelude=""):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", prelude + PROGRAM, "train", *args, *COMMON]
+    command += ["--out", folder.parent, "--name", folder.name]
+    return subprocess.Popen(
+        [str(c) for c in command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _after_checkpoint(process, folder, number, signum):
+    """Send ``signum`` once checkpoint ``number`` is written; return the exit code and stderr."""
+    deadline = time.monotonic() + 120  # a bound, never reached by a working run
+    while process.poll() is None and time.monotonic() < deadline:
+        newest = latest_checkpoint(folder / "checkpoints")
+        if newest is not None and int(newest.stem.split("-")[1]) >= number:
+            process.send_signal(signum)
+            break
+        time.sleep(0.002)  # polling the folder, not timing anything
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+@pytest.fixture(scope="module")
+def uncut(tmp_path_factory):
+    """Each run of RUNS trained in one go: its model file's bytes."""
+    out = tmp_path_factory.mktemp("uncut")
+    models = {}
+    for index, (name, args) in enumerate(RUNS.items()):
+        result = invoke("train", *args, *COMMON, "--out", out, "--name", index)
+        assert result.exit_code == 0, result.output
+        models[name] = (out / str(index) / "model.safetensors").read_bytes()
+    return models
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_train_killed_at_a_random_moment_resumes_to_the_same_model_file(uncut, tmp_path, seed):
+    rng = random.Random(seed)
+    name = list(RUNS)[seed % len(RUNS)]
+    prelude = DIES_IN_A_WRITE if seed == 4 else ""  # the fifth dies inside a checkpoint write
+    folder = tmp_path / "run"
+    process = _start(RUNS[name], folder, prelude)
+    number = rng.randint(1, 4) if not prelude else sys.maxsize  # (that one kills itself)
+    code, _ = _after_checkpoint(process, folder, number, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert not (folder / "model.safetensors").exists()  # cut while it trained
+    if prelude:  # its third checkpoint torn, under its temporary name only
+        assert len(list((folder / "checkpoints").glob(".checkpoint-000003.safetensors.*.tmp"))) == 1
+        assert latest_checkpoint(folder / "checkpoints").name == "checkpoint-000002.safetensors"
+    refused = invoke("evaluate", folder)
+    assert refused.exit_code == 2 and "unfinished run" in refused.stderr
+    assert f"torchclf train --resume {folder}" in refused.stderr
+    resumed = invoke("train", "--resume", folder, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert (folder / "model.safetensors").read_bytes() == uncut[name]
+    assert not (folder / "checkpoints").exists()  # the finished run replaced the folder
+
+
+def test_ctrl_c_writes_a_checkpoint_says_so_in_one_line_and_exits_130(uncut, tmp_path):
+    name = "engine batches"
+    folder = tmp_path / "run"
+    code, stderr = _after_checkpoint(_start(RUNS[name], folder), folder, 2, signal.SIGINT)
+    assert code == 130
+    lines = stderr.splitlines()
+    assert len(lines) == 1
+    assert re.fullmatch(
+        rf"interrupted at epoch \d+; resume with: torchclf train --resume {folder}", lines[0]
+    )
+    epoch = int(lines[0].split()[3].rstrip(";"))
+    _, document = read_checkpoint(latest_checkpoint(folder / "checkpoints"))
+    assert document["epoch"] == epoch
+    refused = invoke("predict", folder, "--data", "digits")
+    assert refused.exit_code == 2 and "unfinished run" in refused.stderr
+    other = invoke("train", "--resume", folder, "--epochs", "301")
+    assert other.exit_code == 2
+    assert "--epochs 301 differs from the run's 300" in other.stderr
+    resumed = invoke("train", "--resume", folder, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert (folder / "model.safetensors").read_bytes() == uncut[name]
+    again = invoke("train", "--resume", folder)
+    assert again.exit_code == 2 and "is a finished run" in again.stderr
