@@ -11,13 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import safetensors.torch
 from typer.testing import CliRunner
 
 import torchclf
 from torchclf.cli import app
-from torchclf.training.checkpoints import latest_checkpoint, read_checkpoint
+from torchclf.sweep import grid, train_members
+from torchclf.training.checkpoints import Checkpoints, latest_checkpoint, read_checkpoint
 
 runner = CliRunner()
 
@@ -167,6 +169,78 @@ def test_a_failed_write_is_one_error_and_keeps_the_previous_checkpoint(
     assert document["epoch"] == 15  # after epoch 14, the second of every 7
 
 
+def _dying_after(monkeypatch, writes):
+    """Make the process "die" (raise Crash) right after its ``writes``-th checkpoint."""
+    save, count = Checkpoints.save, [0]
+
+    def saving(self, *args, **kwargs):
+        path = save(self, *args, **kwargs)
+        count[0] += 1
+        if count[0] == writes:
+            raise Crash
+        return path
+
+    monkeypatch.setattr(Checkpoints, "save", saving)
+    return lambda: monkeypatch.setattr(Checkpoints, "save", save)
+
+
+def _weights(classifiers):
+    return [
+        b"".join(t.numpy().tobytes() for t in c.model.state_dict().values()) for c in classifiers
+    ]
+
+
+@pytest.mark.parametrize("writes", [2, 9, 23])
+@pytest.mark.parametrize("batch_size", [None, 64], ids=["full batch", "batches"])
+def test_a_sweep_resumed_after_a_crash_is_bit_identical(
+    table, tmp_path, monkeypatch, writes, batch_size
+):
+    X, y = table
+    members = grid([8, 16], [1, 2], lrs=[0.01, 0.03], dropouts=[0, 0.2], epochs=[24])  # 4 groups
+
+    def sweep(folder, resume=False):
+        return train_members(
+            X[:300], y[:300], members, validation=(X[300:], y[300:]), early_stopping=True,
+            patience=4, batch_size=batch_size, checkpoint_dir=folder, checkpoint_every=3,
+            resume_from=folder if resume else None,
+        )  # fmt: skip
+
+    uncut = sweep(tmp_path / "uncut")
+    restore = _dying_after(monkeypatch, writes)
+    with pytest.raises(Crash):
+        sweep(tmp_path / "cut")
+    restore()
+    resumed = sweep(tmp_path / "cut", resume=True)
+    assert _weights(resumed) == _weights(uncut)
+    assert [c.history.rows for c in resumed] == [c.history.rows for c in uncut]
+
+
+@pytest.mark.parametrize("writes", [3, 14, 30])
+def test_a_stream_resumed_inside_an_epoch_is_bit_identical(tmp_path, monkeypatch, writes):
+    frame = pd.DataFrame(np.random.default_rng(1).normal(size=(2400, 4)), columns=list("abcd"))
+    frame["label"] = (frame.a + frame.b > 0).astype(int) + (frame.c > 1)
+    frame.to_parquet(tmp_path / "rows.parquet", row_group_size=200)
+
+    def stream(folder, resume=False):
+        return torchclf.fit_parquet(
+            tmp_path / "rows.parquet", "label", epochs=3, batch_size=64, shuffle_buffer_rows=500,
+            validation_fraction=0.1, device="cpu", checkpoint_dir=folder, checkpoint_every="0s",
+            resume_from=folder if resume else None,
+        )  # fmt: skip
+
+    uncut = stream(tmp_path / "uncut")
+    restore = _dying_after(monkeypatch, writes)
+    with pytest.raises(Crash):
+        stream(tmp_path / "cut")
+    restore()
+    tensors, document = read_checkpoint(latest_checkpoint(tmp_path / "cut"))
+    assert document["batch"] > 0 and "kept_X" in tensors  # inside an epoch, the buffer kept
+    resumed = stream(tmp_path / "cut", resume=True)
+    assert _weights([resumed]) == _weights([uncut])
+    untimed = [{k: v for k, v in row.items() if k != "time"} for row in resumed.history]
+    assert untimed == [{k: v for k, v in row.items() if k != "time"} for row in uncut.history]
+
+
 # ------------------------------------------------------------------ the command line, killed
 PROGRAM = "import sys; from torchclf.cli import main; sys.argv[0] = 'torchclf'; main()"
 # dies half-way through writing its third checkpoint, as a machine losing power would
@@ -279,3 +353,57 @@ def test_ctrl_c_writes_a_checkpoint_says_so_in_one_line_and_exits_130(uncut, tmp
     assert (folder / "model.safetensors").read_bytes() == uncut[name]
     again = invoke("train", "--resume", folder)
     assert again.exit_code == 2 and "is a finished run" in again.stderr
+
+
+OTHER_RUNS = {  # a sweep of 4 groups, and a stream: each killed, resumed, compared
+    "sweep": [
+        "--data", "moons", "--hidden", "8,16", "--layers", "1,2", "--lr", "0.01", "--epochs",
+        "1500", "--checkpoint-every", "100", "--no-early-stopping", "--quiet",
+    ],
+    "stream": [
+        "--target", "label", "--epochs", "12", "--batch-size", "32", "--shuffle-buffer-rows",
+        "2000", "--checkpoint-every", "0.05s", "--device", "cpu", "--quiet",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", OTHER_RUNS)
+def test_sweep_and_stream_killed_resume_to_the_same_files(tmp_path, command):
+    args = OTHER_RUNS[command]
+    if command == "stream":
+        rows = pd.DataFrame(
+            np.random.default_rng(1).normal(size=(20000, 8)), columns=list("abcdefgh")
+        )
+        rows["label"] = (rows.a + rows.b * rows.c > 0).astype(int)
+        rows.astype({"label": int}).to_parquet(tmp_path / "rows.parquet", row_group_size=1000)
+        args = ["--data", tmp_path / "rows.parquet", *args]
+    whole = invoke(command, *args, "--out", tmp_path, "--name", "uncut")
+    assert whole.exit_code == 0, whole.output
+    folder = tmp_path / "run"
+    command_line = [
+        sys.executable,
+        "-c",
+        PROGRAM,
+        command,
+        *args,
+        "--out",
+        tmp_path,
+        "--name",
+        "run",
+    ]
+    process = subprocess.Popen(
+        [str(c) for c in command_line], env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    code, _ = _after_checkpoint(
+        process, folder, random.Random(command).randint(2, 5), signal.SIGKILL
+    )
+    assert code == -signal.SIGKILL and not (folder / "model.safetensors").exists()
+    refused = invoke("info", folder)
+    assert refused.exit_code == 2 and f"torchclf train --resume {folder}" not in refused.stderr
+    assert f"torchclf {command} --resume {folder}" in refused.stderr
+    resumed = invoke(command, "--resume", folder)
+    assert resumed.exit_code == 0, resumed.output
+    for name in ("model.safetensors", "sweep.csv", "histories.csv"):
+        if (tmp_path / "uncut" / name).exists():
+            assert (folder / name).read_bytes() == (tmp_path / "uncut" / name).read_bytes()

@@ -17,12 +17,21 @@ from typing import Any
 from torch import Tensor
 
 from torchclf.errors import ModelFileError
-from torchclf.files import CHECKPOINT_FOLDER, atomic_file
+from torchclf.files import CHECKPOINT_FOLDER, RUN_FILE, atomic_file
 
 FORMAT_NAME = "torchclf"
 FORMAT_VERSION = 1
 METADATA_KEY = "torchclf"
 MODEL_FILE = "model.safetensors"  # the model's name inside a run folder
+
+
+def _run_command(folder: Path) -> str:
+    """The command an unfinished run folder was begun by: "train", "sweep" or "stream"."""
+    try:
+        command = json.loads((folder / CHECKPOINT_FOLDER / RUN_FILE).read_text())["command"]
+        return str(command).split()[1]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return "train"
 
 
 def write_model_file(
@@ -58,7 +67,7 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         raise ModelFileError(
             f"'{path.parent}' is an unfinished run: its training was interrupted (or is still "
             f"going on) and it has no model yet; finish it with "
-            f"'torchclf train --resume {path.parent}'"
+            f"'torchclf {_run_command(path.parent)} --resume {path.parent}'"
         )
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist (or is not a file)")

@@ -19,6 +19,7 @@ from torchclf.errors import ConfigError
 # a run folder's training state while it trains (torchclf.training.checkpoints): a folder that
 # holds it and no model is a run still training, or interrupted
 CHECKPOINT_FOLDER = "checkpoints"
+RUN_FILE = "train.json"  # in it: the command and the options the run began with
 
 
 def _umask() -> int:
@@ -81,4 +82,4 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
             shutil.rmtree(temporary)
 
 
-__all__ = ["CHECKPOINT_FOLDER", "atomic_directory", "atomic_file"]
+__all__ = ["CHECKPOINT_FOLDER", "RUN_FILE", "atomic_directory", "atomic_file"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,12 @@ from torchclf.cli.inputs import (
     split_names,
 )
 from torchclf.cli.output import Column, examples, make_console, narrow_table
+from torchclf.cli.runs import (
+    CheckpointEveryOption,
+    ResumeOption,
+    keeping_the_work,
+    run_options,
+)
 
 
 @app.command(
@@ -169,6 +176,7 @@ def improve(
     )
 )
 def sweep(
+    context: typer.Context,
     data: DataOption = "circles",
     target: Annotated[
         str | None,
@@ -222,6 +230,8 @@ def sweep(
     ] = None,
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
+    checkpoint_every: CheckpointEveryOption = "auto",
+    resume: ResumeOption = None,
 ) -> None:
     """Train every combination of the given values at once and rank them.
 
@@ -229,73 +239,97 @@ def sweep(
     ranked by their accuracy on validation rows held out from the training rows (then by their
     validation loss); the test rows are only reported. Writes
     sweep.csv (one row per member, sorted), histories.csv (every member's epochs) and the best
-    member's model.safetensors, which 'torchclf predict' serves.
+    member's model.safetensors, which 'torchclf predict' serves. While it trains, the folder
+    holds checkpoints instead, and Ctrl-C leaves it ready for --resume.
     """
-    widths = [int(v) for v in parse_numbers(hidden, "'--hidden'", int, "8,32,64")]
-    depths = [int(v) for v in parse_numbers(layers, "'--layers'", int, "1,2,3")]
-    rates = parse_numbers(lr, "'--lr'", float, "0.01,0.1")
-    decays = parse_numbers(weight_decay, "'--weight-decay'", float, "0,0.001")
-    dropouts = parse_numbers(dropout, "'--dropout'", float, "0,0.2")
-    seed_values = [int(v) for v in parse_numbers(seeds, "'--seeds'", int, "0,1,2")]
-    epoch_counts = [int(v) for v in parse_numbers(epochs, "'--epochs'", int, "300,1000")]
+    typed = {name: value for name, value in locals().items() if name != "context"}
+    typed, command = run_options(context, typed, resume)
+    option = SimpleNamespace(**typed)
+    widths = [int(v) for v in parse_numbers(option.hidden, "'--hidden'", int, "8,32,64")]
+    depths = [int(v) for v in parse_numbers(option.layers, "'--layers'", int, "1,2,3")]
+    rates = parse_numbers(option.lr, "'--lr'", float, "0.01,0.1")
+    decays = parse_numbers(option.weight_decay, "'--weight-decay'", float, "0,0.001")
+    dropouts = parse_numbers(option.dropout, "'--dropout'", float, "0,0.2")
+    seed_values = [int(v) for v in parse_numbers(option.seeds, "'--seeds'", int, "0,1,2")]
+    epoch_counts = [int(v) for v in parse_numbers(option.epochs, "'--epochs'", int, "300,1000")]
     if any(w < 1 for w in widths) or any(d < 0 for d in depths):
         raise typer.BadParameter("widths must be at least 1 and depths at least 0")
-    if not 0.0 < validation_size <= 0.9:  # refused before any data is read (sweep.hold_out)
+    if not 0.0 < option.validation_size <= 0.9:  # refused before any data is read (hold_out)
         raise typer.BadParameter(
-            f"expected a share in (0, 0.9], got {validation_size!r}: members are ranked on "
-            "validation rows, never on the test rows",
+            f"expected a share in (0, 0.9], got {option.validation_size!r}: members are ranked "
+            "on validation rows, never on the test rows",
             param_hint="'--validation-size'",
         )
-    patience_value = parse_auto(patience, "'--patience'", int, "20")
+    patience_value = parse_auto(option.patience, "'--patience'", int, "20")
+    data = option.data
     check_data(data)
-    folder = run_folder(out, name, f"sweep-{Path(data).stem}", overwrite)
+    if resume is None:
+        folder = run_folder(option.out, option.name, f"sweep-{Path(data).stem}", option.overwrite)
+    else:
+        folder = resume
 
     import pandas as pd
 
     from torchclf import DataSource, atomic_directory, resolve_schedule
+    from torchclf.report import CHECKPOINT_FOLDER, resume_point, start_run
     from torchclf.sweep import grid, hold_out, ranking, train_members
 
     members = grid(
         widths,
         depths,
-        activations=split_names(activation),
-        optimizers=split_names(optimizer),
+        activations=split_names(option.activation),
+        optimizers=split_names(option.optimizer),
         lrs=rates,
         weight_decays=decays,
         dropouts=dropouts,
         epochs=epoch_counts,
         seeds=seed_values,
     )
-    source = DataSource(name=data, target=split_names(target), test_size=test_size, seed=split_seed)
-    split = source.split()
-    X_train, y_train, validation = hold_out(
-        split.X_train, split.y_train, validation_size, split_seed
-    )
-    if patience_value == "auto":
-        patience_value = resolve_schedule(
-            len(y_train), epochs=max(epoch_counts), validation_fraction=0.0, batch_size=batch_size
-        ).patience
-    classifiers = train_members(
-        X_train,
-        y_train,
-        members,
-        eval_set=(split.X_test, split.y_test),
-        validation=validation,
-        early_stopping=early_stopping,
-        patience=patience_value,
-        batch_size=batch_size,
-        shuffle_seed=split_seed,
-    )
-    rows = ranking(members, classifiers)
-    histories = pd.concat(
-        [pd.DataFrame(c.history.rows).assign(member=i) for i, c in enumerate(classifiers)]
-    )
-    best = classifiers[rows[0]["member"]]
-    best.data_source = source.to_dict()
-    with atomic_directory(folder, overwrite=overwrite) as staging:
-        pd.DataFrame(rows).to_csv(staging / "sweep.csv", index=False)
-        histories.to_csv(staging / "histories.csv", index=False)
-        best.save(staging / "model.safetensors")
+    with keeping_the_work("sweep", folder, resuming=resume is not None):
+        source = DataSource(
+            name=data,
+            target=split_names(option.target),
+            test_size=option.test_size,
+            seed=option.split_seed,
+        )
+        split = source.split()
+        X_train, y_train, validation = hold_out(
+            split.X_train, split.y_train, option.validation_size, option.split_seed
+        )
+        if patience_value == "auto":
+            patience_value = resolve_schedule(
+                len(y_train),
+                epochs=max(epoch_counts),
+                validation_fraction=0.0,
+                batch_size=option.batch_size,
+            ).patience
+        if resume is None:  # the data read: the folder holds the sweep from now on
+            start_run(folder, command, typed, overwrite=option.overwrite)
+        classifiers = train_members(
+            X_train,
+            y_train,
+            members,
+            eval_set=(split.X_test, split.y_test),
+            validation=validation,
+            early_stopping=option.early_stopping,
+            patience=patience_value,
+            batch_size=option.batch_size,
+            shuffle_seed=option.split_seed,
+            checkpoint_dir=folder / CHECKPOINT_FOLDER,
+            checkpoint_every=option.checkpoint_every,
+            resume_from=resume_point(folder),
+        )
+        rows = ranking(members, classifiers)
+        histories = pd.concat(
+            [pd.DataFrame(c.history.rows).assign(member=i) for i, c in enumerate(classifiers)]
+        )
+        best = classifiers[rows[0]["member"]]
+        best.data_source = source.to_dict()
+        # the sweep in progress, which the finished one replaces
+        with atomic_directory(folder, overwrite=True) as staging:
+            pd.DataFrame(rows).to_csv(staging / "sweep.csv", index=False)
+            histories.to_csv(staging / "histories.csv", index=False)
+            best.save(staging / "model.safetensors")
 
     # the settings (key, header, how shown, priority), then the scores; a setting every member
     # shares goes into the title instead
@@ -333,6 +367,6 @@ def sweep(
     if shared:
         title += f"\nevery member: {', '.join(shared)}"
     console = make_console()
-    if not quiet:
+    if not option.quiet:
         console.print(narrow_table(console, title, columns, cells), soft_wrap=False)
     console.print(f"results and the best model: {folder}")

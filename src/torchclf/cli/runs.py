@@ -1,15 +1,90 @@
-"""``torchclf train --resume``: the options a run began with, against those typed now."""
+"""Runs that survive a crash: ``--resume`` and ``--checkpoint-every``, Ctrl-C, a failed run.
+
+``train``, ``sweep`` and ``stream`` make their folder once the data is read
+(``torchclf.report.start_run``) and train with checkpoints in it. :func:`run_options` gives a
+resumed run the options it began with; :func:`keeping_the_work` turns Ctrl-C into one line and
+exit code 130, and removes the folder of a new run that failed.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from torchclf.cli import EXIT_INTERRUPTED
+from torchclf.cli.inputs import command_line
+
+CheckpointEveryOption = Annotated[
+    str,
+    typer.Option(
+        help="How often the whole training state is saved into the folder: auto (every 60 s), "
+        "a number of epochs, or a time (30s, 5m). Ctrl-C saves it too."
+    ),
+]
+ResumeOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Finish an interrupted run: its folder. It goes on from its last checkpoint with "
+        "the options it began with.",
+        show_default=False,
+    ),
+]
+
 # options a resumed run may change: what it shows and how often it checkpoints
 FREE_ON_RESUME = frozenset({"quiet", "log_every", "checkpoint_every", "resume"})
+
+
+def run_options(
+    context: typer.Context, typed: dict[str, Any], resume: Path | None
+) -> tuple[dict[str, Any], str]:
+    """The run's options and its command line: as typed, or (resuming) as the run began.
+
+    Raises:
+        typer.BadParameter: as :func:`resumed_options`, or for a bad ``--checkpoint-every``.
+    """
+    if resume is not None:
+        typed, command = resumed_options(context, resume, typed)
+    else:
+        command = command_line(context)
+    from torchclf import CheckpointInterval, ConfigError
+
+    try:
+        CheckpointInterval.parse(typed["checkpoint_every"])
+    except ConfigError as error:
+        raise typer.BadParameter(str(error), param_hint="'--checkpoint-every'") from error
+    return typed, command
+
+
+@contextlib.contextmanager
+def keeping_the_work(command: str, folder: Path, resuming: bool) -> Iterator[None]:
+    """Ctrl-C: one line saying how to resume, exit 130. A new run that fails leaves no folder.
+
+    ``command``: the command's name ("train"); ``folder``: the run's.
+    """
+    from torchclf import TrainingInterrupted
+
+    made = [p for p in (folder.parent, *folder.parent.parents) if not p.exists()]
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        where = f" at epoch {interrupt.epoch}" if isinstance(interrupt, TrainingInterrupted) else ""
+        typer.echo(
+            f"interrupted{where}; resume with: torchclf {command} --resume {folder}", err=True
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BaseException:
+        if not resuming:  # a run that failed (bad data, a diverged loss) leaves no folder,
+            shutil.rmtree(folder, ignore_errors=True)
+            for parent in made:  # nor the folders made for it
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+        raise
 
 
 def resumed_options(
@@ -48,4 +123,11 @@ def resumed_options(
     return resumed, command
 
 
-__all__ = ["FREE_ON_RESUME", "resumed_options"]
+__all__ = [
+    "FREE_ON_RESUME",
+    "CheckpointEveryOption",
+    "ResumeOption",
+    "keeping_the_work",
+    "resumed_options",
+    "run_options",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -25,6 +26,12 @@ from torchclf.cli.inputs import (
     split_names,
 )
 from torchclf.cli.output import examples, make_console, metrics_tables
+from torchclf.cli.runs import (
+    CheckpointEveryOption,
+    ResumeOption,
+    keeping_the_work,
+    run_options,
+)
 
 
 @app.command(
@@ -34,8 +41,12 @@ from torchclf.cli.output import examples, make_console, metrics_tables
     )
 )
 def stream(
-    data: Annotated[Path, typer.Option(help="A Parquet file, or a folder of them.")],
-    target: Annotated[str, typer.Option(help="The label column.")],
+    context: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A Parquet file, or a folder of them.", show_default=False),
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The label column.")] = None,
     features: Annotated[
         str | None, typer.Option(help="Feature columns (default: all but the target).")
     ] = None,
@@ -63,57 +74,77 @@ def stream(
     name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
+    checkpoint_every: CheckpointEveryOption = "auto",
+    resume: ResumeOption = None,
 ) -> None:
     """Train on Parquet data without loading it: the memory is bounded, not the file's size.
 
     One pass learns the feature statistics and the classes, then every epoch streams the row
     groups in a shuffled order through a shuffle buffer. Numeric, complete feature columns only.
     The run folder holds model.safetensors and history.csv, plus metrics.json with --test-data.
+    While it trains, the folder holds checkpoints instead, and Ctrl-C leaves it ready for
+    --resume.
     """
-    typed = dict(locals())  # the options as typed; those named as fit_parquet's pass as they are
-    sizes = parse_hidden(hidden)
-    epoch_budget = parse_auto(epochs, "'--epochs'", int, "3")
-    validation = parse_auto(validation_size, "'--validation-size'", float, "0.01")
-    patience_value = parse_auto(patience, "'--patience'", int, "3")
-    folder = run_folder(out, name, data.stem, overwrite)
+    # the options as typed (or, resuming, as the run began); fit_parquet's pass by name
+    typed = {name: value for name, value in locals().items() if name != "context"}
+    typed, command = run_options(context, typed, resume)
+    option = SimpleNamespace(**typed)
+    for given, flag in ((option.data, "'--data'"), (option.target, "'--target'")):
+        if given is None:
+            raise typer.BadParameter("needed (unless --resume names a run)", param_hint=flag)
+    data, target = Path(option.data), option.target
+    test_data = None if option.test_data is None else Path(option.test_data)
+    sizes = parse_hidden(option.hidden)
+    epoch_budget = parse_auto(option.epochs, "'--epochs'", int, "3")
+    validation = parse_auto(option.validation_size, "'--validation-size'", float, "0.01")
+    patience_value = parse_auto(option.patience, "'--patience'", int, "3")
+    if resume is None:
+        folder = run_folder(option.out, option.name, data.stem, option.overwrite)
+    else:
+        folder = resume
 
     import json
 
     import torchclf
     from torchclf import atomic_directory, format_progress
-    from torchclf.report import write_history
+    from torchclf.report import CHECKPOINT_FOLDER, resume_point, start_run, write_history
 
     console = make_console()
-    with advice_in_options(grad_clip=False):
-        keywords = keywords_for(
-            torchclf.fit_parquet,
-            typed,
-            hidden=sizes,
-            epochs=epoch_budget,
-            validation_fraction=validation,
-            patience=patience_value,
-            features=split_names(features) or None,
-        )
-        classifier = torchclf.fit_parquet(data, **keywords)
-    evaluation = None
-    if test_data is not None:
-        from torchclf import read_table
-
-        table = read_table(test_data)
-        if target not in table.columns:
-            raise typer.BadParameter(
-                f"'{test_data}' has no target column '{target}'", param_hint="'--test-data'"
+    with keeping_the_work("stream", folder, resuming=resume is not None):
+        if resume is None:  # the folder holds the run from now on
+            start_run(folder, command, typed, overwrite=option.overwrite)
+        with advice_in_options(grad_clip=False):
+            keywords = keywords_for(
+                torchclf.fit_parquet,
+                typed,
+                hidden=sizes,
+                epochs=epoch_budget,
+                validation_fraction=validation,
+                patience=patience_value,
+                features=split_names(option.features) or None,
+                checkpoint_dir=folder / CHECKPOINT_FOLDER,
+                resume_from=resume_point(folder),
             )
-        table = table[table[target].notna()]
-        # the encoder picks the feature columns, naming any that are missing
-        evaluation = classifier.evaluate(table.drop(columns=target), table[target])
-    with atomic_directory(folder, overwrite=overwrite) as staging:
-        classifier.save(staging / "model.safetensors")
-        write_history(staging / "history.csv", classifier)
-        if evaluation is not None:
-            text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
-            (staging / "metrics.json").write_text(text)
-    if not quiet:
+            classifier = torchclf.fit_parquet(data, **keywords)
+        evaluation = None
+        if test_data is not None:
+            from torchclf import read_table
+
+            table = read_table(test_data)
+            if target not in table.columns:
+                raise typer.BadParameter(
+                    f"'{test_data}' has no target column '{target}'", param_hint="'--test-data'"
+                )
+            table = table[table[target].notna()]
+            # the encoder picks the feature columns, naming any that are missing
+            evaluation = classifier.evaluate(table.drop(columns=target), table[target])
+        with atomic_directory(folder, overwrite=True) as staging:  # replaces the run in progress
+            classifier.save(staging / "model.safetensors")
+            write_history(staging / "history.csv", classifier)
+            if evaluation is not None:
+                text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
+                (staging / "metrics.json").write_text(text)
+    if not option.quiet:
         for row in classifier.history.rows:
             console.print(format_progress(row))
         if evaluation is not None:

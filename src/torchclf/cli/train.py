@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -12,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from torchclf import ModelConfig, TrainConfig
-from torchclf.cli import EXIT_INTERRUPTED, app
+from torchclf.cli import app
 from torchclf.cli.inputs import (
     DataOption,
     EncodingOption,
@@ -26,7 +24,6 @@ from torchclf.cli.inputs import (
     ValidationSizeOption,
     advice_in_options,
     check_data,
-    command_line,
     declared,
     keywords_for,
     parse_auto,
@@ -37,7 +34,12 @@ from torchclf.cli.inputs import (
     split_names,
 )
 from torchclf.cli.output import EpochTable, examples, heading, make_console, metrics_tables
-from torchclf.cli.runs import resumed_options
+from torchclf.cli.runs import (
+    CheckpointEveryOption,
+    ResumeOption,
+    keeping_the_work,
+    run_options,
+)
 
 
 @app.command(
@@ -185,21 +187,8 @@ def train(
     ] = None,
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
-    checkpoint_every: Annotated[
-        str,
-        typer.Option(
-            help="How often the whole training state is saved into the run folder: auto (every "
-            "60 s), a number of epochs, or a time (30s, 5m). Ctrl-C saves it too."
-        ),
-    ] = "auto",
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            help="Finish an interrupted run: its folder (runs/circles). It goes on from its last "
-            "checkpoint with the options it began with.",
-            show_default=False,
-        ),
-    ] = None,
+    checkpoint_every: CheckpointEveryOption = "auto",
+    resume: ResumeOption = None,
 ) -> None:
     """Train a classifier, print its metrics and write a run folder with plots and a report.
 
@@ -210,10 +199,7 @@ def train(
     """
     # the options as typed (or, resuming, as the run began); those named as fit's keywords pass
     typed = {name: value for name, value in locals().items() if name != "context"}
-    if resume is not None:
-        typed, command = resumed_options(context, resume, typed)
-    else:
-        command = command_line(context)
+    typed, command = run_options(context, typed, resume)
     option = SimpleNamespace(**typed)
     sizes = parse_hidden(option.hidden)
     threshold_value = parse_threshold(option.threshold)
@@ -230,19 +216,12 @@ def train(
                 param_hint="'--threads'",
             )
         thread_count = int(option.threads)
-    from torchclf import CheckpointInterval, ConfigError, TrainingInterrupted
-
-    try:
-        CheckpointInterval.parse(option.checkpoint_every)
-    except ConfigError as error:
-        raise typer.BadParameter(str(error), param_hint="'--checkpoint-every'") from error
     separator = parse_separator(option.sep)
     check_data(option.data)
     if resume is None:
         folder = run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
     else:
         folder = resume
-    missing = [p for p in (folder.parent, *folder.parent.parents) if not p.exists()]
     parsed = dict(
         hidden=sizes,
         ensemble=members,
@@ -254,19 +233,8 @@ def train(
         threads=thread_count,
         sep=separator,
     )
-    try:
+    with keeping_the_work("train", folder, resuming=resume is not None):
         _train_into(folder, option, command, typed, parsed)
-    except KeyboardInterrupt as interrupt:
-        where = f" at epoch {interrupt.epoch}" if isinstance(interrupt, TrainingInterrupted) else ""
-        typer.echo(f"interrupted{where}; resume with: torchclf train --resume {folder}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except BaseException:
-        if resume is None:  # a run that failed (bad data, a diverged loss) leaves no folder
-            shutil.rmtree(folder, ignore_errors=True)
-            for made in missing:  # nor the folders made for it
-                with contextlib.suppress(OSError):
-                    made.rmdir()
-        raise
 
 
 def _train_into(

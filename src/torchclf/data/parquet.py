@@ -220,6 +220,7 @@ def shuffled_blocks(
     seed: int,
     epoch: int,
     holdout: Holdout | None = None,
+    position: StreamPosition | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """One epoch of shuffled rows in blocks: encoded features ``(m, d)`` and encoded targets.
 
@@ -230,6 +231,10 @@ def shuffled_blocks(
     adds each group to a buffer; once the buffer holds more than ``shuffle_buffer_rows`` rows it
     is shuffled and everything beyond that many rows leaves as batches, so the rows kept back
     mix with the next group (a shuffle buffer, vectorised). The last fill empties the buffer.
+
+    ``position`` follows the epoch: between two blocks, :meth:`StreamPosition.state` is where it
+    stands (the row groups read, the rows kept back, the generator); an epoch started with a
+    ``position`` holding such a state (``resumed``) goes on from there, block for block.
 
     The blocks are CPU tensors, row-major ``(m, d)``, in buffers reused from block to block: each
     is valid until the next one is asked for (clone it to keep it). A ``holdout``'s validation
@@ -248,9 +253,18 @@ def shuffled_blocks(
         return encoder.transform(X, warn=False), task.encode(y)
 
     buffer = _ShuffleBuffer()
-    groups = [source.groups[index] for index in order]
+    position = position if position is not None else StreamPosition()
+    done = 0  # row groups read
+    if position.resumed is not None:
+        done, kept_X, kept_y, rng.bit_generator.state = position.resumed
+        position.resumed = None
+        if len(kept_y):
+            buffer.add(kept_X, kept_y)
+    position.follow(buffer, rng)
+    groups = [source.groups[index] for index in order[done:]]
     with closing(read_ahead(groups, prepare)) as prepared:
         for item in prepared:
+            done = position.groups_read = done + 1
             if item is None:
                 continue
             buffer.add(torch.from_numpy(item[0]), item[1])
@@ -260,6 +274,33 @@ def shuffled_blocks(
                 yield buffer.leave(torch.from_numpy(rng.permutation(buffer.rows)), leaving)
     if buffer.rows > 0:  # the last fill empties the buffer
         yield buffer.leave(torch.from_numpy(rng.permutation(buffer.rows)), buffer.rows)
+
+
+class StreamPosition:
+    """Where an epoch of :func:`shuffled_blocks` stands between blocks, to go on from there.
+
+    ``resumed``: a state given back (``(groups read, kept features, kept targets, generator
+    state)``), which the next epoch started with this position takes up.
+    """
+
+    def __init__(self, resumed: tuple[int, Tensor, Tensor, dict[str, Any]] | None = None) -> None:
+        self.resumed = resumed
+        self.groups_read = 0
+        self._buffer: _ShuffleBuffer | None = None
+        self._rng: np.random.Generator | None = None
+
+    def follow(self, buffer: _ShuffleBuffer, rng: np.random.Generator) -> None:
+        self._buffer, self._rng = buffer, rng
+        self.groups_read = 0 if self.resumed is None else self.resumed[0]
+
+    def state(self) -> tuple[int, Tensor, Tensor, dict[str, Any]]:
+        """The row groups read, the rows kept back, and the generator's state (JSON values).
+
+        The rows are copies: features ``(k, d)`` and targets ``(k, ...)``.
+        """
+        assert self._buffer is not None and self._rng is not None  # an epoch is under way
+        kept = self._buffer.kept()
+        return self.groups_read, kept[0], kept[1], dict(self._rng.bit_generator.state)
 
 
 def read_ahead(jobs: Sequence[T], load: Callable[[T], R]) -> Generator[R, None, None]:
@@ -350,11 +391,18 @@ class _ShuffleBuffer:
         self.rows = kept
         return self._out[0][:leaving], self._out[1][:leaving]
 
+    def kept(self) -> tuple[Tensor, Tensor]:
+        """Copies of the rows waiting: features ``(rows, d)`` and targets."""
+        if not self._pool:
+            return torch.zeros(0, 0), torch.zeros(0)
+        return self._pool[0][: self.rows].clone(), self._pool[1][: self.rows].clone()
+
 
 __all__ = [
     "Holdout",
     "ParquetSource",
     "Statistics",
+    "StreamPosition",
     "read_ahead",
     "scan",
     "shuffled_blocks",

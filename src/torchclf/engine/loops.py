@@ -340,6 +340,8 @@ def _snapshot(
     state.tensors |= {"master": stack.master, "active": stack.active, "live": live}
     if stack.net.flat is not stack.master:  # re-stacked: the members training, in their stack
         state.tensors["flat"] = stack.net.flat
+    if stack.net.generator is not None:  # dropout's masks: the stream goes on where it was
+        state.tensors["dropout_generator"] = stack.net.generator.get_state()
     state.put("optimizer", stack.optimizer.state())
     if stopping is not None:
         state.put("stopping", stopping.state() | {"best_flat": stopping.best_flat})
@@ -361,6 +363,8 @@ def _resume(
         stack.folds, stack.active = stack.folds.subset(active), active
         stack.net.flat.copy_(state.tensors["flat"])
     stack.optimizer.load(state.sub("optimizer"))
+    if stack.net.generator is not None:
+        stack.net.generator.set_state(state.tensors["dropout_generator"])
     if stopping is not None:
         saved = state.sub("stopping")
         stopping.load(saved)

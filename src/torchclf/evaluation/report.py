@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torchclf.errors import ConfigError, TorchclfWarning
-from torchclf.files import CHECKPOINT_FOLDER, atomic_directory
+from torchclf.files import CHECKPOINT_FOLDER, RUN_FILE, atomic_directory
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,9 +51,6 @@ PICTURES = {
 # a binary task whose rarer class has under this share of the test rows is imbalanced: its
 # report shows that class's F1 at 0.5 and at the threshold chosen for its F1 on held-out rows
 IMBALANCED_SHARE = 0.3
-
-
-RUN_FILE = "train.json"  # in checkpoints/: the command and the options a run began with
 
 
 def start_run(

@@ -98,8 +98,11 @@ class Checkpoints:
             every if isinstance(every, CheckpointInterval) else CheckpointInterval.parse(every)
         )
         self.keep = keep
-        self.resumed: LoopState | None = None
+        self.resumed: LoopState | None = None  # the loop's state (None: it starts afresh)
         self.resumed_stage: str | None = None  # "training" or "trained"
+        # what a caller running several loops (a sweep) adds to each checkpoint, and read back
+        self.context: LoopState | None = None
+        self.resumed_context: LoopState | None = None
         self.history: dict[str, Any] = {}  # the resumed History, as JSON
         self._tracked: Any = None  # the History being written, saved with each checkpoint
         self.interrupt_requested = False
@@ -131,6 +134,8 @@ class Checkpoints:
         from safetensors.torch import save_file
 
         tensors = dict(state.tensors)
+        if self.context is not None:
+            tensors |= {f"context.{k}": v for k, v in self.context.tensors.items()}
         rngs = _random_state(tensors)
         document = {
             "format_version": FORMAT_VERSION,
@@ -142,8 +147,10 @@ class Checkpoints:
             "values": state.values,
             "history": self._tracked.to_json() if self._tracked is not None else self.history,
             "random": rngs,
+            "context": None if self.context is None else self.context.values,
         }
-        contiguous = {k: t.detach().cpu().contiguous() for k, t in tensors.items()}
+        # copies: tensors that share memory (a view of the weights) cannot be saved side by side
+        contiguous = {k: t.detach().to("cpu", copy=True).contiguous() for k, t in tensors.items()}
         self._number += 1
         path = self.folder / f"checkpoint-{self._number:06d}.safetensors"
         try:
@@ -190,8 +197,10 @@ class Checkpoints:
             signal.signal(signal.SIGINT, previous)
 
     # --------------------------------------------------------------------------- resuming
-    def resume(self) -> None:
-        """Load the newest readable checkpoint of :attr:`folder` into :attr:`resumed`.
+    def resume(self, source: str | os.PathLike[str] | None = None) -> None:
+        """Load the newest readable checkpoint of ``source`` (default: :attr:`folder`).
+
+        The loop's state goes into :attr:`resumed`, the caller's into :attr:`resumed_context`.
 
         :meth:`restore_random_state` then sets the generators as they were when it was written.
 
@@ -199,12 +208,13 @@ class Checkpoints:
             CheckpointError: when the folder holds no readable checkpoint.
             ConfigError: when the run's settings or data differ from the checkpoint's (named).
         """
+        folder = self.folder if source is None else Path(source)
         # a write cut short (the process killed in it) left its temporary file: never read
-        for stale in self.folder.glob(".checkpoint-*.tmp"):
+        for stale in folder.glob(".checkpoint-*.tmp"):
             stale.unlink(missing_ok=True)
-        files = _files(self.folder)
+        files = _files(folder)
         if not files:
-            raise CheckpointError(f"'{self.folder}' holds no checkpoint to resume from")
+            raise CheckpointError(f"'{folder}' holds no checkpoint to resume from")
         problems = []
         for _, path in reversed(files):
             try:
@@ -217,8 +227,12 @@ class Checkpoints:
         self._check_same_run(document, path)
         self._random = (document["random"], tensors)
         self.resumed = LoopState(
-            {k: v for k, v in tensors.items() if not k.startswith("random.")}, document["values"]
+            {k: v for k, v in tensors.items() if not k.startswith(("random.", "context."))},
+            document["values"],
         )
+        if document.get("context") is not None:
+            context = LoopState(tensors=tensors, values=document["context"])
+            self.resumed_context = LoopState(context.sub("context"), document["context"])
         self.resumed.values |= {"epoch": document["epoch"], "batch": document["batch"]}
         self.resumed_stage = document["stage"]
         self.history = document["history"]
@@ -242,6 +256,34 @@ class Checkpoints:
                 f"cannot resume from '{path}': the data differ from the rows the checkpoint was "
                 "trained on (another file, or the file changed); resume with the same data"
             )
+
+
+def open_checkpoints(
+    checkpoint_dir: str | os.PathLike[str] | None,
+    resume_from: str | os.PathLike[str] | None,
+    settings: Mapping[str, Any],
+    data: Sequence[Tensor | None],
+    every: CheckpointInterval | str | int = "auto",
+    keep: int = KEEP,
+) -> Checkpoints | None:
+    """A run's checkpoints, resumed from ``resume_from``; None when neither folder is given.
+
+    ``checkpoint_dir``: where they go (default: ``resume_from``); either may be a run folder
+    holding ``checkpoints/``. ``settings``: the run's (:func:`jsonable` makes them JSON);
+    ``data``: every tensor the run trains and is scored on, fingerprinted.
+    """
+    if checkpoint_dir is None and resume_from is None:
+        return None
+
+    def checkpoint_folder(path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        return path / CHECKPOINT_FOLDER if (path / CHECKPOINT_FOLDER).is_dir() else path
+
+    folder = checkpoint_folder(checkpoint_dir if checkpoint_dir is not None else resume_from)  # type: ignore[arg-type]
+    checkpoints = Checkpoints(folder, jsonable(dict(settings)), fingerprint(data), every, keep)
+    if resume_from is not None:
+        checkpoints.resume(checkpoint_folder(resume_from))
+    return checkpoints
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -368,6 +410,7 @@ __all__ = [
     "fingerprint",
     "latest_checkpoint",
     "load_optimizer_state",
+    "open_checkpoints",
     "optimizer_state",
     "read_checkpoint",
 ]

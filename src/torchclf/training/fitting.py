@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,12 +38,10 @@ from torchclf.tasks import Task, infer_task
 from torchclf.training.blend import blend_in_logistic
 from torchclf.training.calibration import fit_temperature, set_temperature
 from torchclf.training.checkpoints import (
-    CHECKPOINT_FOLDER,
     KEEP,
     Checkpoints,
     LoopState,
-    fingerprint,
-    jsonable,
+    open_checkpoints,
 )
 from torchclf.training.history import History
 from torchclf.training.loop import ProgressPrinter, train_model, training_batches
@@ -374,10 +371,14 @@ def fit(
         hidden=hidden,  # ModelConfig checks and converts it
         ensemble=ensemble,
     )
-    checkpoints = _checkpoints(
-        given, checkpoint_dir, resume_from, checkpoint_every, keep_checkpoints, train,
-        validation, test, folds,
-    )  # fmt: skip
+    checkpoints = open_checkpoints(
+        checkpoint_dir,
+        resume_from,
+        {k: v for k, v in given.items() if k not in _NOT_SETTINGS},
+        [*_tensors(train), *_tensors(validation), *_tensors(test), folds],
+        checkpoint_every,
+        keep_checkpoints,
+    )
     model = build_model(model_config, seed, link=fitted_task.link)
     if prior_bias:
         train_weights = None if weights is None else torch.from_numpy(weights[train_rows])
@@ -446,39 +447,8 @@ _NOT_SETTINGS = frozenset(
 )
 
 
-def _checkpoints(
-    given: dict[str, Any],
-    checkpoint_dir: str | os.PathLike[str] | None,
-    resume_from: str | os.PathLike[str] | None,
-    every: int | str,
-    keep: int,
-    *rows: Labelled | Tensor | None,
-) -> Checkpoints | None:
-    """The run's checkpoints (None without ``checkpoint_dir`` or ``resume_from``), resumed."""
-    if checkpoint_dir is None and resume_from is None:
-        return None
-    tensors: list[Tensor | None] = []
-    for part in rows:
-        if isinstance(part, Labelled):
-            tensors += [part.X, part.y, part.weight]
-        else:
-            tensors.append(part)
-    settings = jsonable({k: v for k, v in given.items() if k not in _NOT_SETTINGS})
-    folder = Path(checkpoint_dir if checkpoint_dir is not None else resume_from)  # type: ignore[arg-type]
-    if checkpoint_dir is None and (folder / CHECKPOINT_FOLDER).is_dir():
-        folder = folder / CHECKPOINT_FOLDER  # a run folder
-    checkpoints = Checkpoints(folder, settings, fingerprint(tensors), every, keep)
-    if resume_from is not None:
-        source = Path(resume_from)
-        if (source / CHECKPOINT_FOLDER).is_dir():
-            source = source / CHECKPOINT_FOLDER
-        reader = (
-            checkpoints if source == folder else Checkpoints(source, settings, checkpoints.data)
-        )
-        reader.resume()
-        checkpoints.resumed, checkpoints.resumed_stage = reader.resumed, reader.resumed_stage
-        checkpoints.history, checkpoints._random = reader.history, reader._random
-    return checkpoints
+def _tensors(rows: Labelled | None) -> list[Tensor | None]:
+    return [None] if rows is None else [rows.X, rows.y, rows.weight]
 
 
 def _train_with_checkpoints(

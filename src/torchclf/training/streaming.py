@@ -20,7 +20,9 @@ memory with :func:`torchclf.fit`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -29,7 +31,7 @@ from torch import Tensor
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice, config_from
 from torchclf.data.labelled import to_labelled
-from torchclf.data.parquet import Holdout, ParquetSource, scan, shuffled_blocks
+from torchclf.data.parquet import Holdout, ParquetSource, StreamPosition, scan, shuffled_blocks
 from torchclf.devices import resolve_device
 from torchclf.encoders import ArrayEncoder
 from torchclf.engine import (
@@ -44,9 +46,12 @@ from torchclf.errors import ConfigError
 from torchclf.nn.models import build_model
 from torchclf.nn.starting_point import auto_hidden
 from torchclf.tasks import infer_task
+from torchclf.training.checkpoints import LoopState, open_checkpoints
 from torchclf.training.history import BestEpochs, EpochRecorder, History
 from torchclf.training.loop import ProgressPrinter, evaluate_loss
 from torchclf.training.schedule import resolve_schedule
+
+_NOT_SETTINGS = frozenset({"verbose", "checkpoint_dir", "checkpoint_every", "resume_from"})
 
 
 def fit_parquet(
@@ -71,6 +76,9 @@ def fit_parquet(
     seed: int = 42,
     device: str = "auto",
     verbose: bool = False,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | str = "auto",
+    resume_from: str | os.PathLike[str] | None = None,
 ) -> Classifier:
     """Train a classifier on a Parquet file (or a folder of them) without loading it.
 
@@ -99,12 +107,22 @@ def fit_parquet(
         seed: initialisation and shuffling.
         device: "auto", "cpu", "cuda" or "mps".
         verbose: print one progress line per epoch.
+        checkpoint_dir: write the whole training state into this folder as it trains, as
+            :func:`torchclf.fit` does, inside an epoch too: the row groups read, the rows in the
+            shuffle buffer and its generator with the weights and the optimizer.
+        checkpoint_every: how often ("auto": every 60 seconds, epochs, or "30s").
+        resume_from: go on from the newest checkpoint of this folder (the same data, whose
+            statistics it compares, and settings); the model comes out bit for bit as an
+            uninterrupted run's. Ctrl-C while it trains writes a checkpoint and raises
+            :class:`~torchclf.TrainingInterrupted`.
 
     Returns:
         An ordinary :class:`~torchclf.Classifier`: its encoder takes DataFrames with the feature
         columns, or arrays in their order.
     """
     given = dict(locals())  # the keywords as called: the configs copy theirs by name
+    settings = {k: v for k, v in given.items() if k not in _NOT_SETTINGS}
+    settings["path"] = str(path)
     source = ParquetSource.open(path, target, features)
     schedule = resolve_schedule(
         source.n_rows,
@@ -160,14 +178,55 @@ def fit_parquet(
     rule = BestEpochs(torch.zeros(1, dtype=torch.float64), config.patience, config.min_delta)
     one = torch.ones(1, dtype=torch.bool)  # (1,): the one model always trains on
     best_weights: Tensor | None = None  # (parameters,) the best validation epoch's, when kept
+    # the data's fingerprint: what the statistics pass read of every training row
+    data = [torch.as_tensor(statistics.mean), torch.as_tensor(statistics.std)]
+    checkpoints = open_checkpoints(checkpoint_dir, resume_from, settings, data, checkpoint_every)
     history = History()
+    step, first_epoch = 0, 1
+    position = StreamPosition()
+    sums: dict[str, Tensor] = {}
+    resumed = checkpoints.resumed if checkpoints is not None else None
+    if resumed is not None:  # go on where the checkpoint was written
+        net.flat.copy_(resumed.tensors["flat"])
+        stepper.load(resumed.sub("optimizer"))
+        rule.load(resumed.sub("rule"))
+        best_weights = resumed.tensors.get("best_weights")
+        history = History.from_dict(checkpoints.history)  # type: ignore[union-attr]
+        step, first_epoch = resumed.values["step"], resumed.values["epoch"]
+        if resumed.values["batch"]:  # inside an epoch: the stream's place, the epoch's sums
+            stream = resumed.values["stream"]
+            waiting = (resumed.tensors["kept_X"], resumed.tensors["kept_y"])
+            position = StreamPosition((stream["groups_read"], *waiting, stream["generator"]))
+            sums = resumed.sub("sums")
+    if checkpoints is not None:
+        checkpoints.track(history)
+
+    def snapshot(inside_epoch: bool) -> LoopState:
+        state = LoopState(values={"step": step})
+        state.tensors["flat"] = net.flat
+        state.put("optimizer", stepper.state())
+        state.put("rule", rule.state())
+        if best_weights is not None:
+            state.tensors["best_weights"] = best_weights
+        if inside_epoch:
+            groups_read, kept_X, kept_y, generator = position.state()
+            state.values["stream"] = {"groups_read": groups_read, "generator": generator}
+            state.tensors |= {"kept_X": kept_X, "kept_y": kept_y}
+            state.put("sums", {"loss": loss_sum, "correct": correct})
+        return state
+
     recorder = EpochRecorder(history, ProgressPrinter(epochs, write=print) if verbose else None)
-    step = 0
     batch_features = BatchFeatures()  # each batch copied into a buffer the step keeps its views of
-    with torch.inference_mode():  # no autograd bookkeeping on the engine's small operations
-        for epoch in range(1, epochs + 1):
+    with (
+        torch.inference_mode(),  # no autograd bookkeeping on the engine's small operations
+        checkpoints.catching_interrupts() if checkpoints is not None else nullcontext(),
+    ):
+        for epoch in range(first_epoch, epochs + 1):
             loss_sum = torch.zeros((), dtype=torch_dtype, device=torch_device)
             correct = torch.zeros((), dtype=torch.long, device=torch_device)
+            if sums:  # resumed inside this epoch
+                loss_sum, correct = sums["loss"].to(loss_sum), sums["correct"].to(correct)
+                sums = {}
             blocks = shuffled_blocks(
                 source,
                 encoder,
@@ -177,8 +236,9 @@ def fit_parquet(
                 seed=seed,
                 epoch=epoch,
                 holdout=holdout,
+                position=position,
             )
-            for X_block, y_block in blocks:
+            for block, (X_block, y_block) in enumerate(blocks, 1):
                 rows = len(X_block)
                 targets = task.stacked_targets(y_block.to(torch_device), torch_dtype)
                 logits = net.flat.new_empty(1, model_config.out_features, rows)  # (1, out, m)
@@ -194,6 +254,8 @@ def fit_parquet(
                 losses, right, _ = targets.loss_and_correct(logits, gradient=False)
                 loss_sum += losses[0] * rows
                 correct += right[0]
+                if checkpoints is not None and checkpoints.due():
+                    checkpoints.save(snapshot(inside_epoch=True), epoch, block)
             values = {
                 "train_loss": float(loss_sum) / statistics.rows,
                 "train_accuracy": float(correct) / statistics.rows,
@@ -212,8 +274,10 @@ def fit_parquet(
                 elif not live.item():
                     history.stopped_early = True
                     break
-    kept = best_weights if best_weights is not None else net.flat[0]
-    model.load_state_dict(net.member_state(kept, names))
+            if checkpoints is not None and checkpoints.due(epoch):
+                checkpoints.save(snapshot(inside_epoch=False), epoch + 1)
+    final = best_weights if best_weights is not None else net.flat[0]
+    model.load_state_dict(net.member_state(final, names))
     return Classifier(model, task, encoder, train_config=config, history=history)
 
 

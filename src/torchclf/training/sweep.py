@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +35,12 @@ from torchclf.data.splits import holdout_indices
 from torchclf.devices import intra_op_threads, resolve_device, training_threads
 from torchclf.encoders import ArrayEncoder
 from torchclf.engine import STACKED_OPTIMIZERS, Hyper, Split, StackedMLP, train_stacked
-from torchclf.errors import ConfigError
+from torchclf.engine.loops import StackedResult
+from torchclf.errors import ConfigError, TrainingInterrupted
 from torchclf.nn.models import MLP, build_model
 from torchclf.nn.starting_point import set_output_bias
 from torchclf.tasks import Task, infer_task
+from torchclf.training.checkpoints import Checkpoints, LoopState, open_checkpoints
 from torchclf.training.history import EpochRecorder, History
 
 
@@ -90,6 +94,9 @@ def train_members(
     batch_size: int | None = None,
     shuffle_seed: int = 42,
     prior_bias: bool = True,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | str = "auto",
+    resume_from: str | os.PathLike[str] | None = None,
 ) -> list[Classifier]:
     """Train every member, a group of same-architecture members at a time.
 
@@ -114,6 +121,14 @@ def train_members(
             exactly as ``fit(..., seed=member.seed, batch_size=batch_size)`` would.
         prior_bias: start every member's output bias at the training rows' class log-odds, as
             ``fit`` does by default.
+        checkpoint_dir: write the sweep's whole state into this folder as it trains, as
+            :func:`torchclf.fit` does: the groups trained so far and the one in progress.
+        checkpoint_every: how often ("auto": every 60 seconds, epochs, or "30s"); and after
+            each group.
+        resume_from: go on from the newest checkpoint of this folder (the same data and
+            settings, or refused by name): the members come out bit for bit as an
+            uninterrupted sweep's. Ctrl-C while it trains writes a checkpoint and raises
+            :class:`~torchclf.TrainingInterrupted`.
 
     Returns:
         One classifier per member, in order; each ``classifier.history`` holds its epochs.
@@ -167,16 +182,88 @@ def train_members(
     n_rows = train.targets.rows
     size = default_batch_size(n_rows, batch_size, TrainConfig.FULL_BATCH_MAX)
     batches = IndexBatches(n_rows, size, seed=shuffle_seed, device=torch_device)
-    with intra_op_threads(training_threads("auto", len(features))):
-        for indices in chunks:
+    settings = {
+        "members": [dataclasses.asdict(m) for m in members],
+        **stopping,
+        **dict(standardize=standardize, dtype=dtype, device=device, chunk_size=chunk_size),
+        **dict(batch_size=batch_size, shuffle_seed=shuffle_seed, prior_bias=prior_bias),
+    }
+    labels = [task.encode(pair[1]) for pair in ((X, y), validation, eval_set) if pair is not None]
+    data = [train.X, *(split.X for split in splits), *labels]
+    checkpoints = open_checkpoints(checkpoint_dir, resume_from, settings, data, checkpoint_every)
+    # each group trained so far: (its members' kept weights, their columns, best epochs, stops)
+    done = _SweepProgress(checkpoints)
+    with (
+        intra_op_threads(training_threads("auto", len(features))),
+        checkpoints.catching_interrupts() if checkpoints is not None else nullcontext(),
+    ):
+        for chunk, indices in enumerate(chunks):
             group = [members[i] for i in indices]
-            trained = _train_group(
-                group, task, encoder, train, splits, torch_device, torch_dtype, stopping, batches,
-                prior,
+            if chunk not in done.results:
+                done.results[chunk] = _train_group(
+                    group, task, encoder, train, splits, torch_device, torch_dtype, stopping,
+                    batches, prior, done.checkpoints_for(chunk),
+                )  # fmt: skip
+                done.save(chunk + 1)
+            trained = _group_classifiers(
+                group, done.results[chunk], task, encoder, train, splits, torch_device,
+                torch_dtype, stopping, batches,
             )  # fmt: skip
             for i, classifier in zip(indices, trained, strict=True):
                 results[i] = classifier
     return results  # type: ignore[return-value]
+
+
+class _SweepProgress:
+    """The groups a sweep has trained, kept in each of its checkpoints (:attr:`results`).
+
+    A checkpoint written while group ``c`` trains holds the groups before it and ``c``'s loop
+    state; one written after it, the groups up to ``c`` and no loop state.
+    """
+
+    def __init__(self, checkpoints: Checkpoints | None) -> None:
+        self.checkpoints = checkpoints
+        self.results: dict[int, StackedResult] = {}
+        self.resumed_chunk: int | None = None  # the group whose loop state was saved
+        context = None if checkpoints is None else checkpoints.resumed_context
+        if context is not None:
+            for key, saved in context.values["done"].items():
+                self.results[int(key)] = StackedResult(
+                    context.tensors[f"{key}.flat"], saved["columns"], saved["best_epoch"],
+                    saved["stopped_early"],
+                )  # fmt: skip
+            self.resumed_chunk = context.values["training"]
+        self._update_context(self.resumed_chunk)
+
+    def checkpoints_for(self, chunk: int) -> Checkpoints | None:
+        """The checkpoints group ``chunk`` trains with: resumed only if it was in progress."""
+        if self.checkpoints is not None:
+            if chunk != self.resumed_chunk:
+                self.checkpoints.resumed = None
+            self._update_context(chunk)
+        return self.checkpoints
+
+    def save(self, next_chunk: int) -> None:
+        """A checkpoint between groups: the trained ones, and no loop in progress."""
+        if self.checkpoints is not None:
+            self._update_context(None)
+            self.checkpoints.save(LoopState(), epoch=0, stage="between groups")
+            if self.checkpoints.interrupt_requested:
+                raise TrainingInterrupted(0, self.checkpoints.folder)
+
+    def _update_context(self, training: int | None) -> None:
+        if self.checkpoints is None:
+            return
+        tensors = {f"{key}.flat": result.flat for key, result in self.results.items()}
+        done = {
+            str(key): {
+                "columns": result.columns,
+                "best_epoch": result.best_epoch,
+                "stopped_early": result.stopped_early,
+            }
+            for key, result in self.results.items()
+        }
+        self.checkpoints.context = LoopState(tensors, {"done": done, "training": training})
 
 
 def _train_group(
@@ -190,16 +277,10 @@ def _train_group(
     stopping: dict[str, Any],
     batches: IndexBatches,
     prior: torch.Tensor | None,
-) -> list[Classifier]:
-    first = members[0]
-    n_validation = splits[0].targets.rows if splits and splits[0].name == "val" else 0
-    validation_share = n_validation / (n_validation + train.targets.rows)  # for the record
-    config = ModelConfig(
-        in_features=encoder.n_outputs,
-        out_features=task.n_outputs,
-        hidden=first.hidden,
-        activation=first.activation,
-    )
+    checkpoints: Checkpoints | None,
+) -> StackedResult:
+    """Train one group of members of one architecture, stacked."""
+    config = _group_config(members, task, encoder)
     # each member's own initial weights, exactly those fit would start from (dropout has none)
     models = [build_model(config, m.seed) for m in members]
     if prior is not None:
@@ -212,14 +293,45 @@ def _train_group(
         seed = int(np.random.SeedSequence([m.seed for m in members]).generate_state(1)[0])
         net.use_dropout([m.dropout for m in members], seed)
     hypers = [Hyper(m.optimizer, m.lr, m.weight_decay, m.momentum, m.epochs) for m in members]
-    result = train_stacked(net, hypers, train.X, train.targets, splits, **stopping, batches=batches)
+    return train_stacked(
+        net, hypers, train.X, train.targets, splits, **stopping, batches=batches,
+        checkpoints=checkpoints,
+    )  # fmt: skip
 
+
+def _group_config(members: list[Member], task: Task, encoder: ArrayEncoder) -> ModelConfig:
+    """The architecture a group's members share."""
+    return ModelConfig(
+        in_features=encoder.n_outputs,
+        out_features=task.n_outputs,
+        hidden=members[0].hidden,
+        activation=members[0].activation,
+    )
+
+
+def _group_classifiers(
+    members: list[Member],
+    result: StackedResult,
+    task: Task,
+    encoder: ArrayEncoder,
+    train: Split,
+    splits: list[Split],
+    device: torch.device,
+    dtype: torch.dtype,
+    stopping: dict[str, Any],
+    batches: IndexBatches,
+) -> list[Classifier]:
+    """A trained group's members as classifiers, each with its history and settings."""
+    config = _group_config(members, task, encoder)
+    n_validation = splits[0].targets.rows if splits and splits[0].name == "val" else 0
+    validation_share = n_validation / (n_validation + train.targets.rows)  # for the record
+    layout = StackedMLP.from_config(config, [MLP(config).state_dict()])  # the members' shapes
     classifiers = []
     for i, member in enumerate(members):
         member_config = dataclasses.replace(config, dropout=member.dropout)
         model = MLP(member_config).to(device=device, dtype=dtype)
         names = list(model.state_dict())  # Dropout layers shift the indices
-        model.load_state_dict(net.member_state(result.flat[i], names))
+        model.load_state_dict(layout.member_state(result.flat[i], names))
         history = History(best_epoch=result.best_epoch[i], stopped_early=result.stopped_early[i])
         recorder = EpochRecorder(history, timed=False, stop_on_divergence=False)
         columns = {name: values[i] for name, values in result.columns.items()}
