@@ -7,6 +7,7 @@ thresholds), the preprocessing state, the feature names and the configs it was t
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -203,14 +204,29 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     """
     tensors, document = read_model_file(path)
     try:
-        task = task_from_dict(document["task"])
-        model_config = ModelConfig.from_dict(document["model_config"])
-        train_values = document.get("train_config")
-        train_config = TrainConfig.from_dict(train_values) if train_values else None
-    except (KeyError, TypeError, ValueError) as exc:
+        classifier = _built(path, tensors, document)
+        # the preprocessing and the network on a few rows of the encoder's own: metadata that
+        # parses but cannot encode (a list where a number belongs...) fails here, not later
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            classifier.predict_proba(classifier.encoder.probe())
+    except ModelFileError:
+        raise
+    except Exception as exc:  # any other failure is the file's: torchclf wrote none of them
         raise ModelFileError(
             f"'{path}' has incomplete or invalid torchclf metadata: {exc!r}"
         ) from exc
+    return classifier.to(device)
+
+
+def _built(path: Any, tensors: dict[str, Tensor], document: dict[str, Any]) -> Classifier:
+    """The classifier a model file describes, its tensors checked against its config."""
+    if not isinstance(document.get("model_config"), dict):
+        raise ModelFileError(f"'{path}' has no model_config in its torchclf metadata")
+    task = task_from_dict(document["task"])
+    model_config = ModelConfig.from_dict(document["model_config"])
+    train_values = document.get("train_config")
+    train_config = TrainConfig.from_dict(train_values) if train_values else None
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     # the architecture's shapes first, on the meta device: a config that declares a huge network
     # allocates nothing before the file's own tensors are found to disagree with it
@@ -249,7 +265,13 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         if k.startswith("preprocessing.")
     }
     encoder = encoder_from_state(document.get("encoder", {"kind": "array"}), encoder_tensors)
-    classifier = Classifier(
+    if (encoder.n_outputs, task.n_outputs) != (model_config.in_features, model_config.out_features):
+        raise ModelFileError(
+            f"'{path}' is inconsistent: its preprocessing gives {encoder.n_outputs} features and "
+            f"its task {task.n_outputs} outputs, its network takes {model_config.in_features} "
+            f"and gives {model_config.out_features}"
+        )
+    return Classifier(
         model,
         task,
         encoder,
@@ -257,7 +279,6 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
         training_summary=document.get("training") or {},
         data_source=document.get("data_source"),
     )
-    return classifier.to(device)
 
 
 __all__ = ["Classifier", "load"]

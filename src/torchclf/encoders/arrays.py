@@ -158,6 +158,10 @@ class ArrayEncoder(Encoder):
     def describe(self) -> str:
         return describe_numbers(self.edges, "robustly scaled" if self.clip else "standardized")
 
+    def probe(self) -> np.ndarray:
+        """One row at the centre and one far out: ``(2, n_inputs)``."""
+        return np.stack([np.asarray(self.mean, dtype=np.float64), np.full(self.n_inputs, 1e3)])
+
     def embedded_columns(self) -> np.ndarray:
         added = self.n_outputs - len(self.mean)  # the bins follow the standardized columns
         return np.array([False] * len(self.mean) + [True] * added, dtype=bool)

@@ -48,6 +48,10 @@ class Encoder(ABC):
         return ()
 
     @abstractmethod
+    def probe(self) -> Any:
+        """A few rows this encoder must encode: checks a loaded model file (``load``)."""
+
+    @abstractmethod
     def transform(self, X: Any, *, warn: bool = True) -> np.ndarray:
         """Validate and encode ``X``; ``warn`` reports unseen categories and ignored columns."""
 

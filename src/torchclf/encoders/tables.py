@@ -157,6 +157,16 @@ class TableEncoder(Encoder):
     def n_outputs(self) -> int:
         return sum(c.width for c in self.columns)
 
+    def probe(self) -> Any:
+        """Two rows: each column's median or first category, then every value missing."""
+        import pandas as pd
+
+        first = {
+            c.name: c.median if isinstance(c, NumericColumn) else next(iter(c.categories), "")
+            for c in self.columns
+        }
+        return pd.DataFrame([first, dict.fromkeys(first)])
+
     def describe(self) -> str:
         numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
         categorical = len(self.columns) - len(numeric)

@@ -325,7 +325,7 @@ def fingerprint(tensors: Sequence[Tensor | None]) -> str:
             continue
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{tuple(data.shape)}{data.dtype};".encode())
-        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().data)  # its memory, no copy
     return digest.hexdigest()
 
 
