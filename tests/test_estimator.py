@@ -159,6 +159,22 @@ def test_warm_start_continues_from_the_last_weights(iris):
     assert cold.n_iter_ == 20 and cold.loss_curve_[0] > 2 * clf.loss_curve_[20]
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_a_warm_start_keeps_the_optimizer_state_so_10_plus_10_epochs_are_20(iris, optimizer):
+    X, y = iris
+    settings = dict(dtype="float64", optimizer=optimizer, early_stopping=False)
+    once = small(max_epochs=20, **settings).fit(X, y)
+    twice = small(max_epochs=10, warm_start=True, **settings).fit(X, y)
+    assert twice.classifier_.optimizer is not None  # fit's optimizer, as the engine left it
+    twice.fit(X, y)  # ten more, on the autograd loop, from Adam's moments and step count
+    np.testing.assert_allclose(twice.predict_proba(X), once.predict_proba(X), atol=1e-9)
+    assert twice.n_iter_ == 20
+    fresh = small(max_epochs=10, warm_start=True, **settings).fit(X, y)
+    fresh.classifier_.optimizer = None  # what a warm start was before: a new optimizer
+    fresh.fit(X, y)
+    assert np.abs(fresh.predict_proba(X) - once.predict_proba(X)).max() > 1e-4
+
+
 def test_parameters_are_checked_in_fit_and_reported_together(iris):
     X, y = iris
     bad = NeuralNetClassifier(learning_rate=-1, max_epochs=0, optimizer="adm")

@@ -69,6 +69,8 @@ class Classifier:
         self.task = task
         self.encoder = encoder
         self.train_config = train_config
+        # the optimizer as training left it, for a warm start (train_more); never saved
+        self.optimizer: torch.optim.Optimizer | None = None
         self.history = history if history is not None else History()
         self.training_summary = training_summary or (self.history.to_dict() if history else {})
         self.data_source = data_source

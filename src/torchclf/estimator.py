@@ -239,7 +239,6 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                 feature_names=None if self._table else getattr(self, "feature_names_in_", None),
                 categorical=categorical,
             )
-        self._optimizer: Any = None  # the next partial_fit or warm start makes a fresh one
         self.classes_ = (
             np.arange(y.shape[1]) if multilabel else np.asarray(self.classifier_.classes)
         )
@@ -251,13 +250,12 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
         X, y = self._validate(X, y, reset=False)
         with _advice_in_estimator_names():
-            self._optimizer = train_more(
+            train_more(  # on with the optimizer as training left it (classifier_.optimizer)
                 self.classifier_,
                 X,
                 y,
                 epochs=epochs,
                 sample_weight=None if sample_weight is None else np.asarray(sample_weight, float),
-                optimizer=self._optimizer,
             )
         self._record_history()
         return self

@@ -50,6 +50,9 @@ class StackedResult:
     columns: dict[str, list[list[float]]]  # name -> per member, one value per epoch it trained
     best_epoch: list[int | None]
     stopped_early: list[bool]
+    # the optimizer as the last step left it, and its steps: for a warm start (not cross-fitted)
+    optimizer: StackedOptimizer | None = None
+    steps: int = 0
 
 
 def train_stacked(
@@ -217,7 +220,10 @@ def train_stacked(
             evaluate(stack.net.forward(X_all).logits, epoch)
         records.flush(on_flush, last_epochs)
 
-    return _result(stack.master, records, last_epochs(), stopping)
+    result = _result(stack.master, records, last_epochs(), stopping)
+    if stack.folds is None:
+        result.optimizer, result.steps = stack.optimizer, epoch  # one step an epoch
+    return result
 
 
 def _train_in_batches(
@@ -326,7 +332,10 @@ def _train_in_batches(
             if checkpoints is not None and checkpoints.due(epoch):
                 stack.write_back()
                 checkpoints.save(_snapshot(stack, stopping, live, records, step), epoch + 1)
-    return _result(stack.master, records, last_epochs(), stopping)
+    result = _result(stack.master, records, last_epochs(), stopping)
+    if stack.folds is None:
+        result.optimizer, result.steps = stack.optimizer, step
+    return result
 
 
 def _snapshot(

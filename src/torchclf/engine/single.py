@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data.batches import IndexBatches
 from torchclf.data.labelled import Labelled
 from torchclf.engine.loops import Split, train_stacked
-from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper
+from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
 from torchclf.engine.rows import Folds
 from torchclf.engine.stacked import StackedMLP
 from torchclf.nn.models import members_of
@@ -73,6 +74,7 @@ def train_single(
     batches: IndexBatches,
     folds: Tensor | None = None,
     checkpoints: Checkpoints | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> History:
     """:func:`torchclf.training.loop.train_model` on these loops: the same epochs, rows and weights.
 
@@ -88,6 +90,10 @@ def train_single(
 
     ``checkpoints``: as :func:`~torchclf.engine.loops.train_stacked` takes them; the history
     so far is saved with each one and taken up on resuming.
+
+    ``optimizer``: a ``torch.optim`` optimizer of ``model``'s parameters, of the run's kind,
+    given the engine's last moments and step count (as ``torch.optim`` keeps them), so that the
+    autograd loop can go on from it (a warm start); left fresh when cross-fitted.
     """
     model_config: ModelConfig = model.config  # type: ignore[assignment]
     dtype = train.X.dtype
@@ -157,7 +163,39 @@ def train_single(
         history.member_best_epochs = result.best_epoch
     for index, member in enumerate(members):
         member.load_state_dict(net.member_state(result.flat[index], names))
+    if optimizer is not None and result.optimizer is not None:
+        _carry_moments(optimizer, members, net, names, result.optimizer, result.steps)
     return history
+
+
+def _carry_moments(
+    optimizer: torch.optim.Optimizer,
+    members: Sequence[nn.Module],
+    net: StackedMLP,
+    names: list[str],
+    stacked: StackedOptimizer,
+    steps: int,
+) -> None:
+    """Give ``optimizer`` the stacked optimizer's moments ``(M, P)``, parameter by parameter.
+
+    Adam and AdamW keep ``exp_avg``, ``exp_avg_sq`` and ``step``; SGD its ``momentum_buffer``.
+    """
+    is_sgd = isinstance(optimizer, torch.optim.SGD)
+    if is_sgd and not optimizer.param_groups[0]["momentum"]:
+        return  # plain SGD keeps nothing
+    for index, member in enumerate(members):
+        moment = net.member_state(stacked.moment[index], names)
+        square = None if stacked.square is None else net.member_state(stacked.square[index], names)
+        for name, parameter in member.named_parameters():
+            if is_sgd:
+                optimizer.state[parameter] = {"momentum_buffer": moment[name].clone()}
+                continue
+            assert square is not None  # adam and adamw keep both moments
+            optimizer.state[parameter] = {
+                "step": torch.tensor(float(steps)),
+                "exp_avg": moment[name].clone(),
+                "exp_avg_sq": square[name].clone(),
+            }
 
 
 __all__ = ["refusal", "refusal_of", "train_single"]

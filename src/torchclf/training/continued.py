@@ -28,8 +28,11 @@ def train_more(
     """Continue training ``classifier`` in place on more rows (warm start, chunked data).
 
     The classifier keeps its task (classes), its encoder (feature scaling from its first fit)
-    and its training settings; the new rows' history rows are appended. Pass the returned
-    optimizer back in to keep Adam's moment estimates from one call to the next.
+    and its training settings; the new rows' history rows are appended, numbered on. The
+    optimizer goes on as training left it (Adam's moments and step count: ``classifier.optimizer``,
+    which ``fit`` sets for a network it did not blend or cross-fit), unless ``optimizer`` is
+    given; a classifier loaded from a file starts a fresh one. The optimizer used is returned
+    and kept as ``classifier.optimizer``.
 
     Raises:
         DataError: for labels outside the classifier's classes or the wrong features.
@@ -46,7 +49,8 @@ def train_more(
     loss_fn = classifier.task.loss_fn(targets, config.class_weight, config.label_smoothing)
     loss_fn = loss_fn.to(device=device, dtype=dtype)
     if optimizer is None:
-        optimizer = make_optimizer(config, classifier.model.parameters())
+        optimizer = classifier.optimizer or make_optimizer(config, classifier.model.parameters())
+    classifier.optimizer = optimizer
     start = len(classifier.history) + 1
     with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(config.seed + start)

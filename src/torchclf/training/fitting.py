@@ -44,7 +44,7 @@ from torchclf.training.checkpoints import (
     open_checkpoints,
 )
 from torchclf.training.history import History
-from torchclf.training.loop import ProgressPrinter, train_model, training_batches
+from torchclf.training.loop import ProgressPrinter, make_optimizer, train_model, training_batches
 from torchclf.training.schedule import plan_training, resolve_weight_decay
 from torchclf.training.thresholds import (
     check_threshold_rule,
@@ -399,10 +399,14 @@ def fit(
         intra_op_threads(training_threads(threads, len(train_rows))),
     ):
         torch.manual_seed(seed)  # dropout draws from the global generator
+        # the optimizer the network trains with (or, on the engine, is given its last state):
+        # a warm start goes on with it
+        network_optimizer = make_optimizer(train_config, model.parameters())
+        trained = model
         if checkpoints is None:
             history = _train(
                 model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end,
-                folds,
+                folds, optimizer=network_optimizer,
             )  # fmt: skip
         else:
             checkpoints.restore_random_state()
@@ -411,7 +415,7 @@ def fit(
                 model,
                 lambda every: _train(
                     model, fitted_task, loss_fn, train, train_config, validation, test,
-                    on_epoch_end, folds, every,
+                    on_epoch_end, folds, every, network_optimizer,
                 ),
             )  # fmt: skip
         # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
@@ -430,7 +434,7 @@ def fit(
     if fitted_task.tunes_threshold and held_out is not None:
         # reported, not applied: the report shows the rarer class's test F1 at 0.5 and at this
         summary |= rare_class_threshold(model, fitted_task, held_out, folds=folds)
-    return Classifier(
+    classifier = Classifier(
         model,
         fitted_task,
         encoder,
@@ -438,6 +442,9 @@ def fit(
         history=history,
         training_summary=summary,
     )
+    if model is trained and folds is None:  # not blended, nor cross-fitted
+        classifier.optimizer = network_optimizer
+    return classifier
 
 
 # fit's keywords that are not settings a resumed run must repeat: the data, and what it shows
@@ -488,20 +495,23 @@ def _train(
     on_epoch: Callable[[dict[str, float]], None],
     folds: Tensor | None = None,
     checkpoints: Checkpoints | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> History:
     """Train on the hand-written engine where it applies, else on the autograd loop.
 
     The one place the engine is chosen. Both cut the same batches and give the same model
     (``tests/test_engines.py``); ``config.engine`` forces one. A cross-fitted ensemble
     (``folds``) trains on the engine only: :func:`plan_training` refused any other.
+    ``optimizer`` (of ``model``'s parameters) trains it, or (the engine) takes its last state.
     """
     batches = training_batches(model, len(train.X), config, train.X.device)
     if config.engine != "autograd" and not config.compile:
         why_not = engine.refusal(model, train, config)
         if why_not is None:
             return engine.train_single(
-                model, task, train, config, validation, test, on_epoch, batches, folds, checkpoints
-            )
+                model, task, train, config, validation, test, on_epoch, batches, folds,
+                checkpoints, optimizer,
+            )  # fmt: skip
         if config.engine == "stacked":
             raise ConfigError(
                 f"engine='stacked' cannot train this run: {why_not}. Use engine='auto' (or "
@@ -519,6 +529,7 @@ def _train(
         on_epoch=on_epoch,
         batches=batches,
         checkpoints=checkpoints,
+        optimizer=optimizer,
     )
 
 
