@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import safetensors.torch
+import torch
 from typer.testing import CliRunner
 
 import torchclf
@@ -184,6 +185,24 @@ def _dying_after(monkeypatch, writes):
     return lambda: monkeypatch.setattr(Checkpoints, "save", save)
 
 
+def test_a_crash_after_training_resumes_from_the_trained_network(table, tmp_path, monkeypatch):
+    settings = dict(
+        engine="stacked", ensemble=1, epochs=120, checkpoint_every="1h"
+    )  # one, at the end
+    whole = _fit(table, tmp_path / "uncut", **settings)
+    restore = _dying_after(monkeypatch, 1)
+    with pytest.raises(Crash):  # after the network, before calibration and the rest
+        _fit(table, tmp_path / "cut", **settings)
+    restore()
+    _, document = read_checkpoint(latest_checkpoint(tmp_path / "cut"))
+    assert document["stage"] == "trained" and document["epoch"] == len(whole.history)
+    resumed = _fit(table, tmp_path / "cut", resume=True, **settings)
+    assert _model_bytes(resumed, tmp_path / "r.st") == _model_bytes(whole, tmp_path / "u.st")
+    moments = [s["exp_avg_sq"] for s in resumed.optimizer.state_dict()["state"].values()]
+    expected = [s["exp_avg_sq"] for s in whole.optimizer.state_dict()["state"].values()]
+    assert all(torch.equal(a, b) for a, b in zip(moments, expected, strict=True)) and moments
+
+
 def _weights(classifiers):
     return [
         b"".join(t.numpy().tobytes() for t in c.model.state_dict().values()) for c in classifiers
@@ -239,6 +258,37 @@ def test_a_stream_resumed_inside_an_epoch_is_bit_identical(tmp_path, monkeypatch
     assert _weights([resumed]) == _weights([uncut])
     untimed = [{k: v for k, v in row.items() if k != "time"} for row in resumed.history]
     assert untimed == [{k: v for k, v in row.items() if k != "time"} for row in uncut.history]
+
+
+def test_a_full_disk_stops_train_in_one_line_and_keeps_the_run_to_resume(tmp_path, monkeypatch):
+    save_file, calls = safetensors.torch.save_file, []
+
+    def filling(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save_file(tensors, path, metadata=metadata)
+
+    args = ["--data", "moons", "--epochs", "300", "--checkpoint-every", "50", "--threads", "1"]
+    uncut = invoke("train", *args, "--out", tmp_path, "--name", "uncut", "--quiet")
+    assert uncut.exit_code == 0, uncut.output
+    monkeypatch.setattr(safetensors.torch, "save_file", filling)
+    full = invoke("train", *args, "--out", tmp_path, "--name", "run", "--quiet")
+    folder = tmp_path / "run"
+    assert full.exit_code == 2 and full.stderr.count("\n") == 1
+    assert full.stderr == (
+        f"Error: cannot write a checkpoint into '{folder / 'checkpoints'}': No space left on "
+        f"device (the previous checkpoint is kept); make room, then resume with: torchclf train "
+        f"--resume {folder}\n"
+    )
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [
+        "checkpoint-000001.safetensors", "checkpoint-000002.safetensors", "train.json",
+    ]  # fmt: skip
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    resumed = invoke("train", "--resume", folder, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    model = "model.safetensors"
+    assert (folder / model).read_bytes() == (tmp_path / "uncut" / model).read_bytes()
 
 
 # ------------------------------------------------------------------ the command line, killed

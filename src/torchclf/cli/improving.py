@@ -173,6 +173,7 @@ def improve(
         "torchclf sweep --data moons --hidden 8,32,64 --layers 1,2,3 --lr 0.01,0.1 "
         "--activation relu,tanh",
         "torchclf sweep --data blobs --hidden 16 --layers 1 --seeds 0,1,2,3 --epochs 300",
+        "torchclf sweep --resume runs/sweep-moons   # finish a sweep that was interrupted",
     )
 )
 def sweep(

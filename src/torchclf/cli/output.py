@@ -50,8 +50,8 @@ def metrics_tables(console: Any, evaluation: Any, title: str) -> None:
 class EpochTable:
     """Progress bar plus a row of the tutorial's table every ``every`` epochs.
 
-    Nothing is printed before the first epoch ends, so a parameter that ``fit`` rejects leaves
-    only its one-line error on the screen.
+    Nothing is printed before the first epoch ends (a resumed run's first: the heading comes
+    then), so a parameter that ``fit`` rejects leaves only its one-line error on the screen.
     """
 
     def __init__(self, console: Any, epochs: int, every: int, heading: str) -> None:
@@ -77,7 +77,7 @@ class EpochTable:
     def __call__(self, row: dict[str, float]) -> None:
         epoch = int(row["epoch"])
         splits = [s for s in ("train", "val", "test") if f"{s}_loss" in row]
-        if epoch == 1:
+        if not self.started:  # the first epoch, or a resumed run's first
             self.console.print(self.heading)
             header = "".join(f"{s + ' loss':>12}{s + ' acc':>11}" for s in splits)
             self.console.print(f"{'epoch':>6}{header}")

@@ -65,19 +65,21 @@ def run_options(
 def keeping_the_work(command: str, folder: Path, resuming: bool) -> Iterator[None]:
     """Ctrl-C: one line saying how to resume, exit 130. A new run that fails leaves no folder.
 
-    ``command``: the command's name ("train"); ``folder``: the run's.
+    A checkpoint that cannot be written (a full disk) keeps the folder and its last checkpoint,
+    and says how to resume. ``command``: the command's name ("train"); ``folder``: the run's.
     """
-    from torchclf import TrainingInterrupted
+    from torchclf import CheckpointError, TrainingInterrupted
 
     made = [p for p in (folder.parent, *folder.parent.parents) if not p.exists()]
+    advice = f"resume with: torchclf {command} --resume {folder}"
     try:
         yield
     except KeyboardInterrupt as interrupt:
         where = f" at epoch {interrupt.epoch}" if isinstance(interrupt, TrainingInterrupted) else ""
-        typer.echo(
-            f"interrupted{where}; resume with: torchclf {command} --resume {folder}", err=True
-        )
+        typer.echo(f"interrupted{where}; {advice}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except CheckpointError as error:  # a full disk: the run so far is kept, to resume
+        raise CheckpointError(f"{error}; make room, then {advice}") from error
     except BaseException:
         if not resuming:  # a run that failed (bad data, a diverged loss) leaves no folder,
             shutil.rmtree(folder, ignore_errors=True)

@@ -38,6 +38,7 @@ from torchclf.cli.runs import (
     epilog=examples(
         "torchclf stream --data big.parquet --target label --epochs 2",
         "torchclf stream --data shards/ --target label --test-data test.parquet --hidden 64,64",
+        "torchclf stream --resume runs/big   # finish a run that was interrupted",
     )
 )
 def stream(

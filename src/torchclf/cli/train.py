@@ -50,6 +50,7 @@ from torchclf.cli.runs import (
         "torchclf train --data digits --hidden 64,64 --quiet",
         "torchclf train --data moons --validation-size 0 --epochs 300   # no validation rows",
         "torchclf train --data sales.csv --target churned --positive-class yes --encoding latin-1",
+        "torchclf train --resume runs/digits   # finish a run that was interrupted",
     )
 )
 def train(
@@ -251,7 +252,13 @@ def _train_into(
     """
     import torchclf
     from torchclf import DataSource, plan_training
-    from torchclf.report import CHECKPOINT_FOLDER, resume_point, start_run, write_run
+    from torchclf.report import (
+        CHECKPOINT_FOLDER,
+        resume_point,
+        resumed_epoch,
+        start_run,
+        write_run,
+    )
 
     console = make_console()
     source = DataSource(
@@ -291,6 +298,10 @@ def _train_into(
         held_out = math.ceil(schedule.validation_fraction * len(split.X_train))
         summary["validation"] = f"{held_out} of them for validation" if held_out else None
     epoch_table = None
+    if resume_from is not None and not option.quiet:
+        console.print(
+            f"resuming {folder} from its last checkpoint, at epoch {resumed_epoch(folder)}"
+        )
     if not option.quiet:
         every = option.log_every or max(1, schedule.epochs // 10)
         epoch_table = EpochTable(console, schedule.epochs, every, heading(option.data, summary))

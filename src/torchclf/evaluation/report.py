@@ -90,6 +90,18 @@ def unfinished_run(folder: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]
         ) from error
 
 
+def resumed_epoch(folder: str | os.PathLike[str]) -> int | None:
+    """The epoch a run resumed from ``folder`` goes on at, or None (no readable checkpoint)."""
+    from torchclf.errors import CheckpointError
+    from torchclf.training.checkpoints import latest_checkpoint, read_checkpoint
+
+    newest = latest_checkpoint(Path(folder) / CHECKPOINT_FOLDER)
+    try:
+        return None if newest is None else int(read_checkpoint(newest)[1]["epoch"])
+    except CheckpointError:
+        return None
+
+
 def resume_point(folder: str | os.PathLike[str]) -> Path | None:
     """``folder``'s checkpoints folder if it holds a checkpoint to go on from, else None."""
     from torchclf.training.checkpoints import latest_checkpoint
@@ -437,6 +449,7 @@ __all__ = [
     "readable",
     "render_report",
     "resume_point",
+    "resumed_epoch",
     "run_figures",
     "save_pictures",
     "start_run",

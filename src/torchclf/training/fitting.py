@@ -41,7 +41,9 @@ from torchclf.training.checkpoints import (
     KEEP,
     Checkpoints,
     LoopState,
+    load_optimizer_state,
     open_checkpoints,
+    optimizer_state,
 )
 from torchclf.training.history import History
 from torchclf.training.loop import ProgressPrinter, make_optimizer, train_model, training_batches
@@ -413,6 +415,7 @@ def fit(
             history = _train_with_checkpoints(
                 checkpoints,
                 model,
+                network_optimizer,
                 lambda every: _train(
                     model, fitted_task, loss_fn, train, train_config, validation, test,
                     on_epoch_end, folds, every, network_optimizer,
@@ -461,6 +464,7 @@ def _tensors(rows: Labelled | None) -> list[Tensor | None]:
 def _train_with_checkpoints(
     checkpoints: Checkpoints,
     model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
     train_network: Callable[[Checkpoints], History],
 ) -> History:
     """:func:`_train` writing checkpoints, and a last one once the network is trained.
@@ -472,11 +476,13 @@ def _train_with_checkpoints(
         if checkpoints.resumed_stage == "trained":
             assert checkpoints.resumed is not None  # a stage is read with its state
             model.load_state_dict(checkpoints.resumed.sub("model"))
+            load_optimizer_state(optimizer, checkpoints.resumed, "optimizer")
             history = History.from_dict(checkpoints.history)
         else:
             history = train_network(checkpoints)
             trained = LoopState()
             trained.put("model", model.state_dict())
+            optimizer_state(optimizer, trained, "optimizer")  # for a warm start after it
             checkpoints.track(history)
             checkpoints.save(trained, len(history), stage="trained")
     if checkpoints.interrupt_requested:  # Ctrl-C came after the last safe point: the
