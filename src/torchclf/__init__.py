@@ -61,6 +61,8 @@ _EXPORTS = {
     "plan_training": "torchclf.training.schedule",
     "resolve_schedule": "torchclf.training.schedule",
     "Ensemble": "torchclf.nn.models",
+    "OnnxModel": "torchclf.serving.export",
+    "ExportError": "torchclf.serving.export",
     "read_table": "torchclf.data.tabular",
     "is_table_path": "torchclf.data.frames",
     "prediction_frame": "torchclf.evaluation.predictions",
@@ -85,12 +87,14 @@ __all__ = [
     "DataSource",
     "Ensemble",
     "Evaluation",
+    "ExportError",
     "History",
     "ModelConfig",
     "ModelFileError",
     "MulticlassTask",
     "MultilabelTask",
     "NeuralNetClassifier",
+    "OnnxModel",
     "Plan",
     "Schedule",
     "Split",
@@ -171,6 +175,7 @@ if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf.evaluation.predictions import prediction_frame, row_ids, write_table
     from torchclf.files import atomic_directory, atomic_file
     from torchclf.nn.models import MLP, Ensemble, build_model, count_parameters
+    from torchclf.serving.export import ExportError, OnnxModel
     from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
     from torchclf.training.fitting import fit
     from torchclf.training.history import History

@@ -165,6 +165,35 @@ class Classifier:
             finish=finish,
         )
 
+    def to_onnx(self, path: str | os.PathLike[str]) -> Path:
+        """Export to an ONNX file: raw columns in, probabilities and labels out.
+
+        The graph holds the preprocessing, the network, the link and the decision
+        (:mod:`torchclf.serving.export`); it is checked against :meth:`predict_proba` before it
+        is written, atomically. Needs ``pip install 'torchclf[onnx]'``.
+
+        Raises:
+            ExportError: for a model the exporter cannot express yet (the reason is given).
+        """
+        import copy
+
+        from torchclf.serving.export import export_onnx
+
+        on_cpu = self if self.device.type == "cpu" else copy.deepcopy(self).to("cpu")
+        features = [
+            {"name": name, "kind": kind}
+            for kind, names in getattr(self.encoder, "kinds", lambda: {"numeric": []})().items()
+            for name in names
+        ]
+        metadata = {
+            "task": self.task.to_dict(),
+            "classes": [str(name) for name in self.task.class_names],
+            "features": features or self.feature_names,
+        }
+        return export_onnx(
+            on_cpu.model, on_cpu.task, on_cpu.encoder, path, on_cpu.predict_proba, metadata
+        )
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the classifier to a ``.safetensors`` file (atomically) and return its path."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}

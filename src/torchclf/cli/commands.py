@@ -16,6 +16,7 @@ from torchclf.cli.inputs import (
     check_data,
     check_folder_option,
     id_column_values,
+    onnx_path,
     parse_numbers,
     parse_separator,
     resolve_model_path,
@@ -113,6 +114,7 @@ def evaluate(
         "torchclf predict runs/circles --split all --output preds.parquet",
         "torchclf predict runs/circles --threshold 0.8 --output strict.csv",
         "torchclf predict runs/patients --data new.csv --id-column patient_id",
+        "torchclf predict runs/circles --engine onnx       # through its exported model.onnx",
     )
 )
 def predict(
@@ -148,6 +150,21 @@ def predict(
             "they are.",
         ),
     ] = False,
+    runtime: Annotated[  # not fit's engine (which trains): what computes the probabilities
+        str,
+        typer.Option(
+            "--engine",
+            help="torch, or onnx: the probabilities from the model's ONNX export under ONNX "
+            "Runtime ('torchclf export' writes it).",
+        ),
+    ] = "torch",
+    onnx: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --engine onnx: the ONNX file (default: model.onnx beside the model).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Predict labels and per-class probabilities with a saved model.
 
@@ -157,6 +174,10 @@ def predict(
     """
     if data is not None:
         check_data(data)  # a typo answers before torch loads
+    if runtime not in ("torch", "onnx"):
+        raise typer.BadParameter(
+            f"expected torch or onnx, got {runtime!r}", param_hint="'--engine'"
+        )
     import warnings
 
     import torchclf
@@ -186,12 +207,57 @@ def predict(
     with warnings.catch_warnings():
         if by_position:  # asked for: no warning that columns are taken by position
             warnings.simplefilter("ignore", TorchclfWarning)
-        frame = prediction_frame(classifier, X, threshold=thresholds, ids=ids, y=rows.y)
+        probabilities = None
+        if runtime == "onnx":
+            runner = torchclf.OnnxModel(onnx or onnx_path(model), classifier.encoder)
+            probabilities = runner.predict_proba(X)
+        frame = prediction_frame(
+            classifier, X, threshold=thresholds, ids=ids, y=rows.y, probabilities=probabilities
+        )
     if output is None:
         frame.to_csv(sys.stdout, index=False)
     else:
         write_table(frame, output)
         make_console().print(f"{len(frame)} predictions: {output}")
+
+
+@app.command(
+    epilog=examples(
+        "torchclf export runs/circles                      # runs/circles/model.onnx",
+        "torchclf export model.safetensors --output deploy/classifier.onnx",
+    )
+)
+def export(
+    model: ModelArgument,
+    format: Annotated[str, typer.Option("--format", help="onnx (the one format yet).")] = "onnx",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write (default: model.onnx beside the model).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Export a model to ONNX: raw columns in, probabilities and labels out.
+
+    One graph holds the model file's preprocessing (imputation, scaling, missing-value
+    indicators, bins, one-hot and learned category vectors), the network, the link and the
+    decision, with a dynamic batch dimension; ONNX Runtime runs it anywhere. A table's columns
+    are its inputs, numbers as float32 (NaN where missing) and categories as strings; an array
+    model takes 'features'. The graph is checked against torchclf's own predictions before it is
+    written. Needs pip install 'torchclf[onnx]'.
+    """
+    if format != "onnx":
+        raise typer.BadParameter(f"expected onnx, got {format!r}", param_hint="'--format'")
+    import torchclf
+
+    classifier = torchclf.load(resolve_model_path(model))
+    path = classifier.to_onnx(output or onnx_path(model))
+    names = classifier.encoder.input_names if hasattr(classifier.encoder, "columns") else None
+    inputs = ", ".join(names) if names else f"features ({classifier.n_features} columns)"
+    make_console().print(f"ONNX model: {path}\ninputs: {inputs}\noutputs: probabilities, label")
 
 
 @app.command(epilog=examples("torchclf info runs/circles"))

@@ -205,6 +205,11 @@ def resolve_model_path(model: Path) -> Path:
     return model / "model.safetensors" if model.is_dir() else model
 
 
+def onnx_path(model: Path) -> Path:
+    """Where a model's ONNX export goes by default: beside it, ``model.onnx``."""
+    return resolve_model_path(model).with_suffix(".onnx")
+
+
 def check_folder_option(folder: Path, option: str = "'--out'") -> None:
     """Refuse a folder option naming a file, or inside one, before any work is done."""
     for path in (folder, *folder.parents):
@@ -365,6 +370,7 @@ __all__ = [
     "command_line",
     "declared",
     "id_column_values",
+    "onnx_path",
     "parse_auto",
     "parse_hidden",
     "parse_numbers",

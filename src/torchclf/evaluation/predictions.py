@@ -27,17 +27,20 @@ def prediction_frame(
     threshold: float | Sequence[float] | None = None,
     ids: tuple[str, Any] | None = None,
     y: Any = None,
+    probabilities: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per input row: ``prediction``, then ``proba_<class>`` for every class.
 
     For multilabel models ``prediction`` joins the predicted labels with ``|`` (empty when none).
     ``ids`` ``(name, values)`` come first, to join the rows back to their source, then ``y``,
     the true labels where they are known, as ``true`` (written as ``prediction`` is).
+    ``probabilities`` ``(n, K)`` of ``X``, when computed already (by an ONNX engine, say).
     """
     import pandas as pd
     import torch
 
-    probs = classifier.predict_proba(X)  # (n, K); the rows are encoded (and checked) once
+    # (n, K); the rows are encoded (and checked) once
+    probs = classifier.predict_proba(X) if probabilities is None else probabilities
     task = classifier.task if threshold is None else classifier.task.with_threshold(threshold)
     predictions = task.decode(task.decide(torch.from_numpy(probs)))
     names = classifier.task.class_names
