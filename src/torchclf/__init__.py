@@ -62,6 +62,8 @@ _EXPORTS = {
     "resolve_schedule": "torchclf.training.schedule",
     "Ensemble": "torchclf.nn.models",
     "OnnxModel": "torchclf.serving.export",
+    "create_app": "torchclf.serving.server",
+    "serve": "torchclf.serving.server",
     "ExportError": "torchclf.serving.export",
     "read_table": "torchclf.data.tabular",
     "is_table_path": "torchclf.data.frames",
@@ -111,6 +113,7 @@ __all__ = [
     "atomic_file",
     "build_model",
     "count_parameters",
+    "create_app",
     "datasets",
     "fit",
     "fit_parquet",
@@ -128,6 +131,7 @@ __all__ = [
     "resolve_device",
     "resolve_schedule",
     "row_ids",
+    "serve",
     "sweep",
     "train_test_split",
     "write_table",
@@ -176,6 +180,7 @@ if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf.files import atomic_directory, atomic_file
     from torchclf.nn.models import MLP, Ensemble, build_model, count_parameters
     from torchclf.serving.export import ExportError, OnnxModel
+    from torchclf.serving.server import create_app, serve
     from torchclf.tasks import BinaryTask, MulticlassTask, MultilabelTask, Task, infer_task
     from torchclf.training.fitting import fit
     from torchclf.training.history import History

@@ -107,6 +107,6 @@ def main() -> None:
     app()
 
 
-from torchclf.cli import train, commands, improving, stream  # noqa: E402, F401, I001  (registers the commands on ``app``, in this order)
+from torchclf.cli import train, commands, improving, stream, serve  # noqa: E402, F401, I001  (registers the commands on ``app``, in this order)
 
 __all__ = ["app", "main"]
