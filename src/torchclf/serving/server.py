@@ -19,6 +19,7 @@ bound.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import warnings
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,13 +48,15 @@ class Overloaded(Exception):
 class MicroBatcher:
     """Requests' rows gathered into shared batches for ``predict``, answered in order.
 
-    ``predict`` maps a frame of rows to their probabilities ``(rows, K)``; it runs on one worker
-    thread, so the event loop keeps taking requests while the model works.
+    A request is a payload and its number of rows. ``predict`` maps a batch's payloads, in order,
+    to all their rows' probabilities ``(rows, K)``; it runs on one worker thread, so the event
+    loop keeps taking requests while the model works, and builds one table for the batch (the
+    requests only gather their values).
     """
 
     def __init__(
         self,
-        predict: Callable[[Any], np.ndarray],
+        predict: Callable[[list[Any]], np.ndarray],
         max_batch_size: int,
         max_wait_ms: float,
         max_queue_rows: int,
@@ -62,18 +65,18 @@ class MicroBatcher:
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
         self.max_queue_rows = max_queue_rows
         self.waiting_rows = 0
-        self.queue: asyncio.Queue[tuple[Any, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Any, int, asyncio.Future[np.ndarray]]] = asyncio.Queue()
         self.worker: asyncio.Task[None] | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchclf-model")
         self.batches = 0  # how many batches the model ran (for tests and the load benchmark)
 
-    async def submit(self, frame: Any) -> np.ndarray:
-        """The probabilities of ``frame``'s rows, from the batch they joined.
+    async def submit(self, payload: Any, rows: int) -> np.ndarray:
+        """The probabilities ``(rows, K)`` of ``payload``'s rows, from the batch they joined.
 
         Raises:
             Overloaded: when too many rows are waiting already.
         """
-        if self.waiting_rows + len(frame) > self.max_queue_rows:
+        if self.waiting_rows + rows > self.max_queue_rows:
             raise Overloaded(f"{self.waiting_rows} rows are waiting; retry shortly")
         loop = asyncio.get_running_loop()
         if self.worker is None or self.worker.done() or self.worker.get_loop() is not loop:
@@ -82,18 +85,16 @@ class MicroBatcher:
             self.queue, self.waiting_rows = asyncio.Queue(), 0
             self.worker = loop.create_task(self.run())
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        self.waiting_rows += len(frame)
-        await self.queue.put((frame, future))
+        self.waiting_rows += rows
+        await self.queue.put((payload, rows, future))
         return await future
 
     async def run(self) -> None:
         """Forever: take the first waiting request, gather more for ``max_wait``, predict."""
-        import pandas as pd
-
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
-            rows = len(batch[0][0])
+            rows = batch[0][1]
             deadline = loop.time() + self.max_wait
             while rows < self.max_batch_size:
                 try:
@@ -107,23 +108,22 @@ class MicroBatcher:
                     except TimeoutError:
                         break
                 batch.append(item)
-                rows += len(item[0])
+                rows += item[1]
             self.waiting_rows -= rows
-            frames = [frame for frame, _ in batch]
-            joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            payloads = [payload for payload, _, _ in batch]
             try:
-                probabilities = await loop.run_in_executor(self.executor, self.predict, joined)
+                probabilities = await loop.run_in_executor(self.executor, self.predict, payloads)
             except Exception as error:  # each request of the batch hears of it
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
             self.batches += 1
             start = 0
-            for frame, future in batch:
+            for _, size, future in batch:
                 if not future.done():  # (a client that went away cancelled its own)
-                    future.set_result(probabilities[start : start + len(frame)])
-                start += len(frame)
+                    future.set_result(probabilities[start : start + size])
+                start += size
 
 
 def feature_fields(classifier: Classifier) -> list[tuple[str, str]]:
@@ -237,7 +237,14 @@ def create_app(
     predict = predict_proba or classifier.predict_proba
     is_table = isinstance(classifier.encoder, TableEncoder) or classifier.feature_names is not None
 
-    def probabilities_of(frame: Any) -> np.ndarray:
+    def probabilities_of(payloads: list[dict[str, list[Any]]]) -> np.ndarray:
+        """A batch's requests (each its columns' values) as one table, predicted."""
+        frame = pd.DataFrame(
+            {name: list(itertools.chain.from_iterable(p[name] for p in payloads)) for name in names}
+        )
+        for name, kind in fields:  # null in a numeric column: a missing value (NaN)
+            if kind == "numeric":
+                frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
         with warnings.catch_warnings():  # unseen categories: answered, not logged per row
             warnings.simplefilter("ignore")
             return predict(frame if is_table else frame.to_numpy(dtype=np.float32))
@@ -278,22 +285,19 @@ def create_app(
 
     async def predict_rows(request: Any) -> dict[str, Any]:
         if isinstance(request, rows_request):
-            frame = pd.DataFrame(
-                [row.model_dump(by_alias=True) for row in cast(Any, request).rows], columns=names
-            )
+            records = [row.model_dump(by_alias=True) for row in cast(Any, request).rows]
+            values = {name: [record[name] for record in records] for name in names}
+            rows = len(records)
         else:
             values = cast(Any, request.columns).model_dump(by_alias=True)
             lengths = {name: len(column) for name, column in values.items()}
             if len(set(lengths.values())) > 1:
                 raise invalid(["body", "columns"], f"the columns differ in length: {lengths}")
-            frame = pd.DataFrame(values, columns=names)
-        if len(frame) == 0:
+            rows = next(iter(lengths.values()), 0)
+        if rows == 0:
             return {"labels": [], "probabilities": [], "classes": classes}
-        for name, kind in fields:  # null in a numeric column: a missing value (NaN)
-            if kind == "numeric":
-                frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
         try:
-            probabilities = await batcher.submit(frame)
+            probabilities = await batcher.submit(values, rows)
         except Overloaded as error:
             raise HTTPException(503, f"overloaded: {error}") from error
         except TorchclfError as error:  # what the preprocessing refuses, named
