@@ -148,3 +148,14 @@ def test_export_and_predict_with_the_onnx_engine_from_the_command_line(tmp_path)
     assert np.abs(onnx_rows[probabilities] - torch_rows[probabilities]).to_numpy().max() <= 1e-5
     wrong = runner.invoke(app, ["export", str(run), "--format", "tflite"])
     assert wrong.exit_code == 2 and "expected onnx" in wrong.stderr
+
+
+def test_a_model_onnx_runtime_cannot_run_is_refused_with_the_reason(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    # ONNX Runtime has no float64 LeakyRelu: the export says so rather than write the file
+    classifier = torchclf.fit(X, y, epochs=5, activation="leaky_relu", dtype="float64")
+    with pytest.raises(torchclf.ExportError, match=r"ONNX Runtime cannot run .*LeakyRelu"):
+        classifier.to_onnx(tmp_path / "leaky.onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -355,8 +355,15 @@ def _check_against(
     proto: Any, encoder: Encoder, task: Task, rows: Any, reference: Callable[[Any], np.ndarray]
 ) -> None:
     """Refuse the graph unless it predicts ``rows`` as torchclf does."""
-    session = _session(proto.SerializeToString())
-    probabilities, labels = session.run(["probabilities", "label"], onnx_inputs(encoder, rows))
+    try:
+        session = _session(proto.SerializeToString())
+        probabilities, labels = session.run(["probabilities", "label"], onnx_inputs(encoder, rows))
+    except ConfigError:
+        raise
+    except Exception as error:  # ONNX Runtime's own: an operator it lacks for this type, say
+        raise ExportError(
+            f"ONNX Runtime cannot run the exported graph, so it was not written: {error}"
+        ) from error
     with warnings.catch_warnings():  # the check's own rows hold unseen categories
         warnings.simplefilter("ignore", TorchclfWarning)
         expected = reference(rows)
