@@ -269,12 +269,13 @@ def test_train_hands_fit_every_option_named_as_its_keywords(tmp_path, monkeypatc
     command = typer.main.get_command(app).commands["train"]
     fit_names = set(inspect.signature(real_fit).parameters)
     named_as_fits = {p.name for p in command.params if p.name in fit_names}
-    # unset, these keep fit's own default (None is fit's default for these four)
+    # unset, these keep fit's own default (None is fit's default for these)
     unset = {name for _, name in UNSET_IS_FITS} | {
         "batch_size",
         "grad_clip",
         "log_every",
         "positive_class",
+        "tensorboard",
     }
     assert named_as_fits - unset <= set(seen)
 

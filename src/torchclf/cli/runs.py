@@ -37,7 +37,7 @@ ResumeOption = Annotated[
 ]
 
 # options a resumed run may change: what it shows and how often it checkpoints
-FREE_ON_RESUME = frozenset({"quiet", "log_every", "checkpoint_every", "resume"})
+FREE_ON_RESUME = frozenset({"quiet", "log_every", "checkpoint_every", "resume", "tensorboard"})
 
 
 def run_options(

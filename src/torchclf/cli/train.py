@@ -190,6 +190,14 @@ def train(
     quiet: QuietOption = False,
     checkpoint_every: CheckpointEveryOption = "auto",
     resume: ResumeOption = None,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the run into this folder as TensorBoard event files: losses, "
+            "metrics, learning rate, PR curves, settings (pip install tensorboard).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train a classifier, print its metrics and write a run folder with plots and a report.
 

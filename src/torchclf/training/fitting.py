@@ -41,6 +41,7 @@ from torchclf.training.checkpoints import (
     KEEP,
     Checkpoints,
     LoopState,
+    jsonable,
     load_optimizer_state,
     open_checkpoints,
     optimizer_state,
@@ -53,6 +54,7 @@ from torchclf.training.thresholds import (
     rare_class_threshold,
     tuned_threshold,
 )
+from torchclf.training.tracking import TensorBoardLog
 
 
 def fit(
@@ -111,6 +113,7 @@ def fit(
     checkpoint_every: int | str = "auto",
     keep_checkpoints: int = KEEP,
     resume_from: str | os.PathLike[str] | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> Classifier:
     """Train a classifier on features ``X`` and targets ``y``.
 
@@ -254,6 +257,10 @@ def fit(
             refused by name); the model is bit for bit the one an uninterrupted run gives on the
             same machine. Checkpoints go on into it unless ``checkpoint_dir`` says otherwise.
 
+        tensorboard: write the run as TensorBoard event files into this folder
+            (:mod:`torchclf.training.tracking`): each epoch's losses, accuracies and learning
+            rate, the settings, and once trained ``eval_set``'s metrics and PR curves.
+
     Returns:
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
     """
@@ -391,6 +398,11 @@ def fit(
     callbacks = [c for c in (on_epoch,) if c is not None]
     if verbose or log is not None:
         callbacks.append(ProgressPrinter(schedule.epochs, log_every, log or print))
+    board = None
+    if tensorboard is not None:
+        settings = {k: v for k, v in given.items() if k not in _NOT_SETTINGS}
+        board = TensorBoardLog(tensorboard, jsonable(settings))
+        callbacks.append(board)
 
     def on_epoch_end(row: dict[str, float]) -> None:
         for callback in callbacks:
@@ -447,13 +459,22 @@ def fit(
     )
     if model is trained and folds is None:  # not blended, nor cross-fitted
         classifier.optimizer = network_optimizer
+    if board is not None:
+        metrics: dict[str, Any] = {}
+        curves: list[tuple[str, np.ndarray, np.ndarray]] = []
+        if eval_set is not None:  # reported, as the history's test columns are
+            probabilities = classifier.predict_proba(eval_set[0])
+            metrics = classifier.evaluate(eval_set[0], eval_set[1]).to_dict()["scores"]
+            encoded = fitted_task.encode(eval_set[1]).numpy()
+            curves = fitted_task.one_vs_rest(encoded, probabilities)
+        board.finish(metrics, curves)
     return classifier
 
 
 # fit's keywords that are not settings a resumed run must repeat: the data, and what it shows
 _NOT_SETTINGS = frozenset(
     {"X", "y", "eval_set", "sample_weight", "verbose", "log_every", "log", "on_epoch"}
-    | {"checkpoint_dir", "checkpoint_every", "keep_checkpoints", "resume_from"}
+    | {"checkpoint_dir", "checkpoint_every", "keep_checkpoints", "resume_from", "tensorboard"}
 )
 
 
