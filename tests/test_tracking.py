@@ -1,5 +1,7 @@
 """Experiment tracking: TensorBoard event files, read back with tensorboard's own reader."""
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -50,3 +52,23 @@ def test_train_tensorboard_from_the_command_line(tmp_path):
     events = _events(tmp_path / "tb")
     assert len(events.Scalars("test/loss")) == 20
     assert "pr/outer" in events.Tags()["tensors"]
+
+
+def test_train_logs_the_finished_run_to_a_local_mlflow_folder(tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    result = CliRunner().invoke(
+        app, ["train", "--epochs", "15", "--quiet", "--out", str(tmp_path / "runs"),
+              "--mlflow", str(tmp_path / "mlruns")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("torchclf")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "circles" and run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.003" and run.data.params["data"] == '"circles"'
+    losses = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in sorted(losses, key=lambda m: m.step)] == list(range(1, 16))
+    metrics = json.loads((tmp_path / "runs" / "circles" / "metrics.json").read_text())
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["scores"]["accuracy"])
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "run")}
+    assert {"run/model.safetensors", "run/history.csv", "run/report.html"} <= files

@@ -64,6 +64,7 @@ _EXPORTS = {
     "OnnxModel": "torchclf.serving.export",
     "create_app": "torchclf.serving.server",
     "serve": "torchclf.serving.server",
+    "log_to_mlflow": "torchclf.training.tracking",
     "ExportError": "torchclf.serving.export",
     "read_table": "torchclf.data.tabular",
     "is_table_path": "torchclf.data.frames",
@@ -122,6 +123,7 @@ __all__ = [
     "infer_task",
     "is_table_path",
     "load",
+    "log_to_mlflow",
     "plan_training",
     "plots",
     "prediction_frame",
@@ -187,3 +189,4 @@ if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
     from torchclf.training.loop import format_progress
     from torchclf.training.schedule import Plan, Schedule, plan_training, resolve_schedule
     from torchclf.training.streaming import fit_parquet
+    from torchclf.training.tracking import log_to_mlflow

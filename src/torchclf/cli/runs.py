@@ -37,7 +37,9 @@ ResumeOption = Annotated[
 ]
 
 # options a resumed run may change: what it shows and how often it checkpoints
-FREE_ON_RESUME = frozenset({"quiet", "log_every", "checkpoint_every", "resume", "tensorboard"})
+FREE_ON_RESUME = frozenset(
+    {"quiet", "log_every", "checkpoint_every", "resume", "tensorboard", "mlflow"}
+)
 
 
 def run_options(

@@ -190,6 +190,14 @@ def train(
     quiet: QuietOption = False,
     checkpoint_every: CheckpointEveryOption = "auto",
     resume: ResumeOption = None,
+    mlflow: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also log the finished run (settings, every epoch's metrics, test metrics, the "
+            "run folder) into this local MLflow tracking folder (pip install mlflow).",
+            show_default=False,
+        ),
+    ] = None,
     tensorboard: Annotated[
         Path | None,
         typer.Option(
@@ -341,6 +349,19 @@ def _train_into(
         data_summary=summary,
         overwrite=True,  # the run in progress, which the finished run replaces
     )
+    if option.mlflow is not None:
+        shown = {"quiet", "log_every", "resume", "mlflow", "tensorboard"}
+        settings = {k: v for k, v in typed.items() if k not in shown}
+        run_id = torchclf.log_to_mlflow(
+            option.mlflow,
+            folder.name,
+            settings,
+            classifier.history.rows,
+            evaluation.to_dict()["scores"],
+            folder,
+        )
+        if not option.quiet:
+            console.print(f"mlflow run {run_id} in {option.mlflow}")
     if not option.quiet:
         if hasattr(classifier.encoder, "kinds"):
             kinds = classifier.encoder.kinds()

@@ -64,4 +64,67 @@ class TensorBoardLog:
         self.writer.close()
 
 
-__all__ = ["TensorBoardLog"]
+def log_to_mlflow(
+    folder: str | os.PathLike[str],
+    run_name: str,
+    params: dict[str, Any],
+    history: list[dict[str, float]],
+    metrics: dict[str, Any],
+    artifacts: str | os.PathLike[str],
+) -> str:
+    """Log a finished run to the local MLflow tracking folder ``folder``; return its run id.
+
+    The folder holds the tracking database (``mlflow.db``, SQLite) and the artifacts: the params
+    (the run's settings), every epoch's metrics (``train_loss`` at step 1, 2, ...), the test
+    metrics, and the files of ``artifacts`` (the run folder). Read it with
+    ``mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")`` or ``mlflow ui
+    --backend-store-uri ...``.
+
+    Raises:
+        ConfigError: without the mlflow package.
+    """
+    try:
+        import mlflow
+        from mlflow.entities import Metric, Param
+    except ImportError as error:
+        raise ConfigError(
+            "--mlflow needs the mlflow package: pip install 'torchclf[tracking]'"
+        ) from error
+    import logging
+    from pathlib import Path
+
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    for name in ("mlflow", "alembic"):  # the store's first migration talks a lot
+        logging.getLogger(name).setLevel(logging.WARNING)
+    experiment = client.get_experiment_by_name("torchclf")
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else client.create_experiment("torchclf", artifact_location=(folder / "artifacts").as_uri())
+    )
+    run = client.create_run(experiment_id, run_name=run_name)
+    run_id = run.info.run_id
+    values = [
+        Metric(name, float(value), 0, int(row["epoch"]))
+        for row in history
+        for name, value in row.items()
+        if name not in ("epoch", "time")
+    ]
+    values += [
+        Metric(f"test_{name}", float(value), 0, 0)
+        for name, value in metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    texts = [Param(k, json.dumps(v, default=str)[:6000]) for k, v in params.items()]
+    for start in range(0, len(texts), 90):  # MLflow's limits: 100 params, 1000 metrics a batch
+        client.log_batch(run_id, params=texts[start : start + 90])
+    for start in range(0, len(values), 900):
+        client.log_batch(run_id, metrics=values[start : start + 900])
+    client.log_artifacts(run_id, str(artifacts), artifact_path="run")
+    client.set_terminated(run_id)
+    return str(run_id)
+
+
+__all__ = ["TensorBoardLog", "log_to_mlflow"]
