@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,11 @@ def _fit(table, folder, crash_at=None, resume=False, **settings):
     )
 
 
+def _untimed(history):
+    """A history's rows without the clock, which differs between two runs of the same model."""
+    return [{k: v for k, v in row.items() if k != "time"} for row in history]
+
+
 def _model_bytes(classifier, path):
     classifier.save(path)
     return Path(path).read_bytes()
@@ -95,10 +101,7 @@ def test_a_run_resumed_after_a_crash_is_bit_identical(table, tmp_path, settings)
     resumed = _fit(table, tmp_path / "cut", resume=True, **settings)
     assert _model_bytes(resumed, tmp_path / "resumed.st") == uncut
 
-    def untimed(history):
-        return [{k: v for k, v in row.items() if k != "time"} for row in history]
-
-    assert untimed(resumed.history) == untimed(whole.history)  # the epochs before it too
+    assert _untimed(resumed.history) == _untimed(whole.history)  # the epochs before it too
 
 
 def test_a_mid_epoch_checkpoint_holds_the_position_and_the_generators(table, tmp_path):
@@ -170,8 +173,10 @@ def test_a_failed_write_is_one_error_and_keeps_the_previous_checkpoint(
     assert document["epoch"] == 15  # after epoch 14, the second of every 7
 
 
+@contextmanager
 def _dying_after(monkeypatch, writes):
-    """Make the process "die" (raise Crash) right after its ``writes``-th checkpoint."""
+    """The block's run "dies" (raises Crash, which must come) right after its ``writes``-th
+    checkpoint; checkpoints are written as usual again after the block."""
     save, count = Checkpoints.save, [0]
 
     def saving(self, *args, **kwargs):
@@ -182,7 +187,9 @@ def _dying_after(monkeypatch, writes):
         return path
 
     monkeypatch.setattr(Checkpoints, "save", saving)
-    return lambda: monkeypatch.setattr(Checkpoints, "save", save)
+    with pytest.raises(Crash):
+        yield
+    monkeypatch.setattr(Checkpoints, "save", save)
 
 
 def test_a_crash_after_training_resumes_from_the_trained_network(table, tmp_path, monkeypatch):
@@ -190,10 +197,8 @@ def test_a_crash_after_training_resumes_from_the_trained_network(table, tmp_path
         engine="stacked", ensemble=1, epochs=120, checkpoint_every="1h"
     )  # one, at the end
     whole = _fit(table, tmp_path / "uncut", **settings)
-    restore = _dying_after(monkeypatch, 1)
-    with pytest.raises(Crash):  # after the network, before calibration and the rest
+    with _dying_after(monkeypatch, 1):  # after the network, before calibration and the rest
         _fit(table, tmp_path / "cut", **settings)
-    restore()
     _, document = read_checkpoint(latest_checkpoint(tmp_path / "cut"))
     assert document["stage"] == "trained" and document["epoch"] == len(whole.history)
     resumed = _fit(table, tmp_path / "cut", resume=True, **settings)
@@ -225,10 +230,8 @@ def test_a_sweep_resumed_after_a_crash_is_bit_identical(
         )  # fmt: skip
 
     uncut = sweep(tmp_path / "uncut")
-    restore = _dying_after(monkeypatch, writes)
-    with pytest.raises(Crash):
+    with _dying_after(monkeypatch, writes):
         sweep(tmp_path / "cut")
-    restore()
     resumed = sweep(tmp_path / "cut", resume=True)
     assert _weights(resumed) == _weights(uncut)
     assert [c.history.rows for c in resumed] == [c.history.rows for c in uncut]
@@ -248,16 +251,13 @@ def test_a_stream_resumed_inside_an_epoch_is_bit_identical(tmp_path, monkeypatch
         )  # fmt: skip
 
     uncut = stream(tmp_path / "uncut")
-    restore = _dying_after(monkeypatch, writes)
-    with pytest.raises(Crash):
+    with _dying_after(monkeypatch, writes):
         stream(tmp_path / "cut")
-    restore()
     tensors, document = read_checkpoint(latest_checkpoint(tmp_path / "cut"))
     assert document["batch"] > 0 and "kept_X" in tensors  # inside an epoch, the buffer kept
     resumed = stream(tmp_path / "cut", resume=True)
     assert _weights([resumed]) == _weights([uncut])
-    untimed = [{k: v for k, v in row.items() if k != "time"} for row in resumed.history]
-    assert untimed == [{k: v for k, v in row.items() if k != "time"} for row in uncut.history]
+    assert _untimed(resumed.history) == _untimed(uncut.history)
 
 
 def test_a_full_disk_stops_train_in_one_line_and_keeps_the_run_to_resume(tmp_path, monkeypatch):

@@ -180,15 +180,9 @@ class Classifier:
         from torchclf.serving.export import export_onnx
 
         on_cpu = self if self.device.type == "cpu" else copy.deepcopy(self).to("cpu")
-        features = [
-            {"name": name, "kind": kind}
-            for kind, names in getattr(self.encoder, "kinds", lambda: {"numeric": []})().items()
-            for name in names
-        ]
         metadata = {
             "task": self.task.to_dict(),
             "classes": [str(name) for name in self.task.class_names],
-            "features": features or self.feature_names,
         }
         return export_onnx(
             on_cpu.model, on_cpu.task, on_cpu.encoder, path, on_cpu.predict_proba, metadata

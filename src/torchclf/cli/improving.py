@@ -264,10 +264,8 @@ def sweep(
     patience_value = parse_auto(option.patience, "'--patience'", int, "20")
     data = option.data
     check_data(data)
-    if resume is None:
-        folder = run_folder(option.out, option.name, f"sweep-{Path(data).stem}", option.overwrite)
-    else:
-        folder = resume
+    stem = f"sweep-{Path(data).stem}"
+    folder = resume or run_folder(option.out, option.name, stem, option.overwrite)
 
     import pandas as pd
 

@@ -99,10 +99,7 @@ def stream(
     epoch_budget = parse_auto(option.epochs, "'--epochs'", int, "3")
     validation = parse_auto(option.validation_size, "'--validation-size'", float, "0.01")
     patience_value = parse_auto(option.patience, "'--patience'", int, "3")
-    if resume is None:
-        folder = run_folder(option.out, option.name, data.stem, option.overwrite)
-    else:
-        folder = resume
+    folder = resume or run_folder(option.out, option.name, data.stem, option.overwrite)
 
     import json
 

@@ -235,10 +235,7 @@ def train(
         thread_count = int(option.threads)
     separator = parse_separator(option.sep)
     check_data(option.data)
-    if resume is None:
-        folder = run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
-    else:
-        folder = resume
+    folder = resume or run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
     parsed = dict(
         hidden=sizes,
         ensemble=members,

@@ -97,7 +97,7 @@ def resumed_epoch(folder: str | os.PathLike[str]) -> int | None:
 
     newest = latest_checkpoint(Path(folder) / CHECKPOINT_FOLDER)
     try:
-        return None if newest is None else int(read_checkpoint(newest)[1]["epoch"])
+        return None if newest is None else int(read_checkpoint(newest, tensors=False)[1]["epoch"])
     except CheckpointError:
         return None
 

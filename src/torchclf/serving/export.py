@@ -137,6 +137,20 @@ def _piecewise(values: Tensor, edges: Sequence[float], dtype: torch.dtype) -> Te
     return torch.cat([features[:, :-1].clamp_max(1), features[:, -1:]], dim=1)  # open right
 
 
+def feature_fields(encoder: Encoder) -> list[tuple[str, str]]:
+    """Each raw column's name and kind ("numeric" or "categorical"), in the model's order.
+
+    An array's unnamed columns are x0, x1, ... as the datasets name them.
+    """
+    if isinstance(encoder, TableEncoder):
+        return [
+            (c.name, "numeric" if isinstance(c, NumericColumn) else "categorical")
+            for c in encoder.columns
+        ]
+    names = encoder.input_names or [f"x{i}" for i in range(encoder.n_inputs)]
+    return [(name, "numeric") for name in names]
+
+
 def input_names(encoder: Encoder) -> list[str]:
     """The graph's inputs: a table's column names, or ``features``."""
     if isinstance(encoder, TableEncoder):
@@ -176,7 +190,8 @@ def export_onnx(
     """Export to ``path`` (atomically) and check the graph against ``reference`` first.
 
     ``reference`` gives torchclf's probabilities of rows (``Classifier.predict_proba``);
-    ``metadata`` goes into the ONNX model's properties as JSON.
+    ``metadata`` goes into the ONNX model's properties as JSON, with the raw columns' names and
+    kinds as ``features``.
 
     Raises:
         ConfigError: without the onnx extra.
@@ -216,11 +231,9 @@ def export_onnx(
     _strings_in(proto, encoder)
     if not label_sets:
         _names_out(proto, list(task.class_names))
-    onnx.helper.set_model_props(
-        proto, {key: json.dumps(value) for key, value in metadata.items()} | {
-            "producer": f"torchclf {__version__}",
-        }
-    )  # fmt: skip
+    features = [{"name": n, "kind": k} for n, k in feature_fields(encoder)]
+    properties = {**metadata, "features": features}
+    onnx.helper.set_model_props(proto, {key: json.dumps(v) for key, v in properties.items()})
     proto.producer_name, proto.producer_version = "torchclf", __version__
     onnx.checker.check_model(proto)
     _check_against(proto, encoder, task, sample, reference)
@@ -431,6 +444,7 @@ __all__ = [
     "OnnxModel",
     "RawToDecision",
     "export_onnx",
+    "feature_fields",
     "input_names",
     "onnx_inputs",
 ]

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import numpy as np
 
 from torchclf.encoders import TableEncoder
-from torchclf.encoders.tables import NumericColumn
 from torchclf.errors import ConfigError, TorchclfError
+from torchclf.serving.export import feature_fields
 from torchclf.version import __version__
 
 if TYPE_CHECKING:
@@ -126,18 +126,6 @@ class MicroBatcher:
                 start += size
 
 
-def feature_fields(classifier: Classifier) -> list[tuple[str, str]]:
-    """Each input column's name and kind ("numeric" or "categorical"), in the model's order."""
-    encoder = classifier.encoder
-    if isinstance(encoder, TableEncoder):
-        return [
-            (c.name, "numeric" if isinstance(c, NumericColumn) else "categorical")
-            for c in encoder.columns
-        ]
-    names = classifier.feature_names or [f"x{i}" for i in range(classifier.n_features)]
-    return [(name, "numeric") for name in names]
-
-
 def model_info(classifier: Classifier) -> dict[str, Any]:
     """What ``GET /model`` answers: the task, classes, features, network and training."""
     from torchclf.nn.models import count_parameters
@@ -146,7 +134,7 @@ def model_info(classifier: Classifier) -> dict[str, Any]:
     return {
         "task": classifier.task.to_dict(),
         "classes": [str(name) for name in classifier.task.class_names],
-        "features": [{"name": n, "kind": k} for n, k in feature_fields(classifier)],
+        "features": [{"name": n, "kind": k} for n, k in feature_fields(classifier.encoder)],
         "preprocessing": classifier.encoder.describe(),
         "hidden": list(config.hidden),
         "activation": config.activation,
@@ -187,7 +175,7 @@ def create_app(
         )
     import pandas as pd
 
-    fields = feature_fields(classifier)
+    fields = feature_fields(classifier.encoder)
     names = [name for name, _ in fields]
     # a number the model's precision holds (the preprocessing refuses others): the schema says so
     import torch

@@ -286,8 +286,10 @@ def open_checkpoints(
     return checkpoints
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """The tensors and JSON document of one checkpoint file.
+def read_checkpoint(
+    path: str | os.PathLike[str], *, tensors: bool = True
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The tensors and JSON document of one checkpoint file (no tensors read without ``tensors``).
 
     Raises:
         CheckpointError: if it is not a readable torchclf checkpoint.
@@ -297,7 +299,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            read = {name: handle.get_tensor(name) for name in handle.keys()} if tensors else {}
         document = json.loads(header[METADATA_KEY])
         if document["format_version"] > FORMAT_VERSION:
             raise CheckpointError(f"'{path}' was written by a newer torchclf")
@@ -307,7 +309,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise CheckpointError(f"'{path}' is not a readable torchclf checkpoint: {exc!r}") from exc
-    return tensors, document
+    return read, document
 
 
 def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
