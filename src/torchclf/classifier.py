@@ -69,8 +69,9 @@ class Classifier:
         self.task = task
         self.encoder = encoder
         self.train_config = train_config
-        # the optimizer as training left it, for a warm start (train_more); never saved
-        self.optimizer: torch.optim.Optimizer | None = None
+        # the optimizer as training left it, for a warm start (train_more); never saved. Fit
+        # hands over an engine.LazyOptimizer, made when first asked for
+        self._optimizer: Any = None
         self.history = history if history is not None else History()
         self.training_summary = training_summary or (self.history.to_dict() if history else {})
         self.data_source = data_source
@@ -164,6 +165,19 @@ class Classifier:
             standardize=standardize,
             finish=finish,
         )
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer as training left it, for a warm start (:func:`train_more`); not saved."""
+        from torchclf.engine import LazyOptimizer
+
+        if isinstance(self._optimizer, LazyOptimizer):
+            self._optimizer = self._optimizer.get()
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: Any) -> None:
+        self._optimizer = optimizer
 
     def to_onnx(self, path: str | os.PathLike[str]) -> Path:
         """Export to an ONNX file: raw columns in, probabilities and labels out.

@@ -18,7 +18,7 @@ autograd loop (:mod:`torchclf.training.loop`); ``fit`` chooses between the two.
 from torchclf.engine.loops import SYNC_EVERY, Split, StackedResult, step_batch, train_stacked
 from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
 from torchclf.engine.rows import BatchFeatures, Folds
-from torchclf.engine.single import refusal, refusal_of, train_single
+from torchclf.engine.single import LazyOptimizer, refusal, refusal_of, train_single
 from torchclf.engine.stacked import StackedMLP
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "BatchFeatures",
     "Folds",
     "Hyper",
+    "LazyOptimizer",
     "Split",
     "StackedMLP",
     "StackedOptimizer",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -13,7 +13,7 @@ from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data.batches import IndexBatches
 from torchclf.data.labelled import Labelled
 from torchclf.engine.loops import Split, train_stacked
-from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper, StackedOptimizer
+from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper
 from torchclf.engine.rows import Folds
 from torchclf.engine.stacked import StackedMLP
 from torchclf.nn.models import members_of
@@ -74,7 +74,7 @@ def train_single(
     batches: IndexBatches,
     folds: Tensor | None = None,
     checkpoints: Checkpoints | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: LazyOptimizer | None = None,
 ) -> History:
     """:func:`torchclf.training.loop.train_model` on these loops: the same epochs, rows and weights.
 
@@ -91,9 +91,9 @@ def train_single(
     ``checkpoints``: as :func:`~torchclf.engine.loops.train_stacked` takes them; the history
     so far is saved with each one and taken up on resuming.
 
-    ``optimizer``: a ``torch.optim`` optimizer of ``model``'s parameters, of the run's kind,
-    given the engine's last moments and step count (as ``torch.optim`` keeps them), so that the
-    autograd loop can go on from it (a warm start); left fresh when cross-fitted.
+    ``optimizer``: ``model``'s ``torch.optim`` optimizer, to be made (when asked for) with the
+    engine's last moments and step count, so that the autograd loop can go on from it (a warm
+    start); left fresh when cross-fitted.
     """
     model_config: ModelConfig = model.config  # type: ignore[assignment]
     dtype = train.X.dtype
@@ -164,28 +164,53 @@ def train_single(
     for index, member in enumerate(members):
         member.load_state_dict(net.member_state(result.flat[index], names))
     if optimizer is not None and result.optimizer is not None:
-        _carry_moments(optimizer, members, net, names, result.optimizer, result.steps)
+        optimizer.moments, optimizer.steps = result.optimizer.state(), result.steps
     return history
 
 
+class LazyOptimizer:
+    """A network's ``torch.optim`` optimizer, made when first asked for (:meth:`get`).
+
+    Making the first ``torch.optim`` optimizer of a process imports ``torch._dynamo``, about 1.2
+    s on this machine: a run on the engine, which steps with its own, makes one only when a warm
+    start asks for it, then with the engine's last ``moments`` ``(M, P)`` and ``steps``.
+    """
+
+    def __init__(self, model: nn.Module, make: Callable[[Any], torch.optim.Optimizer]) -> None:
+        # make(parameters): a function of the module (not a lambda), so the optimizer to be
+        # made pickles with the model that holds it (scikit-learn pickles estimators)
+        self.model, self.make = model, make
+        self.made: torch.optim.Optimizer | None = None
+        self.moments: dict[str, Tensor] | None = None  # the engine's, to carry over
+        self.steps = 0
+
+    def get(self) -> torch.optim.Optimizer:
+        if self.made is None:
+            self.made = self.make(self.model.parameters())
+            if self.moments is not None:
+                _carry_moments(self.made, self.model, self.moments, self.steps)
+        return self.made
+
+
 def _carry_moments(
-    optimizer: torch.optim.Optimizer,
-    members: Sequence[nn.Module],
-    net: StackedMLP,
-    names: list[str],
-    stacked: StackedOptimizer,
-    steps: int,
+    optimizer: torch.optim.Optimizer, model: nn.Module, moments: dict[str, Tensor], steps: int
 ) -> None:
-    """Give ``optimizer`` the stacked optimizer's moments ``(M, P)``, parameter by parameter.
+    """Give ``optimizer`` the engine's ``moments`` ``(M, P)``, parameter by parameter.
 
     Adam and AdamW keep ``exp_avg``, ``exp_avg_sq`` and ``step``; SGD its ``momentum_buffer``.
     """
     is_sgd = isinstance(optimizer, torch.optim.SGD)
     if is_sgd and not optimizer.param_groups[0]["momentum"]:
         return  # plain SGD keeps nothing
+    members = members_of(model)
+    names = list(members[0].state_dict())
+    layout = StackedMLP.from_config(model.config, [m.state_dict() for m in members])  # type: ignore[arg-type]
     for index, member in enumerate(members):
-        moment = net.member_state(stacked.moment[index], names)
-        square = None if stacked.square is None else net.member_state(stacked.square[index], names)
+        moment = layout.member_state(moments["moment"][index], names)
+        stacked_square = moments.get("square")
+        square = (
+            None if stacked_square is None else layout.member_state(stacked_square[index], names)
+        )
         for name, parameter in member.named_parameters():
             if is_sgd:
                 optimizer.state[parameter] = {"momentum_buffer": moment[name].clone()}
@@ -198,4 +223,4 @@ def _carry_moments(
             }
 
 
-__all__ = ["refusal", "refusal_of", "train_single"]
+__all__ = ["LazyOptimizer", "refusal", "refusal_of", "train_single"]

@@ -7,6 +7,7 @@ and hands them to the training loop.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from torchclf.data.labelled import Labelled, to_labelled
 from torchclf.data.splits import fold_indices, holdout_indices
 from torchclf.devices import intra_op_threads, resolve_device, rng_devices, training_threads
 from torchclf.encoders import ArrayEncoder, Encoder, TableEncoder
+from torchclf.engine import LazyOptimizer
 from torchclf.errors import ConfigError, DataError, TrainingInterrupted
 from torchclf.nn.models import build_model
 from torchclf.nn.starting_point import auto_hidden, start_at_prior
@@ -415,7 +417,7 @@ def fit(
         torch.manual_seed(seed)  # dropout draws from the global generator
         # the optimizer the network trains with (or, on the engine, is given its last state):
         # a warm start goes on with it
-        network_optimizer = make_optimizer(train_config, model.parameters())
+        network_optimizer = LazyOptimizer(model, functools.partial(make_optimizer, train_config))
         trained = model
         if checkpoints is None:
             history = _train(
@@ -458,7 +460,7 @@ def fit(
         training_summary=summary,
     )
     if model is trained and folds is None:  # not blended, nor cross-fitted
-        classifier.optimizer = network_optimizer
+        classifier.optimizer = network_optimizer  # made when a warm start asks
     if board is not None:
         metrics: dict[str, Any] = {}
         curves: list[tuple[str, np.ndarray, np.ndarray]] = []
@@ -485,7 +487,7 @@ def _tensors(rows: Labelled | None) -> list[Tensor | None]:
 def _train_with_checkpoints(
     checkpoints: Checkpoints,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: LazyOptimizer,
     train_network: Callable[[Checkpoints], History],
 ) -> History:
     """:func:`_train` writing checkpoints, and a last one once the network is trained.
@@ -497,18 +499,36 @@ def _train_with_checkpoints(
         if checkpoints.resumed_stage == "trained":
             assert checkpoints.resumed is not None  # a stage is read with its state
             model.load_state_dict(checkpoints.resumed.sub("model"))
-            load_optimizer_state(optimizer, checkpoints.resumed, "optimizer")
+            _resume_optimizer(optimizer, checkpoints.resumed)
             history = History.from_dict(checkpoints.history)
         else:
             history = train_network(checkpoints)
             trained = LoopState()
             trained.put("model", model.state_dict())
-            optimizer_state(optimizer, trained, "optimizer")  # for a warm start after it
+            _keep_optimizer(optimizer, trained)  # for a warm start after it
             checkpoints.track(history)
             checkpoints.save(trained, len(history), stage="trained")
     if checkpoints.interrupt_requested:  # Ctrl-C came after the last safe point: the
         raise TrainingInterrupted(len(history), checkpoints.folder)  # model is saved
     return history
+
+
+def _keep_optimizer(optimizer: LazyOptimizer, state: LoopState) -> None:
+    """Put the network's optimizer into ``state``: made, or the engine's moments to make it."""
+    if optimizer.made is not None:
+        optimizer_state(optimizer.made, state, "optimizer")
+    elif optimizer.moments is not None:  # not made for the checkpoint's sake (a second's import)
+        state.put("engine_moments", optimizer.moments)
+        state.values["engine_steps"] = optimizer.steps
+
+
+def _resume_optimizer(optimizer: LazyOptimizer, state: LoopState) -> None:
+    """The inverse of :func:`_keep_optimizer`."""
+    if "optimizer" in state.values:
+        load_optimizer_state(optimizer.get(), state, "optimizer")
+    elif "engine_steps" in state.values:
+        optimizer.moments = state.sub("engine_moments")
+        optimizer.steps = state.values["engine_steps"]
 
 
 def _train(
@@ -522,7 +542,7 @@ def _train(
     on_epoch: Callable[[dict[str, float]], None],
     folds: Tensor | None = None,
     checkpoints: Checkpoints | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: LazyOptimizer | None = None,
 ) -> History:
     """Train on the hand-written engine where it applies, else on the autograd loop.
 
@@ -556,7 +576,7 @@ def _train(
         on_epoch=on_epoch,
         batches=batches,
         checkpoints=checkpoints,
-        optimizer=optimizer,
+        optimizer=None if optimizer is None else optimizer.get(),
     )
 
 
