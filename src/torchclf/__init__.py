@@ -76,7 +76,7 @@ _EXPORTS = {
     "format_progress": "torchclf.training.loop",
 }
 # public submodules: each file stands for the module in its folder (torchclf/datasets.py...)
-_SUBMODULES = ("activations", "datasets", "improve", "plots", "report", "sweep")
+_SUBMODULES = ("activations", "datasets", "distributed", "improve", "plots", "report", "sweep")
 
 __all__ = [
     "MLP",
@@ -116,6 +116,7 @@ __all__ = [
     "count_parameters",
     "create_app",
     "datasets",
+    "distributed",
     "fit",
     "fit_parquet",
     "format_progress",
@@ -156,7 +157,7 @@ def __dir__() -> list[str]:
 
 
 if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
-    from torchclf import activations, datasets, improve, plots, report, sweep
+    from torchclf import activations, datasets, distributed, improve, plots, report, sweep
     from torchclf.checkpoint import read_model_file
     from torchclf.classifier import Classifier, load
     from torchclf.config import PARAMETER_HELP, CheckpointInterval, ModelConfig, TrainConfig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
@@ -240,6 +240,29 @@ def run_folder(out: Path, name: str | None, data: str, overwrite: bool) -> Path:
         number += 1
         folder = out / f"{data}-{number}"
     return folder
+
+
+def typed_arguments(context: typer.Context, leave_out: Collection[str] = ()) -> list[str]:
+    """The options typed on the command line (or set in the environment), as arguments again.
+
+    For the same command run anew (``train --nproc`` starts itself under torchrun): options
+    left at their defaults stay out, as a resumed run requires.
+    """
+    arguments: list[str] = []
+    for parameter in context.command.params:
+        name = parameter.name
+        if name is None or name in leave_out or name == "help":
+            continue
+        source = getattr(context.get_parameter_source(name), "name", None)
+        if source not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = context.params.get(name)
+        if getattr(parameter, "is_flag", False):
+            negative = getattr(parameter, "secondary_opts", [])
+            arguments += [parameter.opts[0]] if value else negative[:1]
+        elif value is not None:
+            arguments += [parameter.opts[0], str(value)]
+    return arguments
 
 
 def command_line(context: typer.Context) -> str:

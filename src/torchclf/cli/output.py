@@ -106,6 +106,11 @@ def heading(data: str, summary: dict[str, Any]) -> str:
         lines.append(f"left out as id-like: {', '.join(summary['id-like columns left out'])}")
     if summary["missing values"] != "none":
         lines.append(f"missing values: {summary['missing values']}")
+    if summary.get("processes"):
+        lines.append(
+            f"data-parallel on {summary['processes']} processes, each taking its share of "
+            "every batch"
+        )
     return "\n".join(lines)
 
 

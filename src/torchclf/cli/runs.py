@@ -37,8 +37,9 @@ ResumeOption = Annotated[
 ]
 
 # options a resumed run may change: what it shows and how often it checkpoints
+# and on how many processes (a checkpoint is the same for any number)
 FREE_ON_RESUME = frozenset(
-    {"quiet", "log_every", "checkpoint_every", "resume", "tensorboard", "mlflow"}
+    {"quiet", "log_every", "checkpoint_every", "resume", "tensorboard", "mlflow", "nproc"}
 )
 
 

@@ -32,6 +32,7 @@ from torchclf.cli.inputs import (
     parse_threshold,
     run_folder,
     split_names,
+    typed_arguments,
 )
 from torchclf.cli.output import EpochTable, examples, heading, make_console, metrics_tables
 from torchclf.cli.runs import (
@@ -51,6 +52,7 @@ from torchclf.cli.runs import (
         "torchclf train --data moons --validation-size 0 --epochs 300   # no validation rows",
         "torchclf train --data sales.csv --target churned --positive-class yes --encoding latin-1",
         "torchclf train --resume runs/digits   # finish a run that was interrupted",
+        "torchclf train --data big.csv --target y --nproc 2   # data-parallel, 2 processes",
     )
 )
 def train(
@@ -206,6 +208,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train data-parallel on this many processes of this machine (it runs "
+            "torchrun; across machines run torchrun -m torchclf train yourself). --batch-size is "
+            "the batch of all of them.",
+        ),
+    ] = 1,
 ) -> None:
     """Train a classifier, print its metrics and write a run folder with plots and a report.
 
@@ -235,7 +246,23 @@ def train(
         thread_count = int(option.threads)
     separator = parse_separator(option.sep)
     check_data(option.data)
-    folder = resume or run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
+    from torchclf import distributed
+
+    if nproc > 1 and not distributed.launched():  # the options read: this command, N times
+        arguments = ["-m", "torchclf", "train", *typed_arguments(context, {"nproc"})]
+        raise typer.Exit(distributed.launch(nproc, arguments))
+    # launched by torchrun: every process trains; rank 0 alone names, writes and prints the run
+    group = distributed.init_from_environment(option.device)
+    main = group is None or group.is_main
+    folder = None
+    if main:
+        folder = resume or run_folder(
+            option.out, option.name, Path(option.data).stem, option.overwrite
+        )
+    if group is not None:
+        folder = group.share(folder)
+        option.quiet = option.quiet or not main
+    assert folder is not None  # rank 0's, shared
     parsed = dict(
         hidden=sizes,
         ensemble=members,
@@ -247,8 +274,13 @@ def train(
         threads=thread_count,
         sep=separator,
     )
-    with keeping_the_work("train", folder, resuming=resume is not None):
-        _train_into(folder, option, command, typed, parsed)
+    try:
+        # (a folder another process made is left to it)
+        with keeping_the_work("train", folder, resuming=resume is not None or not main):
+            processes = 1 if group is None else group.world_size
+            _train_into(folder, option, command, typed, parsed, main, processes)
+    finally:
+        distributed.close()
 
 
 def _train_into(
@@ -257,11 +289,14 @@ def _train_into(
     command: str,
     typed: dict[str, Any],
     parsed: dict[str, Any],
+    main: bool = True,
+    processes: int = 1,
 ) -> None:
     """Train into the run folder ``folder`` (made, or being resumed) and complete it.
 
     ``option``: the options; ``typed``: the same as a dict; ``parsed``: those that needed
-    parsing, by fit's keyword (and ``sep``).
+    parsing, by fit's keyword (and ``sep``); ``main``: this process writes the folder (one
+    process, or rank 0 of several, which all train); ``processes``: how many train.
     """
     import torchclf
     from torchclf import DataSource, plan_training
@@ -287,7 +322,9 @@ def _train_into(
     loaded = source.load()
     split = source.split(loaded)
     summary = loaded.summary(split)
-    if not option.resume:  # the data read: the folder holds the run from now on
+    if processes > 1:
+        summary["processes"] = processes
+    if not option.resume and main:  # the data read: the folder holds the run from now on
         start_run(folder, command, typed, overwrite=option.overwrite)
     resume_from = resume_point(folder)
     tunes_threshold = isinstance(parsed["threshold"], str)
@@ -332,6 +369,8 @@ def _train_into(
     finally:
         if epoch_table is not None:
             epoch_table.close()
+    if not main:  # rank 0 holds the same model, and writes it
+        return
     classifier.data_source = source.to_dict()
     if hasattr(classifier.encoder, "kinds"):
         for kind, names in classifier.encoder.kinds().items():

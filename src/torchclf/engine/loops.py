@@ -14,6 +14,7 @@ these loops.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from torchclf.data.batches import IndexBatches
+from torchclf.distributed import Group
 from torchclf.engine.optimizer import Hyper, StackedOptimizer
 from torchclf.engine.rows import BatchFeatures, Folds
 from torchclf.engine.stacked import StackedMLP
@@ -70,6 +72,7 @@ def train_stacked(
     ensemble: bool = False,
     folds: Folds | None = None,
     checkpoints: Checkpoints | None = None,
+    group: Group | None = None,
 ) -> StackedResult:
     """Train every member of ``net`` for its own number of epochs.
 
@@ -99,7 +102,13 @@ def train_stacked(
 
     ``checkpoints`` write the loop's state when they say it is due (after an epoch; with
     mini-batches, between batches too), and the loop goes on from their ``resumed`` state.
+
+    With a ``group`` of processes (:mod:`torchclf.distributed`), ``batches`` hold this one's
+    share of each batch (a full batch too: the mini-batch loop then takes it); each step's
+    gradient is the members' mean over every process's rows, each epoch's metrics are read from
+    every process's logits, and rank 0's validation losses decide early stopping for all.
     """
+    assert group is None or batches is not None, "processes share batches"
     flat, device = net.flat, net.flat.device
     members, n_train = flat.shape[0], X_train.shape[1]
     optimizer = StackedOptimizer(hypers, flat)
@@ -140,6 +149,7 @@ def train_stacked(
             score,
             folds,
             checkpoints,
+            group,
         )
     X_all = torch.cat([X_train, *(s.X for s in splits)], dim=1)  # (in, N): one forward for all
     bounds = list(itertools.accumulate([n_train, *(s.X.shape[1] for s in splits)]))
@@ -241,6 +251,7 @@ def _train_in_batches(
     score: Callable[[StackedTargets, Tensor], tuple[Tensor, Tensor]],
     folds: Folds | None,
     checkpoints: Checkpoints | None,
+    group: Group | None = None,
 ) -> StackedResult:
     """:func:`train_stacked` with mini-batches: one step per batch, the splits after each epoch.
 
@@ -252,6 +263,9 @@ def _train_in_batches(
     """
     members = net.flat.shape[0]
     live = torch.ones(members, dtype=torch.bool, device=net.flat.device)
+    if group is not None:  # one starting point (the same seed made it; rank 0's, to be sure)
+        group.from_main_(net.flat)
+    agreed = (lambda losses: losses) if group is None else group.from_main_
     stack = _Stack(net, optimizer, folds, X_train, train_targets)
     step, first, done_batches = 0, 1, 0
     resumed = checkpoints.resumed if checkpoints is not None else None
@@ -293,6 +307,12 @@ def _train_in_batches(
                 step += 1  # the optimizer counts steps, not epochs, as torch.optim does
                 batch_targets = targets_epoch.subset(slice(start, stop))
                 weights = None if folds is None else folds.batch_weights(order[start:stop])
+                reduce = None
+                if group is not None:  # each member's mean weighs the rows behind it
+                    rows_behind = (
+                        X_batch.shape[1] if folds is None else folds.batch_rows(order[start:stop])
+                    )
+                    reduce = functools.partial(group.weighted_mean_, mass=rows_behind)
                 step_batch(
                     net,
                     stack.optimizer,
@@ -302,9 +322,13 @@ def _train_in_batches(
                     logits[..., start:stop],
                     mask,
                     weights,
+                    reduce,
                 )
                 start = stop
             stack.write_back()
+            if group is not None:  # the epoch's rows from every process, for its metrics
+                logits, order = group.gather(logits), group.gather(order)
+                targets_epoch = train_targets.subset(order)
             if folds is None:
                 losses, correct = score(targets_epoch, logits)
                 records.add("train", losses, correct)
@@ -314,13 +338,13 @@ def _train_in_batches(
                 losses, correct = stack.validation()
                 records.add("val", losses, correct)
                 if stopping is not None:
-                    _, live = stopping.update(losses, live, epoch)
+                    _, live = stopping.update(agreed(losses), live, epoch)
             for index, split in enumerate(splits):
                 split_logits = net.forward(split.X).logits
                 losses, correct = stack.split_scores(split, score, split_logits)
                 records.add(split.name, losses, correct)
                 if stopping is not None and folds is None and index == 0:
-                    _, live = stopping.update(losses, live, epoch)
+                    _, live = stopping.update(agreed(losses), live, epoch)
             live = live & (epochs > epoch)
             # a mini-batch epoch is long next to one read: report progress after every epoch
             records.flush(on_flush, last_epochs)
@@ -500,6 +524,7 @@ def step_batch(
     logits_out: Tensor,
     mask: Tensor | None = None,
     row_weights: Tensor | None = None,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> None:
     """One optimizer step on the batch ``X`` ``(in, b)``, its logits copied to ``logits_out``.
 
@@ -507,12 +532,14 @@ def step_batch(
     reads the loss and accuracy from many batches' logits at once (``logits_out`` is a view of
     an epoch's or a block's ``(M, outputs, rows)``): computed batch by batch, those few small
     operations cost about a tenth of the step. ``row_weights`` ``(M, b)``: each member's
-    weights of the batch's rows (see :meth:`StackedTargets.gradient`).
+    weights of the batch's rows (see :meth:`StackedTargets.gradient`). ``reduce`` turns the
+    gradient ``(M, P)`` of this process's share into that of every process's rows.
     """
     forward = net.forward(X, train_rows=X.shape[1])
     logits_out.copy_(forward.logits)
     gradient = targets.gradient(forward.logits, row_weights)
-    optimizer.step(net.flat, net.backward(forward, gradient), step, mask)
+    grads = net.backward(forward, gradient)
+    optimizer.step(net.flat, grads if reduce is None else reduce(grads), step, mask)
 
 
 def _member_scores(targets: StackedTargets, logits: Tensor) -> tuple[Tensor, Tensor]:

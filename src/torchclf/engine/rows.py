@@ -83,6 +83,10 @@ class Folds:
         chosen = self.trains.index_select(1, rows).to(self.train_weights.dtype)
         return chosen / chosen.sum(dim=1, keepdim=True).clamp(min=1)
 
+    def batch_rows(self, rows: Tensor) -> Tensor:
+        """How many of the rows ``rows`` ``(b,)`` each member trains on ``(M,)``."""
+        return self.trains.index_select(1, rows).sum(dim=1)
+
     def training(
         self, row_losses: Tensor, row_correct: Tensor, rows: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchclf.config import ModelConfig, TrainConfig
 from torchclf.data.batches import IndexBatches
 from torchclf.data.labelled import Labelled
+from torchclf.distributed import Group
 from torchclf.engine.loops import Split, train_stacked
 from torchclf.engine.optimizer import STACKED_OPTIMIZERS, Hyper
 from torchclf.engine.rows import Folds
@@ -75,6 +76,7 @@ def train_single(
     folds: Tensor | None = None,
     checkpoints: Checkpoints | None = None,
     optimizer: LazyOptimizer | None = None,
+    group: Group | None = None,
 ) -> History:
     """:func:`torchclf.training.loop.train_model` on these loops: the same epochs, rows and weights.
 
@@ -94,6 +96,8 @@ def train_single(
     ``optimizer``: ``model``'s ``torch.optim`` optimizer, to be made (when asked for) with the
     engine's last moments and step count, so that the autograd loop can go on from it (a warm
     start); left fresh when cross-fitted.
+
+    ``group``: the processes training ``model`` together; ``batches`` hold this one's share.
     """
     model_config: ModelConfig = model.config  # type: ignore[assignment]
     dtype = train.X.dtype
@@ -154,6 +158,7 @@ def train_single(
         ensemble=len(members) > 1,
         folds=None if folds is None else Folds(folds.to(train.X.device), dtype),
         checkpoints=checkpoints,
+        group=group,
     )
     history.best_epoch, history.stopped_early = result.best_epoch[0], result.stopped_early[0]
     if folds is not None:

@@ -20,6 +20,11 @@ after which :meth:`save` raises :class:`~torchclf.errors.TrainingInterrupted`. F
 atomically (temporary file, fsync, rename) and only the last ``keep`` are kept; a failed write
 (a full disk, a read-only folder) raises :class:`~torchclf.errors.CheckpointError` and leaves
 the previous checkpoint as it was.
+
+In a run of several processes (:mod:`torchclf.distributed`) a checkpoint is due only between
+epochs, when rank 0's interval says so or any process had Ctrl-C (one collective an epoch); rank 0
+writes it, and every process reads it to resume. It is then the same for any number of
+processes; one written inside an epoch (by a run of one process) resumes on one process only.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import torch
 from torch import Tensor
 
 from torchclf.config import CheckpointInterval
+from torchclf.distributed import Group
 from torchclf.errors import CheckpointError, ConfigError, TrainingInterrupted
 from torchclf.files import CHECKPOINT_FOLDER, atomic_file
 
@@ -79,6 +85,7 @@ class Checkpoints:
         data: the fingerprint of the run's rows (:func:`fingerprint`); likewise.
         every: how often a checkpoint is due (:meth:`CheckpointInterval.parse`).
         keep: how many of the newest files to keep.
+        group: the processes training together, when several (rank 0 writes).
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class Checkpoints:
         data: str,
         every: CheckpointInterval | str | int = "auto",
         keep: int = KEEP,
+        group: Group | None = None,
     ) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ConfigError(f"keep_checkpoints must be a whole number >= 1, got {keep!r}")
@@ -98,6 +106,7 @@ class Checkpoints:
             every if isinstance(every, CheckpointInterval) else CheckpointInterval.parse(every)
         )
         self.keep = keep
+        self.group = group
         self.resumed: LoopState | None = None  # the loop's state (None: it starts afresh)
         self.resumed_stage: str | None = None  # "training" or "trained"
         # what a caller running several loops (a sweep) adds to each checkpoint, and read back
@@ -115,9 +124,19 @@ class Checkpoints:
         """Whether to checkpoint now: after Ctrl-C, or when the interval is up.
 
         ``epoch``: the epoch just completed (for an interval in epochs); None between batches.
+        Several processes agree between epochs (rank 0's interval, anyone's Ctrl-C) and never
+        checkpoint between batches, where each holds only its share of the epoch.
         """
-        if self.interrupt_requested:
-            return True
+        if self.group is not None:
+            if epoch is None:
+                return False
+            due = self.group.is_main and self._interval_up(epoch)
+            interrupted, due = self.group.any(self.interrupt_requested, due)
+            self.interrupt_requested = interrupted
+            return interrupted or due
+        return self.interrupt_requested or self._interval_up(epoch)
+
+    def _interval_up(self, epoch: int | None) -> bool:
         if self.every.seconds is not None:
             return time.monotonic() - self._last_write >= self.every.seconds
         epochs = self.every.epochs
@@ -133,6 +152,11 @@ class Checkpoints:
         """
         from safetensors.torch import save_file
 
+        if self.group is not None and not self.group.is_main:  # rank 0 writes the same state
+            self._last_write = time.monotonic()
+            if self.interrupt_requested and stage == "training":
+                raise TrainingInterrupted(epoch, self.folder)
+            return self.folder / f"checkpoint-{self._number + 1:06d}.safetensors"
         tensors = dict(state.tensors)
         if self.context is not None:
             tensors |= {f"context.{k}": v for k, v in self.context.tensors.items()}
@@ -142,6 +166,7 @@ class Checkpoints:
             "stage": stage,
             "epoch": epoch,
             "batch": batch,
+            "processes": 1 if self.group is None else self.group.world_size,
             "settings": self.settings,
             "data": self.data,
             "values": state.values,
@@ -225,6 +250,14 @@ class Checkpoints:
         else:
             raise CheckpointError("; ".join(problems))
         self._check_same_run(document, path)
+        processes = 1 if self.group is None else self.group.world_size
+        if document["batch"] and document.get("processes", 1) != processes:
+            raise CheckpointError(
+                f"'{path}' was written inside epoch {document['epoch']} by "
+                f"{document.get('processes', 1)} process(es), whose shares of that epoch "
+                f"{processes} processes cannot take over; resume it on "
+                f"{document.get('processes', 1)}"
+            )
         self._random = (document["random"], tensors)
         self.resumed = LoopState(
             {k: v for k, v in tensors.items() if not k.startswith(("random.", "context."))},
@@ -265,12 +298,14 @@ def open_checkpoints(
     data: Sequence[Tensor | None],
     every: CheckpointInterval | str | int = "auto",
     keep: int = KEEP,
+    group: Group | None = None,
 ) -> Checkpoints | None:
     """A run's checkpoints, resumed from ``resume_from``; None when neither folder is given.
 
     ``checkpoint_dir``: where they go (default: ``resume_from``); either may be a run folder
     holding ``checkpoints/``. ``settings``: the run's (:func:`jsonable` makes them JSON);
-    ``data``: every tensor the run trains and is scored on, fingerprinted.
+    ``data``: every tensor the run trains and is scored on, fingerprinted; ``group``: the
+    processes training together, when several.
     """
     if checkpoint_dir is None and resume_from is None:
         return None
@@ -280,7 +315,9 @@ def open_checkpoints(
         return path / CHECKPOINT_FOLDER if (path / CHECKPOINT_FOLDER).is_dir() else path
 
     folder = checkpoint_folder(checkpoint_dir if checkpoint_dir is not None else resume_from)  # type: ignore[arg-type]
-    checkpoints = Checkpoints(folder, jsonable(dict(settings)), fingerprint(data), every, keep)
+    checkpoints = Checkpoints(
+        folder, jsonable(dict(settings)), fingerprint(data), every, keep, group
+    )
     if resume_from is not None:
         checkpoints.resume(checkpoint_folder(resume_from))
     return checkpoints

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from torchclf import engine
+from torchclf import distributed, engine
 from torchclf.classifier import Classifier
 from torchclf.config import (
     MODEL_CONSTRAINTS,
@@ -265,6 +265,13 @@ def fit(
 
     Returns:
         The trained :class:`Classifier`; ``classifier.history`` holds the per-epoch record.
+
+    Launched as several processes (``torchrun``) that have made their process group
+    (``torch.distributed.init_process_group``, or
+    :func:`torchclf.distributed.init_from_environment`), ``fit`` trains data-parallel
+    (:mod:`torchclf.distributed`): every process gives it the same data and keywords, takes its
+    share of each batch (``batch_size`` is the global batch), and returns the same model; rank 0
+    alone prints, writes checkpoints and TensorBoard files.
     """
     given = dict(locals())  # the keywords as called: the configs copy theirs by name
     X = as_pandas(X)  # polars and pyarrow tables as pandas ones
@@ -312,7 +319,10 @@ def fit(
     )
     if rule is not None:
         check_threshold_rule(rule, fitted_task, validation_fraction)
-    torch_device = resolve_device(device)
+    torch_device = distributed.local_device(resolve_device(device))
+    # several processes started by torchrun, with their group made: each trains on its share
+    group = distributed.current(torch_device)
+    is_main = group is None or group.is_main
 
     every_row = np.arange(n_rows)
 
@@ -389,6 +399,7 @@ def fit(
         [*_tensors(train), *_tensors(validation), *_tensors(test), folds],
         checkpoint_every,
         keep_checkpoints,
+        group,
     )
     model = build_model(model_config, seed, link=fitted_task.link)
     if prior_bias:
@@ -398,10 +409,10 @@ def fit(
     loss_fn = fitted_task.loss_fn(train_targets, class_weight, label_smoothing)
     loss_fn = loss_fn.to(device=torch_device, dtype=torch_dtype)
     callbacks = [c for c in (on_epoch,) if c is not None]
-    if verbose or log is not None:
+    if (verbose or log is not None) and is_main:  # the processes' histories are one
         callbacks.append(ProgressPrinter(schedule.epochs, log_every, log or print))
     board = None
-    if tensorboard is not None:
+    if tensorboard is not None and is_main:
         settings = {k: v for k, v in given.items() if k not in _NOT_SETTINGS}
         board = TensorBoardLog(tensorboard, jsonable(settings))
         callbacks.append(board)
@@ -422,7 +433,7 @@ def fit(
         if checkpoints is None:
             history = _train(
                 model, fitted_task, loss_fn, train, train_config, validation, test, on_epoch_end,
-                folds, optimizer=network_optimizer,
+                folds, optimizer=network_optimizer, group=group,
             )  # fmt: skip
         else:
             checkpoints.restore_random_state()
@@ -432,7 +443,7 @@ def fit(
                 network_optimizer,
                 lambda every: _train(
                     model, fitted_task, loss_fn, train, train_config, validation, test,
-                    on_epoch_end, folds, every, network_optimizer,
+                    on_epoch_end, folds, every, network_optimizer, group,
                 ),
             )  # fmt: skip
         # rows no member trained on: the validation rows, or (cross-fitted) each row's own fold
@@ -543,6 +554,7 @@ def _train(
     folds: Tensor | None = None,
     checkpoints: Checkpoints | None = None,
     optimizer: LazyOptimizer | None = None,
+    group: distributed.Group | None = None,
 ) -> History:
     """Train on the hand-written engine where it applies, else on the autograd loop.
 
@@ -550,14 +562,15 @@ def _train(
     (``tests/test_engines.py``); ``config.engine`` forces one. A cross-fitted ensemble
     (``folds``) trains on the engine only: :func:`plan_training` refused any other.
     ``optimizer`` (of ``model``'s parameters) trains it, or (the engine) takes its last state.
+    ``group``: the processes training together (each loop reduces its gradients over them).
     """
-    batches = training_batches(model, len(train.X), config, train.X.device)
+    batches = training_batches(model, len(train.X), config, train.X.device, group)
     if config.engine != "autograd" and not config.compile:
         why_not = engine.refusal(model, train, config)
         if why_not is None:
             return engine.train_single(
                 model, task, train, config, validation, test, on_epoch, batches, folds,
-                checkpoints, optimizer,
+                checkpoints, optimizer, group,
             )  # fmt: skip
         if config.engine == "stacked":
             raise ConfigError(
@@ -577,6 +590,7 @@ def _train(
         batches=batches,
         checkpoints=checkpoints,
         optimizer=None if optimizer is None else optimizer.get(),
+        group=group,
     )
 
 

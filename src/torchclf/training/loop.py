@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torchclf.config import TrainConfig
 from torchclf.data.batches import IndexBatches, default_batch_size
 from torchclf.data.labelled import Labelled, to_labelled
+from torchclf.distributed import Group
 from torchclf.nn.models import Ensemble
 from torchclf.tasks import Task
 from torchclf.training.checkpoints import (
@@ -65,20 +66,37 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> Any
 
 
 def training_batches(
-    model: nn.Module, n_rows: int, config: TrainConfig, device: torch.device
+    model: nn.Module,
+    n_rows: int,
+    config: TrainConfig,
+    device: torch.device,
+    group: Group | None = None,
 ) -> IndexBatches:
     """The run's shuffled index batches (every loop of a run cuts the same ones).
 
     Full batch up to ``TrainConfig.FULL_BATCH_MAX`` rows unless ``config.batch_size`` says
     otherwise; a last batch of one row is dropped when the model has batch norm, which fails on
-    a single row in training mode.
+    a single row in training mode. With a ``group`` of processes, this process's share: the
+    batch size is the global one, each process taking ``batch_size // world_size`` rows of it
+    (rounded down: the global batch is a multiple of the processes), and the
+    ``n_rows % world_size`` rows an epoch's order puts last sit that epoch out, as with
+    ``DistributedSampler(drop_last=True)``.
     """
     batch_size = default_batch_size(n_rows, config.batch_size, TrainConfig.FULL_BATCH_MAX)
-    drop_last = n_rows % batch_size == 1 and any(
+    rank, world_size = (0, 1) if group is None else (group.rank, group.world_size)
+    batch_size = max(1, batch_size // world_size)
+    drop_last = (n_rows // world_size) % batch_size == 1 and any(
         isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
     )
     return IndexBatches(
-        n_rows, batch_size, shuffle=True, seed=config.seed, drop_last=drop_last, device=device
+        n_rows,
+        batch_size,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=drop_last,
+        rank=rank,
+        world_size=world_size,
+        device=device,
     )
 
 
@@ -115,6 +133,7 @@ def train_model(
     start_epoch: int = 1,
     batches: IndexBatches | None = None,
     checkpoints: Checkpoints | None = None,
+    group: Group | None = None,
 ) -> History:
     """Train ``model`` in place and return its history.
 
@@ -133,12 +152,16 @@ def train_model(
         batches: the run's index batches (default: :func:`training_batches`).
         checkpoints: write the loop's state when they say it is due (between batches and after
             each epoch), and go on from :attr:`Checkpoints.resumed` when it is set.
+        group: the processes training ``model`` together (:mod:`torchclf.distributed`):
+            ``batches`` hold this one's share, each step's gradients are their mean over the
+            processes' rows, the epoch's training metrics are summed over them, and rank 0's
+            validation loss decides (early stopping, the plateau schedule) for all.
 
     Raises:
         TrainingError: when the training loss becomes NaN or infinite.
     """
     if batches is None:
-        batches = training_batches(model, len(train.X), config, train.X.device)
+        batches = training_batches(model, len(train.X), config, train.X.device, group)
     per_sample_loss = copy.copy(loss_fn)
     per_sample_loss.reduction = "none"  # type: ignore[assignment]  # nn.Module attrs are Tensor|Module  # (batch, outputs) or (batch,): weighted below
     optimizer = optimizer if optimizer is not None else make_optimizer(config, model.parameters())
@@ -163,6 +186,8 @@ def train_model(
         first_epoch, skip_batches = resumed.values["epoch"], resumed.values["batch"]
     if checkpoints is not None:
         checkpoints.track(history)
+    if group is not None:  # one starting point (the same seed made it; rank 0's, to be sure)
+        group.broadcast_module(model)
 
     def snapshot(sums: tuple[Tensor, Tensor, int] | None = None) -> LoopState:
         """The loop's state; ``sums``: the epoch's running loss, correct count and rows."""
@@ -190,6 +215,7 @@ def train_model(
         loss_sum = torch.zeros((), dtype=train.X.dtype, device=train.X.device)
         correct = torch.zeros((), device=train.X.device)
         rows_seen = 0
+        shares: list[Tensor] = []  # several processes: each batch's (loss x mass, mass, rows)
         epoch_batches = list(batches.epoch(epoch))
         if skip_batches:  # resumed inside this epoch: its first batches are done
             sums = resumed.sub("sums")  # type: ignore[union-attr]
@@ -219,6 +245,13 @@ def train_model(
                 objective = loss = batch_loss(logits, y_batch, weight)
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
+            if group is not None:  # the step one process would take on the whole batch
+                mass = torch.as_tensor(
+                    _mass(loss_fn, y_batch, weight), dtype=torch.float64, device=loss.device
+                )
+                group.reduce_gradients(list(model.parameters()), mass)
+                rows_here = torch.full_like(mass, len(X_batch))
+                shares.append(torch.stack([loss.detach().double() * mass, mass, rows_here]))
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
@@ -228,6 +261,9 @@ def train_model(
             correct += task.n_correct(logits.detach(), y_batch)
             rows_seen += len(X_batch)
 
+        if group is not None:  # every process's rows; batch norm's statistics as rank 0's
+            loss_sum, correct, rows_seen = _epoch_sums(group, shares, correct)
+            group.broadcast_module(model, buffers_only=True)
         values = {
             "train_loss": float(loss_sum) / rows_seen,
             "train_accuracy": float(correct) / rows_seen,
@@ -240,6 +276,8 @@ def train_model(
         row = recorder.record(epoch, values, optimizer.param_groups[0]["lr"])
 
         monitored = row.get("val_loss", row["train_loss"])
+        if group is not None:  # the processes agree on what they act on: rank 0's
+            monitored = group.main_value(monitored)
         if scheduler is not None:
             if config.lr_schedule == "plateau":
                 scheduler.step(monitored)
@@ -281,6 +319,34 @@ class ProgressPrinter:
         epoch = int(row["epoch"])
         if epoch == 1 or epoch % self.every == 0 or epoch == self.epochs:
             self.write(format_progress(row))
+
+
+def _epoch_sums(group: Group, shares: list[Tensor], correct: Tensor) -> tuple[Tensor, Tensor, int]:
+    """The epoch's loss sum, correct count and rows over every process, as one process sums them.
+
+    ``shares``: each batch's ``(loss x mass, mass, rows)`` on this process. One process adds each
+    batch's (weighted) mean loss times its rows; so here, each batch's mean taken over every
+    process's rows of it (one collective for the epoch).
+    """
+    packed = torch.cat([torch.stack(shares).flatten(), correct.double().reshape(1)])
+    packed = group.sum_(packed.to(group.device)).cpu()  # (3 x batches + 1,)
+    per_batch = packed[:-1].reshape(-1, 3)  # (batches, 3)
+    loss_sum = (per_batch[:, 0] / per_batch[:, 1].clamp(min=1e-300) * per_batch[:, 2]).sum()
+    return loss_sum, packed[-1], int(per_batch[:, 2].sum())
+
+
+def _mass(loss_fn: nn.Module, targets: Tensor, weight: Tensor | None) -> Tensor | float:
+    """What a batch's mean loss divides by: its rows, or the weights of its rows.
+
+    ``targets`` ``(b,)`` or ``(b, outputs)``; ``weight`` ``(b,)``: the rows' sample weights. A
+    class-weighted cross-entropy divides by its rows' class weights.
+    """
+    if weight is not None:
+        return weight.sum()
+    class_weight = getattr(loss_fn, "weight", None)
+    if isinstance(loss_fn, nn.CrossEntropyLoss) and class_weight is not None:
+        return class_weight[targets].sum()
+    return float(len(targets))
 
 
 def _weighted_loss(
