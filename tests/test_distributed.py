@@ -39,6 +39,9 @@ CASES: dict[str, dict[str, Any]] = {
     # sample weights: each step's gradient is the weighted mean over both processes' rows
     "weighted": dict(engine="autograd", batch_size=50, epochs=8, weighted=True),
 }
+# a stream of 5 row groups (4 x 90 rows, 40): the processes' shares differ in rows and batches
+STREAM = dict(epochs=8, batch_size=32, hidden=[16], lr=0.01, validation_fraction=0.1, patience=2)
+ROW_GROUP_ROWS = 90
 RESUME = dict(engine="stacked", batch_size=64, epochs=10, early_stopping=False)
 CRASH_AFTER = 4  # the resume cases' runs fail after this epoch (its checkpoint written)
 
@@ -81,6 +84,8 @@ SCRIPT = textwrap.dedent(
             X, y, dtype="float64", sample_weight=weight if weighted else None, **keywords
         )
         save(name, classifier)
+    stream = json.loads((folder / "stream.json").read_text())
+    save("stream", torchclf.fit_parquet(folder / "rows.parquet", "label", dtype="float64", **stream))
     resume = json.loads((folder / "resume.json").read_text())
     try:  # written by these processes, resumed by one
         torchclf.fit(X, y, dtype="float64", checkpoint_dir=folder / "by-two",
@@ -124,6 +129,8 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.savez(folder / "data.npz", X=X, y=y, weight=weight)
     (folder / "cases.json").write_text(json.dumps(CASES))
     (folder / "resume.json").write_text(json.dumps(RESUME))
+    (folder / "stream.json").write_text(json.dumps(STREAM))
+    table(X, y).to_parquet(folder / "rows.parquet", row_group_size=ROW_GROUP_ROWS)
     (folder / "script.py").write_text(SCRIPT)
     with pytest.raises(Crash):  # a checkpoint of one process, for the two to resume
         torchclf.fit(
@@ -144,6 +151,13 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return folder
+
+
+def table(X: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """The rows as a table: columns f0.. and a text label."""
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["label"] = np.array(["a", "b", "c"])[y]
+    return frame
 
 
 def one_process(case: dict[str, Any]) -> torchclf.Classifier:
@@ -200,13 +214,28 @@ def test_a_checkpoint_of_two_processes_resumes_on_one_and_of_one_on_two(launched
     assert_same_model(on_two, uninterrupted)
 
 
+def test_a_stream_shares_its_row_groups_between_two_processes(launched: Path) -> None:
+    results = [torch.load(launched / f"stream-{rank}.pt", weights_only=False) for rank in (0, 1)]
+    for name, tensor in results[0]["state"].items():  # one model, one history
+        assert torch.equal(tensor, results[1]["state"][name]), name
+    untimed = [[{k: v for k, v in r.items() if k != "time"} for r in x["rows"]] for x in results]
+    assert untimed[0] == untimed[1]
+    assert all(np.isfinite(row["train_loss"]) for row in results[0]["rows"])
+    X, y, _ = data()
+    alone = torchclf.fit_parquet(launched / "rows.parquet", "label", dtype="float64", **STREAM)
+    accuracy = [
+        float((np.argmax(probabilities, axis=1) == y).mean())
+        for probabilities in (results[0]["proba"], alone.predict_proba(X))
+    ]
+    assert accuracy[0] > 0.7 and accuracy[0] >= accuracy[1] - 0.05, accuracy
+
+
 def test_torchclf_train_nproc_runs_the_command_on_two_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     X, y, _ = data()
-    table = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
-    table["label"] = np.array(["a", "b", "c"])[y]
-    table.to_csv(tmp_path / "t.csv", index=False)
+    rows = table(X, y)
+    rows.to_csv(tmp_path / "t.csv", index=False)
     options = [
         "--data", str(tmp_path / "t.csv"), "--target", "label", "--batch-size", "64",
         "--epochs", "6", "--out", str(tmp_path / "runs"), "--quiet",
@@ -228,7 +257,7 @@ def test_torchclf_train_nproc_runs_the_command_on_two_processes(
     models = [
         torchclf.load(tmp_path / "runs" / name / "model.safetensors") for name in ("one", "two")
     ]
-    features = table.drop(columns="label")
+    features = rows.drop(columns="label")
     np.testing.assert_allclose(
         models[1].predict_proba(features), models[0].predict_proba(features), atol=1e-5
     )
@@ -243,3 +272,25 @@ def test_torchclf_train_nproc_runs_the_command_on_two_processes(
     assert "Traceback" not in bad.stdout + bad.stderr
     assert "'lr' parameter" in bad.stdout + bad.stderr
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_torchclf_stream_nproc_streams_on_two_processes(tmp_path: Path) -> None:
+    X, y, _ = data()
+    table(X, y).to_parquet(tmp_path / "rows.parquet", row_group_size=ROW_GROUP_ROWS)
+    command = [
+        sys.executable, "-m", "torchclf", "stream", "--data", str(tmp_path / "rows.parquet"),
+        "--target", "label", "--epochs", "2", "--out", str(tmp_path / "runs"), "--name", "s",
+        "--nproc", "2",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_SECONDS,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[-1] == f"run folder: {tmp_path / 'runs' / 's'}", lines
+    assert lines[0].startswith("Epoch:    1") and lines[1].startswith("Epoch:    2")
+    assert torchclf.load(tmp_path / "runs" / "s" / "model.safetensors").predict(X[:5]).shape == (5,)

@@ -105,7 +105,8 @@ class Group:
         averaged over its rows of the batch; ``mass`` ``(M,)`` (or a number): the rows (or
         weights) behind each mean. The result is ``sum(mass_r * values_r) / sum(mass_r)`` over
         the processes ``r``: the mean one process would take over all their rows; 0 where no
-        process had any. One ``all_reduce`` carries both.
+        process had any. One ``all_reduce`` carries both. Returns the summed ``mass`` ``(M,)``
+        (0: no process had a row).
         """
         flat = values.reshape(-1, values.shape[-1]) if values.dim() > 1 else values[None]
         weight = torch.as_tensor(mass, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
@@ -114,7 +115,7 @@ class Group:
         total = packed[:, -1:]
         mean = packed[:, :-1] / total.clamp(min=torch.finfo(flat.dtype).tiny)
         values.copy_(mean.where(total > 0, 0.0).reshape(values.shape))
-        return values
+        return total[:, 0]
 
     def reduce_gradients(self, parameters: Sequence[nn.Parameter], mass: Tensor | float) -> None:
         """:meth:`weighted_mean_` of every parameter's ``.grad``, through one flat buffer."""
@@ -215,8 +216,15 @@ def launch(nproc: int, arguments: Sequence[str]) -> int:
 
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ConfigError(f"nproc must be a whole number >= 1, got {nproc!r}")
-    elastic_log = logging.getLogger("torch.distributed.elastic")
-    level, elastic_log.level = elastic_log.level, logging.CRITICAL  # its failure report: ours
+    # the launcher's own reports (a failure's, a Ctrl-C's) are said here, in one line
+    elastic_logs = [logging.getLogger("torch.distributed.elastic")] + [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith("torch.distributed.elastic.")
+    ]
+    levels = [log.level for log in elastic_logs]
+    for log in elastic_logs:
+        log.setLevel(logging.CRITICAL)
     threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = threads or "1"  # as torchrun does: one thread each
     try:
@@ -245,7 +253,8 @@ def launch(nproc: int, arguments: Sequence[str]) -> int:
             except SignalException:  # Ctrl-C reached the processes too; they say where
                 return 130
     finally:
-        elastic_log.level = level
+        for log, level in zip(elastic_logs, levels, strict=True):
+            log.setLevel(level)
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
     return 0

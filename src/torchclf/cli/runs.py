@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from torchclf.cli import EXIT_INTERRUPTED
-from torchclf.cli.inputs import command_line
+from torchclf.cli.inputs import command_line, typed_arguments
 
 CheckpointEveryOption = Annotated[
     str,
@@ -33,6 +33,16 @@ ResumeOption = Annotated[
         help="Finish an interrupted run: its folder. It goes on from its last checkpoint with "
         "the options it began with.",
         show_default=False,
+    ),
+]
+
+NprocOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Train data-parallel on this many processes of this machine (it runs torchrun; "
+        "across machines run torchrun -m torchclf yourself). --batch-size is the batch of all "
+        "of them.",
     ),
 ]
 
@@ -92,6 +102,34 @@ def keeping_the_work(command: str, folder: Path, resuming: bool) -> Iterator[Non
         raise
 
 
+@contextlib.contextmanager
+def processes(context: typer.Context, command: str, nproc: int, device: str) -> Iterator[Any]:
+    """Run the command on ``nproc`` processes, or join those it runs in; yields their group.
+
+    With ``nproc`` > 1 in a process that torchrun did not start, the command runs again on
+    ``nproc`` processes (``torchclf.distributed.launch``, with the options as typed) and this
+    one exits with their exit code. Started by torchrun, it joins the others (gloo, or NCCL on
+    CUDA) and yields their :class:`torchclf.distributed.Group`, left at the end; else None.
+    """
+    from torchclf import distributed
+
+    if nproc > 1 and not distributed.launched():
+        arguments = ["-m", "torchclf", command, *typed_arguments(context, {"nproc"})]
+        raise typer.Exit(distributed.launch(nproc, arguments))
+    group = distributed.init_from_environment(device)
+    try:
+        yield group
+    finally:
+        distributed.close()
+
+
+def shared_folder(group: Any, choose: Callable[[], Path]) -> Path:
+    """The run folder rank 0 ``choose``-s, on every process (one process: its own choice)."""
+    if group is None:
+        return choose()
+    return group.share(choose() if group.is_main else None)
+
+
 def resumed_options(
     context: typer.Context, folder: Path, options: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
@@ -131,8 +169,11 @@ def resumed_options(
 __all__ = [
     "FREE_ON_RESUME",
     "CheckpointEveryOption",
+    "NprocOption",
     "ResumeOption",
     "keeping_the_work",
+    "processes",
     "resumed_options",
     "run_options",
+    "shared_folder",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,9 +28,12 @@ from torchclf.cli.inputs import (
 from torchclf.cli.output import examples, make_console, metrics_tables
 from torchclf.cli.runs import (
     CheckpointEveryOption,
+    NprocOption,
     ResumeOption,
     keeping_the_work,
+    processes,
     run_options,
+    shared_folder,
 )
 
 
@@ -39,6 +42,7 @@ from torchclf.cli.runs import (
         "torchclf stream --data big.parquet --target label --epochs 2",
         "torchclf stream --data shards/ --target label --test-data test.parquet --hidden 64,64",
         "torchclf stream --resume runs/big   # finish a run that was interrupted",
+        "torchclf stream --data shards/ --target label --nproc 2   # row groups shared by 2",
     )
 )
 def stream(
@@ -77,6 +81,7 @@ def stream(
     quiet: QuietOption = False,
     checkpoint_every: CheckpointEveryOption = "auto",
     resume: ResumeOption = None,
+    nproc: NprocOption = 1,
 ) -> None:
     """Train on Parquet data without loading it: the memory is bounded, not the file's size.
 
@@ -84,7 +89,7 @@ def stream(
     groups in a shuffled order through a shuffle buffer. Numeric, complete feature columns only.
     The run folder holds model.safetensors and history.csv, plus metrics.json with --test-data.
     While it trains, the folder holds checkpoints instead, and Ctrl-C leaves it ready for
-    --resume.
+    --resume. With --nproc, each process streams its share of every epoch's row groups.
     """
     # the options as typed (or, resuming, as the run began); fit_parquet's pass by name
     typed = {name: value for name, value in locals().items() if name != "context"}
@@ -93,38 +98,78 @@ def stream(
     for given, flag in ((option.data, "'--data'"), (option.target, "'--target'")):
         if given is None:
             raise typer.BadParameter("needed (unless --resume names a run)", param_hint=flag)
-    data, target = Path(option.data), option.target
+    data = Path(option.data)
     test_data = None if option.test_data is None else Path(option.test_data)
     sizes = parse_hidden(option.hidden)
     epoch_budget = parse_auto(option.epochs, "'--epochs'", int, "3")
     validation = parse_auto(option.validation_size, "'--validation-size'", float, "0.01")
     patience_value = parse_auto(option.patience, "'--patience'", int, "3")
-    folder = resume or run_folder(option.out, option.name, data.stem, option.overwrite)
+    with processes(context, "stream", nproc, option.device) as group:
+        main = group is None or group.is_main
+        option.quiet = option.quiet or not main
+        folder = shared_folder(
+            group,
+            lambda: resume or run_folder(option.out, option.name, data.stem, option.overwrite),
+        )
+        parsed = dict(
+            hidden=sizes,
+            epochs=epoch_budget,
+            validation_fraction=validation,
+            patience=patience_value,
+            features=split_names(option.features) or None,
+        )
+        classifier, evaluation = _stream_into(folder, option, command, typed, parsed, main)
+    if not main:  # rank 0 writes and prints the run
+        return
+    from torchclf import format_progress
 
+    console = make_console()
+    if not option.quiet:
+        for row in classifier.history.rows:
+            console.print(format_progress(row))
+        if evaluation is not None:
+            metrics_tables(console, evaluation, f"metrics on {test_data}")
+    console.print(f"run folder: {folder}")
+
+
+def _stream_into(
+    folder: Path,
+    option: SimpleNamespace,
+    command: str,
+    typed: dict[str, Any],
+    parsed: dict[str, Any],
+    main: bool,
+) -> tuple[Any, Any]:
+    """Train into the run folder ``folder`` (made, or being resumed) and complete it.
+
+    ``parsed``: fit_parquet's keywords that needed parsing; ``main``: this process writes the
+    folder (one process, or rank 0 of several, which all train). The classifier, and its
+    evaluation on ``--test-data`` (None without).
+    """
     import json
 
     import torchclf
-    from torchclf import atomic_directory, format_progress
+    from torchclf import atomic_directory
     from torchclf.report import CHECKPOINT_FOLDER, resume_point, start_run, write_history
 
-    console = make_console()
-    with keeping_the_work("stream", folder, resuming=resume is not None):
-        if resume is None:  # the folder holds the run from now on
+    data, target = Path(option.data), option.target
+    test_data = None if option.test_data is None else Path(option.test_data)
+    evaluation = None
+    # (a folder another process made is left to it)
+    with keeping_the_work("stream", folder, resuming=option.resume is not None or not main):
+        if option.resume is None and main:  # the folder holds the run from now on
             start_run(folder, command, typed, overwrite=option.overwrite)
         with advice_in_options(grad_clip=False):
             keywords = keywords_for(
                 torchclf.fit_parquet,
                 typed,
-                hidden=sizes,
-                epochs=epoch_budget,
-                validation_fraction=validation,
-                patience=patience_value,
-                features=split_names(option.features) or None,
+                **parsed,
                 checkpoint_dir=folder / CHECKPOINT_FOLDER,
                 resume_from=resume_point(folder),
             )
             classifier = torchclf.fit_parquet(data, **keywords)
-        evaluation = None
+        if not main:
+            return classifier, None
         if test_data is not None:
             from torchclf import read_table
 
@@ -142,9 +187,4 @@ def stream(
             if evaluation is not None:
                 text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
                 (staging / "metrics.json").write_text(text)
-    if not option.quiet:
-        for row in classifier.history.rows:
-            console.print(format_progress(row))
-        if evaluation is not None:
-            metrics_tables(console, evaluation, f"metrics on {test_data}")
-    console.print(f"run folder: {folder}")
+    return classifier, evaluation

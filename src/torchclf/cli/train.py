@@ -32,14 +32,16 @@ from torchclf.cli.inputs import (
     parse_threshold,
     run_folder,
     split_names,
-    typed_arguments,
 )
 from torchclf.cli.output import EpochTable, examples, heading, make_console, metrics_tables
 from torchclf.cli.runs import (
     CheckpointEveryOption,
+    NprocOption,
     ResumeOption,
     keeping_the_work,
+    processes,
     run_options,
+    shared_folder,
 )
 
 
@@ -208,15 +210,7 @@ def train(
             show_default=False,
         ),
     ] = None,
-    nproc: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Train data-parallel on this many processes of this machine (it runs "
-            "torchrun; across machines run torchrun -m torchclf train yourself). --batch-size is "
-            "the batch of all of them.",
-        ),
-    ] = 1,
+    nproc: NprocOption = 1,
 ) -> None:
     """Train a classifier, print its metrics and write a run folder with plots and a report.
 
@@ -246,23 +240,6 @@ def train(
         thread_count = int(option.threads)
     separator = parse_separator(option.sep)
     check_data(option.data)
-    from torchclf import distributed
-
-    if nproc > 1 and not distributed.launched():  # the options read: this command, N times
-        arguments = ["-m", "torchclf", "train", *typed_arguments(context, {"nproc"})]
-        raise typer.Exit(distributed.launch(nproc, arguments))
-    # launched by torchrun: every process trains; rank 0 alone names, writes and prints the run
-    group = distributed.init_from_environment(option.device)
-    main = group is None or group.is_main
-    folder = None
-    if main:
-        folder = resume or run_folder(
-            option.out, option.name, Path(option.data).stem, option.overwrite
-        )
-    if group is not None:
-        folder = group.share(folder)
-        option.quiet = option.quiet or not main
-    assert folder is not None  # rank 0's, shared
     parsed = dict(
         hidden=sizes,
         ensemble=members,
@@ -274,13 +251,21 @@ def train(
         threads=thread_count,
         sep=separator,
     )
-    try:
-        # (a folder another process made is left to it)
+    # the options read: on nproc processes, every one trains; rank 0 alone names, writes and
+    # prints the run (a folder another process made is left to it)
+    with processes(context, "train", nproc, option.device) as group:
+        main = group is None or group.is_main
+        option.quiet = option.quiet or not main
+        folder = shared_folder(
+            group,
+            lambda: (
+                resume
+                or run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
+            ),
+        )
         with keeping_the_work("train", folder, resuming=resume is not None or not main):
-            processes = 1 if group is None else group.world_size
-            _train_into(folder, option, command, typed, parsed, main, processes)
-    finally:
-        distributed.close()
+            count = 1 if group is None else group.world_size
+            _train_into(folder, option, command, typed, parsed, main, count)
 
 
 def _train_into(

@@ -221,6 +221,8 @@ def shuffled_blocks(
     epoch: int,
     holdout: Holdout | None = None,
     position: StreamPosition | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """One epoch of shuffled rows in blocks: encoded features ``(m, d)`` and encoded targets.
 
@@ -239,9 +241,13 @@ def shuffled_blocks(
     The blocks are CPU tensors, row-major ``(m, d)``, in buffers reused from block to block: each
     is valid until the next one is asked for (clone it to keep it). A ``holdout``'s validation
     rows are skipped.
+
+    With ``world_size`` processes (:mod:`torchclf.distributed`), this one (``rank``) reads every
+    ``world_size``-th row group of the epoch's shuffled order: the processes share the epoch's
+    groups between them.
     """
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(source.groups))
+    order = rng.permutation(len(source.groups))[rank::world_size]
 
     def prepare(group: tuple[int, int, int]) -> tuple[np.ndarray, Tensor] | None:
         X, y, _ = source.read(group)

@@ -524,7 +524,7 @@ def step_batch(
     logits_out: Tensor,
     mask: Tensor | None = None,
     row_weights: Tensor | None = None,
-    reduce: Callable[[Tensor], Tensor] | None = None,
+    reduce: Callable[[Tensor], object] | None = None,
 ) -> None:
     """One optimizer step on the batch ``X`` ``(in, b)``, its logits copied to ``logits_out``.
 
@@ -533,13 +533,15 @@ def step_batch(
     an epoch's or a block's ``(M, outputs, rows)``): computed batch by batch, those few small
     operations cost about a tenth of the step. ``row_weights`` ``(M, b)``: each member's
     weights of the batch's rows (see :meth:`StackedTargets.gradient`). ``reduce`` turns the
-    gradient ``(M, P)`` of this process's share into that of every process's rows.
+    gradient ``(M, P)`` of this process's share into that of every process's rows, in place.
     """
     forward = net.forward(X, train_rows=X.shape[1])
     logits_out.copy_(forward.logits)
     gradient = targets.gradient(forward.logits, row_weights)
     grads = net.backward(forward, gradient)
-    optimizer.step(net.flat, grads if reduce is None else reduce(grads), step, mask)
+    if reduce is not None:
+        reduce(grads)
+    optimizer.step(net.flat, grads, step, mask)
 
 
 def _member_scores(targets: StackedTargets, logits: Tensor) -> tuple[Tensor, Tensor]:

@@ -13,6 +13,12 @@ arrays (the rows waiting, their permuted copy, the block leaving) of ``shuffle_b
 plus a row group each, and ``READ_AHEAD + 1`` row groups being read, as float32, on top of the
 model and torch itself.
 
+Launched as several processes (:mod:`torchclf.distributed`), each reads its share of every
+epoch's shuffled row groups (every ``world_size``-th) through its own shuffle buffer; each step's
+gradient is the mean over every process's batch, and a process whose share has run out steps on
+with the others (adding no rows) until theirs have too, so every row trains every epoch. Rank 0's
+validation loss decides early stopping; checkpoints come between epochs, written by rank 0.
+
 Scope: numeric feature columns without missing values and one label column (binary or
 multiclass). Anything else is a clear :class:`~torchclf.errors.DataError`; such tables train in
 memory with :func:`torchclf.fit`.
@@ -20,6 +26,7 @@ memory with :func:`torchclf.fit`.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -28,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from torchclf import distributed
 from torchclf.classifier import Classifier
 from torchclf.config import ModelConfig, TrainConfig, check_choice, config_from
 from torchclf.data.labelled import to_labelled
@@ -162,7 +170,10 @@ def fit_parquet(
         out_features=task.n_outputs,
         hidden=hidden,
     )
-    torch_device, torch_dtype = resolve_device(device), getattr(torch, dtype)
+    torch_device = distributed.local_device(resolve_device(device))
+    torch_dtype = getattr(torch, dtype)
+    group = distributed.current(torch_device)  # several processes: each streams its share
+    rank, world_size = (0, 1) if group is None else (group.rank, group.world_size)
     model = build_model(model_config, seed).to(device=torch_device, dtype=torch_dtype)
     names = list(model.state_dict())
     net = StackedMLP.from_config(model_config, [model.state_dict()])
@@ -180,7 +191,9 @@ def fit_parquet(
     best_weights: Tensor | None = None  # (parameters,) the best validation epoch's, when kept
     # the data's fingerprint: what the statistics pass read of every training row
     data = [torch.as_tensor(statistics.mean), torch.as_tensor(statistics.std)]
-    checkpoints = open_checkpoints(checkpoint_dir, resume_from, settings, data, checkpoint_every)
+    checkpoints = open_checkpoints(
+        checkpoint_dir, resume_from, settings, data, checkpoint_every, group=group
+    )
     history = History()
     step, first_epoch = 0, 1
     position = StreamPosition()
@@ -200,6 +213,19 @@ def fit_parquet(
             sums = resumed.sub("sums")
     if checkpoints is not None:
         checkpoints.track(history)
+    if group is not None:  # one starting point (the same seed made it; rank 0's, to be sure)
+        group.from_main_(net.flat)
+
+    def step_on_the_others() -> bool:
+        """With this process's share done: a step on the others' batches, if any had one."""
+        nonlocal step
+        assert group is not None
+        grads = torch.zeros_like(net.flat)
+        if not bool(group.weighted_mean_(grads, 0.0).gt(0).any()):
+            return False
+        step += 1
+        stepper.step(net.flat, grads, step, None)
+        return True
 
     def snapshot(inside_epoch: bool) -> LoopState:
         state = LoopState(values={"step": step})
@@ -215,7 +241,8 @@ def fit_parquet(
             state.put("sums", {"loss": loss_sum, "correct": correct})
         return state
 
-    recorder = EpochRecorder(history, ProgressPrinter(epochs, write=print) if verbose else None)
+    printer = ProgressPrinter(epochs, write=print) if verbose and rank == 0 else None
+    recorder = EpochRecorder(history, printer)
     batch_features = BatchFeatures()  # each batch copied into a buffer the step keeps its views of
     with (
         torch.inference_mode(),  # no autograd bookkeeping on the engine's small operations
@@ -237,6 +264,8 @@ def fit_parquet(
                 epoch=epoch,
                 holdout=holdout,
                 position=position,
+                rank=rank,
+                world_size=world_size,
             )
             for block, (X_block, y_block) in enumerate(blocks, 1):
                 rows = len(X_block)
@@ -247,15 +276,24 @@ def fit_parquet(
                 for X_batch in batch_features.batches(X_block.to(torch_device), sizes):
                     columns = slice(start, start + X_batch.shape[1])
                     step += 1
+                    reduce = None
+                    if group is not None:  # the mean over every process's batch
+                        reduce = functools.partial(group.weighted_mean_, mass=X_batch.shape[1])
                     step_batch(
-                        net, stepper, X_batch, targets.subset(columns), step, logits[..., columns]
-                    )
+                        net, stepper, X_batch, targets.subset(columns), step,
+                        logits[..., columns], reduce=reduce,
+                    )  # fmt: skip
                     start = columns.stop
                 losses, right, _ = targets.loss_and_correct(logits, gradient=False)
                 loss_sum += losses[0] * rows
                 correct += right[0]
                 if checkpoints is not None and checkpoints.due():
                     checkpoints.save(snapshot(inside_epoch=True), epoch, block)
+            if group is not None:
+                while step_on_the_others():  # until every process's share is done
+                    pass
+                sums_here = torch.stack([loss_sum.double(), correct.double()])
+                loss_sum, correct = group.sum_(sums_here.to(group.device))
             values = {
                 "train_loss": float(loss_sum) / statistics.rows,
                 "train_accuracy": float(correct) / statistics.rows,
@@ -267,7 +305,8 @@ def fit_parquet(
                 )
             row = recorder.record(epoch, values, lr)
             if config.early_stopping and validation is not None:
-                loss = torch.tensor([row["val_loss"]], dtype=torch.float64)
+                monitored = row["val_loss"] if group is None else group.main_value(row["val_loss"])
+                loss = torch.tensor([monitored], dtype=torch.float64)
                 improved, live = rule.update(loss, one, epoch)
                 if improved.item():
                     best_weights, history.best_epoch = net.flat[0].clone(), epoch
