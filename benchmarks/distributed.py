@@ -1,7 +1,8 @@
 """Data-parallel training: samples per second on 1 and 2 processes, and the scaling efficiency.
 
 The ``benchmarks/medium.py`` workload (200,000 x 32 rows, 4 classes, a 32-256-256-4 ReLU MLP,
-global batches of 256, Adam) trained for ``--epochs`` epochs by:
+global batches of 256, Adam), and the same with global batches of 4,096 (``--batch-sizes``),
+trained for ``--epochs`` epochs by:
 
 - ``torchclf fit``: ``torchclf.fit`` (standardizing, the per-epoch metrics: everything ``fit``
   does; every row trains, none held out) on its hand-written engine, data-parallel over the
@@ -18,12 +19,16 @@ machine of few cores, on 1 process with as many threads. A run's time is its tra
 rank 0, from a barrier after the processes start to the end of training (process start and
 imports excluded); samples/s = training rows x epochs / time. Rounds are interleaved (each round
 runs every configuration once, in a rotating order); the table gives medians and ranges.
-Scaling efficiency = samples/s on N processes / (N x samples/s on 1 process).
+Scaling efficiency = samples/s on N processes (or threads) / (N x samples/s on 1 process).
+
+Each step ends in one all-reduce of the gradients (about 75,000 numbers), whose latency on gloo
+over loopback is 1.3-1.6 ms on this 2-core machine whatever its size (1,000 numbers: 1.3 ms):
+at 256 rows a step that is more than the step itself, at 4,096 rows a small part of it.
 
 On a GPU machine: ``python benchmarks/distributed.py --device cuda --processes 2`` (one process
 per GPU).
 
-Run: OMP_NUM_THREADS=1 python benchmarks/distributed.py [--repeats 3] [--epochs 2] [--json FILE]
+Run: OMP_NUM_THREADS=1 python benchmarks/distributed.py [--repeats 3] [--epochs 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from medium import BATCH, HIDDEN, LR, make_data, module
 CONTENDERS = ("torchclf fit", "torchclf fit, autograd", "PyTorch DDP")
 
 
-def worker(contender: str, rows: int, epochs: int, device: str, out: Path) -> None:
+def worker(contender: str, rows: int, epochs: int, batch: int, device: str, out: Path) -> None:
     """One process of a run: train, and (rank 0) write the seconds training took."""
     import torch.distributed as dist
 
@@ -59,11 +64,11 @@ def worker(contender: str, rows: int, epochs: int, device: str, out: Path) -> No
         dist.barrier()
     start = time.perf_counter()
     if contender == "PyTorch DDP":
-        trained = plain_ddp(X, y, epochs, device)
+        trained = plain_ddp(X, y, epochs, batch, device)
     else:
         engine = "autograd" if contender.endswith("autograd") else "auto"
         classifier = torchclf.fit(
-            X, y, hidden=HIDDEN, batch_size=BATCH, epochs=epochs, lr=LR, ensemble=1,
+            X, y, hidden=HIDDEN, batch_size=batch, epochs=epochs, lr=LR, ensemble=1,
             early_stopping=False, validation_fraction=0.0, calibrate=False, engine=engine,
             seed=0, device=device,
         )  # fmt: skip
@@ -74,7 +79,7 @@ def worker(contender: str, rows: int, epochs: int, device: str, out: Path) -> No
     torchclf.distributed.close()
 
 
-def plain_ddp(X: np.ndarray, y: np.ndarray, epochs: int, device: str) -> int:
+def plain_ddp(X: np.ndarray, y: np.ndarray, epochs: int, batch: int, device: str) -> int:
     """The textbook DistributedDataParallel loop over index batches; the epochs trained."""
     import torch.distributed as dist
     from torch import nn
@@ -93,7 +98,7 @@ def plain_ddp(X: np.ndarray, y: np.ndarray, epochs: int, device: str) -> int:
         model = DistributedDataParallel(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
-    share = BATCH // world
+    share = batch // world
     for epoch in range(epochs):
         order = torch.randperm(len(features), generator=torch.Generator().manual_seed(epoch))
         mine = order[rank::world][: len(features) // world].to(where)
@@ -105,7 +110,9 @@ def plain_ddp(X: np.ndarray, y: np.ndarray, epochs: int, device: str) -> int:
     return epochs
 
 
-def run(contender: str, processes: int, threads: int, args: argparse.Namespace) -> float:
+def run(
+    contender: str, batch: int, processes: int, threads: int, args: argparse.Namespace
+) -> float:
     """Launch one configuration; rank 0's training seconds."""
     import torchclf
 
@@ -113,7 +120,7 @@ def run(contender: str, processes: int, threads: int, args: argparse.Namespace) 
         out = Path(folder) / "result.json"
         module_args = [
             "--worker", contender, "--rows", str(args.rows), "--epochs", str(args.epochs),
-            "--device", args.device, "--out", str(out),
+            "--batch", str(batch), "--device", args.device, "--out", str(out),
         ]  # fmt: skip
         os.environ["OMP_NUM_THREADS"] = str(threads)
         if processes == 1:  # one process: no launcher, no process group
@@ -130,20 +137,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--batch-sizes", default=f"{BATCH},4096", help="global batch sizes")
+    parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=Path("distributed_benchmark.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.rows, args.epochs, args.device, args.out)
+        worker(args.worker, args.rows, args.epochs, args.batch, args.device, args.out)
         return
 
     n = args.processes
-    setups = [(c, p, t) for c in CONTENDERS for p, t in ((1, 1), (n, 1), (1, n))]
-    seconds: dict[tuple[str, int, int], list[float]] = {setup: [] for setup in setups}
+    batches = [int(size) for size in args.batch_sizes.split(",")]
+    ways = ((1, 1), (n, 1), (1, n))  # (processes, threads each)
+    setups = [(c, b, p, t) for b in batches for c in CONTENDERS for p, t in ways]
+    seconds: dict[tuple[str, int, int, int], list[float]] = {setup: [] for setup in setups}
     for round_index in range(args.repeats):
         shift = round_index % len(setups)
         for setup in setups[shift:] + setups[:shift]:
@@ -151,26 +162,28 @@ def main() -> None:
             print(f"round {round_index + 1}: {setup} {seconds[setup][-1]:.2f} s", flush=True)
 
     train_rows = args.rows * args.epochs  # every contender trains on every row
-    print(f"\n{args.rows:,} x 32 rows, {args.epochs} epochs, batches of {BATCH}, {args.device}")
-    print(f"{'contender':<24} {'processes':>9} {'threads':>7} {'samples/s':>10} {'range':>17} "
-          f"{'efficiency':>10}")  # fmt: skip
     report: dict[str, Any] = {"rows": args.rows, "epochs": args.epochs, "device": args.device}
-    for contender in CONTENDERS:
-        single = statistics.median(seconds[(contender, 1, 1)])
-        for processes, threads in ((1, 1), (n, 1), (1, n)):
-            timed = seconds[(contender, processes, threads)]
-            rates = [train_rows / s for s in timed]
-            median = statistics.median(rates)
-            efficiency = single / statistics.median(timed) / (processes * threads)
-            print(
-                f"{contender:<24} {processes:>9} {threads:>7} {median:>10,.0f} "
-                f"{min(rates):>8,.0f}-{max(rates):<8,.0f} {efficiency:>10.2f}"
-            )
-            report[f"{contender} | {processes} processes | {threads} threads"] = {
-                "seconds": timed,
-                "samples_per_second": rates,
-                "efficiency": efficiency,
-            }
+    for batch in batches:
+        print(f"\n{args.rows:,} x 32 rows, {args.epochs} epochs, batches of {batch}, {args.device}")
+        print(f"{'contender':<24} {'processes':>9} {'threads':>7} {'samples/s':>10} "
+              f"{'range':>17} {'efficiency':>10}")  # fmt: skip
+        for contender in CONTENDERS:
+            single = statistics.median(seconds[(contender, batch, 1, 1)])
+            for processes, threads in ways:
+                timed = seconds[(contender, batch, processes, threads)]
+                rates = [train_rows / s for s in timed]
+                median = statistics.median(rates)
+                efficiency = single / statistics.median(timed) / (processes * threads)
+                print(
+                    f"{contender:<24} {processes:>9} {threads:>7} {median:>10,.0f} "
+                    f"{min(rates):>8,.0f}-{max(rates):<8,.0f} {efficiency:>10.2f}"
+                )
+                key = f"{contender} | batch {batch} | {processes} processes | {threads} threads"
+                report[key] = {
+                    "seconds": timed,
+                    "samples_per_second": rates,
+                    "efficiency": efficiency,
+                }
     write_report(args.json, report)
 
 

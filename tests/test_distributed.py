@@ -294,3 +294,12 @@ def test_torchclf_stream_nproc_streams_on_two_processes(tmp_path: Path) -> None:
     assert len(lines) == 3 and lines[-1] == f"run folder: {tmp_path / 'runs' / 's'}", lines
     assert lines[0].startswith("Epoch:    1") and lines[1].startswith("Epoch:    2")
     assert torchclf.load(tmp_path / "runs" / "s" / "model.safetensors").predict(X[:5]).shape == (5,)
+
+
+def test_commands_that_do_not_share_their_work_refuse_torchrun(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it in each process it starts
+    result = CliRunner().invoke(app, ["sweep", "--data", "circles"])
+    assert result.exit_code == 2
+    assert "'torchclf sweep' runs as one process" in result.output

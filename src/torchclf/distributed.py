@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from torchclf.errors import ConfigError
@@ -57,15 +58,11 @@ class Group:
 
     def sum_(self, tensor: Tensor) -> Tensor:
         """Sum ``tensor`` over the processes, in place, and return it."""
-        import torch.distributed as dist
-
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
     def from_main_(self, tensor: Tensor) -> Tensor:
         """Overwrite ``tensor`` with rank 0's, in place, and return it."""
-        import torch.distributed as dist
-
         dist.broadcast(tensor, src=0)
         return tensor
 
@@ -77,23 +74,17 @@ class Group:
     def any(self, *flags: bool) -> list[bool]:
         """For each flag, whether it is set on any process (one collective for all)."""
         votes = torch.tensor([float(f) for f in flags], device=self.device)
-        import torch.distributed as dist
-
         dist.all_reduce(votes, op=dist.ReduceOp.MAX)
         return [bool(v) for v in votes.tolist()]
 
     def gather(self, tensor: Tensor) -> Tensor:
         """Every process's ``tensor`` (equal shapes), joined along the last dimension by rank."""
-        import torch.distributed as dist
-
         parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts, dim=-1)
 
     def share(self, value: Any) -> Any:
         """Rank 0's ``value`` (any picklable object), on every process."""
-        import torch.distributed as dist
-
         holder = [value]
         dist.broadcast_object_list(holder, src=0, device=self.device)
         return holder[0]
@@ -142,8 +133,6 @@ def current(device: torch.device | None = None) -> Group | None:
 
     ``device``: the training device (collectives then run there with NCCL; gloo on the CPU).
     """
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return None
     nccl = dist.get_backend() == "nccl"
@@ -172,8 +161,6 @@ def init_from_environment(device: str = "auto") -> Group | None:
     "cuda"), each process on ``cuda:LOCAL_RANK``; gloo otherwise. Returns None when this
     process was not launched as one of several.
     """
-    import torch.distributed as dist
-
     if not launched():
         return None
     if not dist.is_initialized():
@@ -186,8 +173,6 @@ def init_from_environment(device: str = "auto") -> Group | None:
 
 def close() -> None:
     """Leave the process group (at the end of a launched command)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -17,6 +17,7 @@ commands, so ``torchclf --help`` and argument errors return at once.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from torchclf import TorchclfError, TorchclfWarning
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+DATA_PARALLEL = ("train", "stream")  # the commands that run on several processes (--nproc)
 
 
 def _base_named(name: str) -> type[Exception]:
@@ -100,6 +102,15 @@ def _root(
     if context.invoked_subcommand is None:
         typer.echo(context.get_help())
         raise typer.Exit()
+    # started by torchrun as one of several processes (its WORLD_SIZE), a command that does
+    # not share its work would run as many times, each writing the same files
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if launched and context.invoked_subcommand not in DATA_PARALLEL:
+        raise typer.BadParameter(
+            f"'torchclf {context.invoked_subcommand}' runs as one process; only "
+            f"{' and '.join(DATA_PARALLEL)} run on several (torchrun, or --nproc): run it "
+            "without torchrun"
+        )
 
 
 def main() -> None:

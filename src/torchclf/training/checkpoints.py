@@ -23,8 +23,9 @@ the previous checkpoint as it was.
 
 In a run of several processes (:mod:`torchclf.distributed`) a checkpoint is due only between
 epochs, when rank 0's interval says so or any process had Ctrl-C (one collective an epoch); rank 0
-writes it, and every process reads it to resume. It is then the same for any number of
-processes; one written inside an epoch (by a run of one process) resumes on one process only.
+writes it, and every process reads it to resume (across machines: from a folder they all see).
+It is then the same for any number of processes; one written inside an epoch (by a run of one
+process) resumes on one process only.
 """
 
 from __future__ import annotations
