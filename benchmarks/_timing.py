@@ -36,16 +36,20 @@ class Rounds:
         return min(self.seconds)
 
 
-def interleaved_rounds(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, Rounds]:
+def interleaved_rounds(
+    contenders: dict[str, Callable[[], Any]], repeats: int, *, warm_up: bool = True
+) -> dict[str, Rounds]:
     """Each contender's seconds in ``repeats`` rounds that run every contender once.
 
-    Every contender runs once untimed first (imports, caches); one that raises ImportError
-    (a peer that is not installed) is reported and left out.
+    Every contender runs once untimed first (imports, caches), unless ``warm_up`` is False
+    (a caller that warmed them up already, for contenders that take minutes); one that raises
+    ImportError (a peer that is not installed) is reported and left out.
     """
     ready = {}
     for name, run in contenders.items():
         try:
-            run()
+            if warm_up:
+                run()
         except ImportError as error:
             print(f"{name}: not installed ({error.name}); skipped")
             continue

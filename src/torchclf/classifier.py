@@ -10,7 +10,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from torchclf.nn.models import (
 from torchclf.tasks import Task, task_from_dict
 from torchclf.training.history import History
 from torchclf.version import __version__
+
+if TYPE_CHECKING:
+    from torchclf.evaluation.inspection import Dependence, Importance
 
 
 class Classifier:
@@ -135,6 +138,44 @@ class Classifier:
         task = self.task if threshold is None else self.task.with_threshold(threshold)
         probs = self._logits(X, finish=task.probabilities)
         return task.decode(task.decide(probs))
+
+    def permutation_importance(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        metric: str = "log_loss",
+        n_repeats: int = 5,
+        random_state: int | np.random.RandomState | None = 0,
+    ) -> Importance:
+        """Each original column's permutation importance on ``X``, ``y`` (rows not trained on).
+
+        See :func:`torchclf.evaluation.inspection.permutation_importance`: the worsening of
+        ``metric`` ("log_loss", "accuracy", "roc_auc" or "f1") when the column is shuffled,
+        ``n_repeats`` times, as scikit-learn shuffles for ``random_state``.
+        """
+        from torchclf.evaluation.inspection import permutation_importance
+
+        return permutation_importance(
+            self, X, y, metric=metric, n_repeats=n_repeats, random_state=random_state
+        )
+
+    def partial_dependence(
+        self,
+        X: Any,
+        column: str | int,
+        *,
+        values: Sequence[Any] | None = None,
+        grid_points: int = 20,
+    ) -> Dependence:
+        """The probabilities with ``column`` set to each of its ``values``, row by row.
+
+        See :func:`torchclf.evaluation.inspection.partial_dependence`: each row's curve (ICE)
+        and their mean over ``X``'s rows (the partial dependence), per class or label.
+        """
+        from torchclf.evaluation.inspection import partial_dependence
+
+        return partial_dependence(self, X, column, values=values, grid_points=grid_points)
 
     @torch.inference_mode()
     def evaluate(self, X: Any, y: Any) -> Evaluation:

@@ -11,6 +11,7 @@ commands, so ``torchclf --help`` and argument errors return at once.
 - ``__init__``: the app and its one-line error handling.
 - ``train``: the train command; ``commands``: evaluate, predict, info, datasets, activations;
   ``improving``: improve and sweep; ``stream``: training on Parquet larger than memory.
+- ``explaining``: explain, what drives a saved model's predictions.
 - ``inputs``: turning options into values: number lists, run folders, the rows to score.
 - ``output``: what the terminal shows: the epoch table, progress bar and metrics tables.
 """
@@ -118,6 +119,6 @@ def main() -> None:
     app()
 
 
-from torchclf.cli import train, commands, improving, stream, serve  # noqa: E402, F401, I001  (registers the commands on ``app``, in this order)
+from torchclf.cli import train, commands, improving, stream, serve, explaining  # noqa: E402, F401, I001  (registers the commands on ``app``, in this order)
 
 __all__ = ["app", "main"]

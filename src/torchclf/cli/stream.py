@@ -42,7 +42,7 @@ from torchclf.cli.runs import (
         "torchclf stream --data big.parquet --target label --epochs 2",
         "torchclf stream --data shards/ --target label --test-data test.parquet --hidden 64,64",
         "torchclf stream --resume runs/big   # finish a run that was interrupted",
-        "torchclf stream --data shards/ --target label --nproc 2   # row groups shared by 2",
+        "torchclf stream --data shards/ --target label --nproc 2   # 2 processes",
     )
 )
 def stream(

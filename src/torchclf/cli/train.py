@@ -54,7 +54,7 @@ from torchclf.cli.runs import (
         "torchclf train --data moons --validation-size 0 --epochs 300   # no validation rows",
         "torchclf train --data sales.csv --target churned --positive-class yes --encoding latin-1",
         "torchclf train --resume runs/digits   # finish a run that was interrupted",
-        "torchclf train --data big.csv --target y --nproc 2   # data-parallel, 2 processes",
+        "torchclf train --data big.csv --target y --nproc 2   # on 2 processes",
     )
 )
 def train(

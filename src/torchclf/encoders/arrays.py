@@ -162,6 +162,15 @@ class ArrayEncoder(Encoder):
         """One row at the centre and one far out: ``(2, n_inputs)``."""
         return np.stack([np.asarray(self.mean, dtype=np.float64), np.full(self.n_inputs, 1e3)])
 
+    def column_features(self) -> list[tuple[str, list[int]]]:
+        names = self.names or [f"x{index}" for index in range(self.n_inputs)]
+        start, features = self.n_inputs, []  # the bins follow the standardized columns
+        for index, (name, edges) in enumerate(zip(names, self.edges, strict=True)):
+            bins = piecewise_width(edges)
+            features.append((name, [index, *range(start, start + bins)]))
+            start += bins
+        return features
+
     def embedded_columns(self) -> np.ndarray:
         added = self.n_outputs - len(self.mean)  # the bins follow the standardized columns
         return np.array([False] * len(self.mean) + [True] * added, dtype=bool)

@@ -48,6 +48,15 @@ class Encoder(ABC):
         return ()
 
     @abstractmethod
+    def column_features(self) -> list[tuple[str, list[int]]]:
+        """Each input column's name and the outputs it becomes, in the inputs' order.
+
+        A numeric column is its scaled value, its missing-value indicator and its
+        piecewise-linear bins; a categorical one, its one-hot slots or its code: what
+        explaining a prediction takes as one column.
+        """
+
+    @abstractmethod
     def probe(self) -> Any:
         """A few rows this encoder must encode: checks a loaded model file (``load``)."""
 

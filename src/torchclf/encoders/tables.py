@@ -197,6 +197,19 @@ class TableEncoder(Encoder):
     def category_counts(self) -> tuple[int, ...]:
         return tuple(column.slots for column in self._embedded())
 
+    def column_features(self) -> list[tuple[str, list[int]]]:
+        embedded = [isinstance(c, CategoricalColumn) and c.embedded for c in self.columns]
+        blocks = sum(c.width for c, e in zip(self.columns, embedded, strict=True) if not e)
+        start, codes, features = 0, 0, []
+        for column, is_code in zip(self.columns, embedded, strict=True):
+            if is_code:
+                features.append((column.name, [blocks + codes]))  # the codes come last
+                codes += 1
+                continue
+            features.append((column.name, list(range(start, start + column.width))))
+            start += column.width
+        return features
+
     def kinds(self) -> dict[str, list[str]]:
         """Column names by kind, for data summaries."""
         return {

@@ -74,6 +74,57 @@ class Evaluation:
         return "\n".join(lines)
 
 
+SCORES = ("log_loss", "accuracy", "roc_auc", "f1")  # what score_single_label and _multilabel give
+
+
+def score_single_label(
+    metric: str, probs: Tensor, codes: Tensor, preds: Tensor, *, binary: bool
+) -> float:
+    """One metric, higher is better: the log loss negated, as scikit-learn's scorers give it.
+
+    ``probs`` ``(n, K)``, ``codes`` ``(n,)`` the true classes, ``preds`` ``(n,)`` the decided
+    ones. "log_loss": scikit-learn's ``log_loss`` (clipped to the probabilities' own eps, rows
+    renormalized); "roc_auc": the positive class's (binary) or one class against the rest,
+    macro; "f1": the positive class's (binary) or macro.
+    """
+    if metric == "log_loss":
+        eps = torch.finfo(probs.dtype).eps
+        p = probs.double().clamp(eps, 1 - eps)
+        p = p / p.sum(dim=1, keepdim=True)
+        return float(p.gather(1, codes.long()[:, None]).log().mean())
+    if metric == "accuracy":
+        return float((preds == codes).double().mean())
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    truth, scores = codes.numpy(), probs.double().numpy()
+    if metric == "roc_auc":
+        if binary:
+            return float(roc_auc_score(truth, scores[:, 1]))
+        classes = np.arange(scores.shape[1])
+        return float(roc_auc_score(truth, scores, multi_class="ovr", labels=classes))
+    average = "binary" if binary else "macro"
+    return float(f1_score(truth, preds.numpy(), average=average, zero_division=0))
+
+
+def score_multilabel(metric: str, probs: Tensor, targets: Tensor, preds: Tensor) -> float:
+    """:func:`score_single_label` for labels ``(n, L)``.
+
+    The labels' mean binary log loss, exact-match accuracy, macro ROC AUC and F1.
+    """
+    if metric == "log_loss":
+        eps = torch.finfo(probs.dtype).eps
+        p, y = probs.double().clamp(eps, 1 - eps), targets.double()
+        return float((y * p.log() + (1 - y) * (1 - p).log()).mean())
+    if metric == "accuracy":
+        return float((preds == targets.to(preds.dtype)).all(dim=1).double().mean())
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    truth = targets.numpy().astype(int)
+    if metric == "roc_auc":
+        return float(roc_auc_score(truth, probs.double().numpy(), average="macro"))
+    return float(f1_score(truth, preds.numpy(), average="macro", zero_division=0))
+
+
 def _floats(values: Tensor) -> list[float]:
     return [float(v) for v in values.double().cpu()]
 

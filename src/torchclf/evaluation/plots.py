@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from torchclf.classifier import Classifier
+    from torchclf.evaluation.inspection import Dependence, Importance
     from torchclf.evaluation.metrics import Evaluation
     from torchclf.training.history import History
 
@@ -304,6 +305,62 @@ def plot_reliability(classifier: Classifier, X: Any, y: Any) -> Figure:
     count_axes.bar(edges[:-1], bins["count"], width=np.diff(edges), align="edge", alpha=0.6)
     count_axes.set(xlabel="stated probability", ylabel="predictions")
     count_axes.set_xlim(-0.01, 1.01)
+    return figure
+
+
+def plot_importance(importance: Importance, title: str | None = None) -> Figure:
+    """Horizontal bars: each column's mean permutation importance, the most important on top.
+
+    The error bars span one standard deviation over the repeats each way; a bar at or below 0
+    is a column the model does without (shuffling it costs nothing, up to noise).
+    """
+    order = importance.ranking()[::-1]  # matplotlib draws the first bar at the bottom
+    names = [importance.columns[i] for i in order]
+    figure = _figure(7, 1.2 + 0.32 * len(names))
+    axes = figure.subplots()
+    axes.barh(
+        names, importance.mean[order], xerr=importance.std[order], color="tab:blue", capsize=3
+    )
+    axes.axvline(0, color="grey", lw=0.8)
+    metric = importance.metric
+    what = "growth of the log loss" if metric == "log_loss" else f"drop in {metric}"
+    axes.set(
+        xlabel=f"{what} when the column is shuffled ({importance.importances.shape[1]} repeats)",
+        title=title or f"Permutation importance on {importance.rows:,} rows",
+    )
+    axes.grid(axis="x", alpha=0.3)
+    return figure
+
+
+def plot_dependence(dependences: Sequence[Dependence]) -> Figure:
+    """One panel per column: each output's probability as the column takes each value.
+
+    The thick lines are the partial dependence (the mean over the rows; of the second class
+    alone for two classes), the thin grey ones up to 50 rows' own curves (ICE) of the first
+    line's output; a categorical column's categories are points joined for the eye.
+    """
+    columns = min(len(dependences), 2)
+    rows = -(-len(dependences) // columns)
+    figure = _figure(5.5 * columns, 3.6 * rows)
+    panels = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    for axes, dependence in zip(panels, dependences, strict=False):
+        positions = np.arange(len(dependence.values))
+        x = positions if dependence.categorical else np.asarray(dependence.values, dtype=float)
+        # two classes: the second's probability says it all (the first's is 1 minus it)
+        shown = [1] if len(dependence.outputs) == 2 else range(len(dependence.outputs))
+        curves = dependence.individual[:50, :, shown[0]]  # (rows, values): the first shown's
+        axes.plot(x, curves.T, color="grey", lw=0.5, alpha=0.3)
+        for index in shown:
+            style = "o-" if dependence.categorical else "-"
+            name = str(dependence.outputs[index])
+            axes.plot(x, dependence.average[:, index], style, lw=2, label=name)
+        if dependence.categorical:
+            axes.set_xticks(positions, [str(v) for v in dependence.values], rotation=30)
+        axes.set(xlabel=dependence.column, ylabel="probability", ylim=(-0.02, 1.02))
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small", title="mean of", title_fontsize="small")
+    for axes in panels[len(dependences) :]:
+        axes.set_visible(False)
     return figure
 
 

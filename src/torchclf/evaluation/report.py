@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torchclf.errors import ConfigError, TorchclfWarning
-from torchclf.files import CHECKPOINT_FOLDER, RUN_FILE, atomic_directory
+from torchclf.files import CHECKPOINT_FOLDER, RUN_FILE, atomic_directory, atomic_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from torchclf.classifier import Classifier
     from torchclf.data.splits import Split
+    from torchclf.evaluation.inspection import Explanation
     from torchclf.evaluation.metrics import Evaluation
 
 PICTURES = {
@@ -227,7 +228,8 @@ def save_pictures(
             figure = draw()
             if title is not None:
                 figure.suptitle(title, fontsize="medium")
-            figure.savefig(folder / name)
+            with atomic_file(folder / name) as temporary:  # whole, or not there
+                figure.savefig(temporary, format=Path(name).suffix[1:])
         except Exception as error:  # any failure at all: the rest of the folder matters more
             (folder / name).unlink(missing_ok=True)
             reason = f"{type(error).__name__}: {error}"
@@ -238,6 +240,86 @@ def save_pictures(
                 stacklevel=2,
             )
     return failed
+
+
+EXPLANATION_PICTURES = {
+    "importance.png": "Permutation importance of each column (bars: mean; lines: one standard "
+    "deviation over the repeats)",
+    "dependence.png": "Partial dependence of the most important columns (thick: the mean over "
+    "the training rows; thin: single rows)",
+}
+_SECTION = ("<!-- torchclf explanation -->", "<!-- /torchclf explanation -->")
+
+
+def write_explanation(folder: str | os.PathLike[str], explanation: Explanation) -> list[Path]:
+    """Write an explanation into a run folder; return the files written.
+
+    ``importance.csv`` (a row per column, most important first: the importance, its standard
+    deviation, each repeat), ``importance.png`` and ``dependence.png``; and in ``report.html``,
+    when the folder has one, the section "What drives the predictions" (a new explanation
+    replaces the last). Each file is written whole or not at all.
+    """
+    from torchclf.evaluation import plots
+
+    folder = Path(folder)
+    importance = explanation.importance
+    with atomic_file(folder / "importance.csv") as temporary:
+        importance.to_frame().to_csv(temporary, index=False)
+    written = [folder / "importance.csv"]
+    figures: dict[str, Callable[[], Figure]] = {
+        "importance.png": lambda: plots.plot_importance(importance)
+    }
+    if explanation.dependences:
+        figures["dependence.png"] = lambda: plots.plot_dependence(explanation.dependences)
+    left_out = save_pictures(folder, figures)
+    written += [folder / name for name in figures if name not in left_out]
+    report = folder / "report.html"
+    if report.is_file():
+        page = report.read_text(encoding="utf-8")
+        start, end = page.find(_SECTION[0]), page.find(_SECTION[1])
+        if start >= 0 and end > start:  # an earlier explanation: replaced
+            page = page[:start] + page[end + len(_SECTION[1]) :]
+        section = _explanation_section(explanation, written, left_out)
+        at = page.find("<h2>Pictures</h2>")
+        at = at if at >= 0 else page.rfind("</body>")
+        with atomic_file(report) as temporary:
+            temporary.write_text(page[:at] + section + page[at:], encoding="utf-8")
+        written.append(report)
+    return written
+
+
+def _explanation_section(
+    explanation: Explanation, files: list[Path], left_out: dict[str, str]
+) -> str:
+    """The report's "What drives the predictions": the table, the pictures, what is left out."""
+    importance = explanation.importance
+    loss = (
+        "growth of the log loss"
+        if importance.metric == "log_loss"
+        else "drop in " + (importance.metric)
+    )
+    rows = [
+        [importance.columns[i], importance.mean[i], importance.std[i]] for i in importance.ranking()
+    ]
+    parts = [
+        _SECTION[0],
+        "<h2>What drives the predictions</h2>",
+        f"<p>Permutation importance on {html.escape(explanation.rows)}: the {loss} when one "
+        f"column's values are shuffled among the rows ({importance.importances.shape[1]} "
+        "repeats; a categorical column's slots and a numeric column's indicator and bins are "
+        "one column).</p>",
+        _table(rows, ["column", "importance", "std"]),
+    ]
+    parts += [f"<p>{html.escape(sentence)}</p>" for sentence in left_out.values()]
+    for path in files:
+        if path.suffix == ".png":
+            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+            caption = html.escape(EXPLANATION_PICTURES.get(path.name, path.name))
+            parts.append(
+                f"<figure><img alt='{caption}' src='data:image/png;base64,{encoded}'>"
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
+    return "".join([*parts, _SECTION[1]])
 
 
 def write_history(path: Path, classifier: Classifier) -> None:
@@ -445,6 +527,7 @@ def render_report(
 
 __all__ = [
     "CHECKPOINT_FOLDER",
+    "EXPLANATION_PICTURES",
     "RUN_FILE",
     "readable",
     "render_report",
@@ -455,6 +538,7 @@ __all__ = [
     "start_run",
     "test_scores",
     "unfinished_run",
+    "write_explanation",
     "write_history",
     "write_run",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,10 +76,42 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map features ``(batch, in_features)`` to logits ``(batch, out_features)``."""
-        if self.embeddings is not None:
-            x = self.embeddings(x)
-        logits = self.layers(x)
+        return self.tempered(self.layers(self.first_layer_inputs(x)))
+
+    def first_layer_inputs(self, x: Tensor) -> Tensor:
+        """Features ``(batch, in_features)`` as the first layer takes them ``(batch, inputs)``.
+
+        The codes' vectors take the codes' place (``config.network_inputs`` columns).
+        """
+        return x if self.embeddings is None else self.embeddings(x)
+
+    @property
+    def first_layer(self) -> nn.Linear:
+        """The first Linear layer (the output layer of the linear baseline)."""
+        layer = self.layers[0]
+        assert isinstance(layer, nn.Linear)  # every block begins with one
+        return layer
+
+    def after_first_layer(self, h: Tensor) -> Tensor:
+        """The logits from the first Linear layer's output ``h`` ``(batch, width)``."""
+        return self.tempered(self.layers[1:](h))
+
+    def tempered(self, logits: Tensor) -> Tensor:
+        """Logits divided by the calibrated temperature (see ``training.calibration``)."""
         return logits if self.config.temperature == 1.0 else logits / self.config.temperature
+
+    def first_layer_columns(self, features: Sequence[int]) -> list[int]:
+        """The first layer's inputs that the features ``features`` become (a code: its vector)."""
+        plain = self.config.in_features - len(self.config.category_counts)
+        dim = self.config.embedding_dim
+        columns: list[int] = []
+        for feature in features:
+            if feature < plain:
+                columns.append(feature)
+            else:
+                start = plain + (feature - plain) * dim
+                columns.extend(range(start, start + dim))
+        return columns
 
 
 class Ensemble(nn.Module):
@@ -312,9 +344,7 @@ def predict_logits(
         # Only read: a read-only array (pandas 3's copy-on-write frames give them) needs no copy.
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
         rows_in = torch.from_numpy(features)
-    own_forward = (
-        config.batch_norm or config.activation_impl != "torch" or bool(config.category_counts)
-    )
+    own_forward = uses_own_forward(config)
     activate = in_place_activation(config.activation)  # looked up once, not per layer
     copy_ahead = device.type == "cuda"
     if copy_ahead:  # page-locked rows copy to the GPU asynchronously, overlapping the compute
@@ -333,11 +363,7 @@ def predict_logits(
             if own_forward:
                 logits.copy_(member(batch))
                 continue
-            h = batch
-            for layer, linear in enumerate(member_linears[:-1]):
-                h = torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows])
-                h = activate(h)
-            torch.addmm(member_linears[-1].bias, h, member_linears[-1].weight.T, out=logits)
+            run_linears(member_linears, batch, buffers, activate, logits)
             if config.temperature != 1.0:
                 logits.div_(config.temperature)
         logits = outputs[0]
@@ -348,6 +374,32 @@ def predict_logits(
         if finish is not None:
             result[start : start + rows] = finish(logits)
     return result
+
+
+def uses_own_forward(config: ModelConfig) -> bool:
+    """Whether prediction runs the module's forward rather than :func:`run_linears`.
+
+    Batch norm, from-scratch activations and category vectors need the module's own.
+    """
+    return config.batch_norm or config.activation_impl != "torch" or bool(config.category_counts)
+
+
+def run_linears(
+    linears: Sequence[nn.Linear],
+    h: Tensor,
+    buffers: Sequence[Tensor],
+    activate: Callable[[Tensor], Tensor],
+    out: Tensor,
+) -> Tensor:
+    """``h`` ``(rows, in)`` through ``linears`` with ``activate`` between them, into ``out``.
+
+    Each hidden layer is one ``addmm`` into its reused buffer (``buffers[layer]``, at least
+    ``rows`` long) with the activation in place; the last into ``out`` ``(rows, out)``.
+    """
+    rows = len(h)
+    for layer, linear in enumerate(linears[:-1]):
+        h = activate(torch.addmm(linear.bias, h, linear.weight.T, out=buffers[layer][:rows]))
+    return torch.addmm(linears[-1].bias, h, linears[-1].weight.T, out=out)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -367,4 +419,6 @@ __all__ = [
     "members_of",
     "predict_batch_rows",
     "predict_logits",
+    "run_linears",
+    "uses_own_forward",
 ]

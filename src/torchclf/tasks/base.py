@@ -142,6 +142,10 @@ class Task(ABC):
         """All metrics for probabilities ``(n, K)`` against encoded targets."""
 
     @abstractmethod
+    def score(self, metric: str, probs: Tensor, targets: Tensor) -> float:
+        """One of ``evaluation.metrics.SCORES``, higher is better (the log loss negated)."""
+
+    @abstractmethod
     def reliability_pairs(self, probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Each prediction's stated probability and whether it came true, ``(m,)`` each.
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchclf.data.labels import (
     as_label_array,
 )
-from torchclf.evaluation.metrics import Evaluation, single_label_metrics
+from torchclf.evaluation.metrics import Evaluation, score_single_label, single_label_metrics
 from torchclf.nn.losses import SigmoidTargets, StackedTargets
 from torchclf.tasks.base import Task, _bce_loss, _check_threshold, _row_weights
 
@@ -61,6 +61,10 @@ class BinaryTask(Task):
     def n_correct(self, logits: Tensor, targets: Tensor) -> Tensor:
         predicted = torch.sigmoid(logits[:, 0]) >= self.threshold
         return (predicted == targets[:, 0].bool()).sum()
+
+    def score(self, metric: str, probs: Tensor, targets: Tensor) -> float:
+        codes = targets[:, 0].long()  # (n,): 0 / 1
+        return score_single_label(metric, probs, codes, self.decide(probs), binary=True)
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         codes = targets[:, 0].long()

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchclf.data.labels import (
     as_label_array,
 )
-from torchclf.evaluation.metrics import Evaluation, single_label_metrics
+from torchclf.evaluation.metrics import Evaluation, score_single_label, single_label_metrics
 from torchclf.nn.losses import SoftmaxTargets, StackedTargets
 from torchclf.tasks.base import Task, _row_weights, _weights_by_name
 
@@ -59,6 +59,9 @@ class MulticlassTask(Task):
 
     def n_correct(self, logits: Tensor, targets: Tensor) -> Tensor:
         return (logits.argmax(dim=1) == targets).sum()
+
+    def score(self, metric: str, probs: Tensor, targets: Tensor) -> float:
+        return score_single_label(metric, probs, targets, self.decide(probs), binary=False)
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         preds = self.decide(probs)

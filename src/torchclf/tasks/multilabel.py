@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchclf.data.labels import (
     indicator_matrix,
 )
-from torchclf.evaluation.metrics import Evaluation, multilabel_metrics
+from torchclf.evaluation.metrics import Evaluation, multilabel_metrics, score_multilabel
 from torchclf.nn.losses import SigmoidTargets, StackedTargets
 from torchclf.tasks.base import Task, _bce_loss, _check_threshold, _row_weights
 
@@ -71,6 +71,9 @@ class MultilabelTask(Task):
     def n_correct(self, logits: Tensor, targets: Tensor) -> Tensor:
         predicted = self.decide(torch.sigmoid(logits)).bool()
         return (predicted == targets.bool()).all(dim=1).sum()
+
+    def score(self, metric: str, probs: Tensor, targets: Tensor) -> float:
+        return score_multilabel(metric, probs, targets, self.decide(probs))
 
     def evaluate(self, probs: Tensor, targets: Tensor) -> Evaluation:
         return multilabel_metrics(

@@ -1,0 +1,458 @@
+"""What drives a classifier's predictions: permutation importance and partial dependence.
+
+A column's permutation importance is how much a metric worsens when the column's values are
+shuffled among the rows, breaking its link to the target while keeping its distribution
+(Breiman, 2001; scikit-learn's ``sklearn.inspection.permutation_importance``). torchclf takes
+each *original* column as one: a numeric column with its missing-value indicator and its
+piecewise-linear bins, a categorical column with its one-hot slots or its learned vector.
+
+Fast because of where the shuffle happens. The rows are encoded once, and each network's first
+layer is computed once: shuffling one column changes only that column's inputs to the first
+layer, so its pre-activations move by ``(Z[shuffled, g] - Z[:, g]) @ W[:, g].T`` for the
+column's few inputs ``g`` (a rank-``|g|`` update, not a full first layer), and only the layers
+after it run again, every repeat of a column at once. scikit-learn's function, given the same
+estimator, re-encodes the table and runs the whole network for each column and repeat.
+
+The shuffles are scikit-learn's: for a ``random_state``, one seed drawn as it draws it, and for
+each column the same sequence of in-place shuffles of the row order, so the importances equal
+``sklearn.inspection.permutation_importance`` on :class:`~torchclf.NeuralNetClassifier` with
+the same scorer, repeats and seed (``tests/test_inspection.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from torchclf.data.splits import holdout_indices
+from torchclf.errors import ConfigError, DataError
+from torchclf.evaluation.metrics import SCORES
+from torchclf.nn.activations import in_place_activation
+from torchclf.nn.models import (
+    Ensemble,
+    members_of,
+    predict_batch_rows,
+    run_linears,
+    uses_own_forward,
+)
+
+CHUNK_ROWS = 1 << 18  # rows of shuffled copies taken through the network at once
+
+
+@dataclass
+class Importance:
+    """Permutation importances of a classifier's original columns.
+
+    ``importances`` ``(columns, repeats)``: the metric's worsening for each shuffle (the
+    baseline score minus the shuffled one, scores higher-is-better: for log loss, the
+    shuffled loss minus the baseline's); ``mean`` and ``std`` over the repeats.
+    """
+
+    columns: list[str]
+    importances: np.ndarray
+    baseline: float  # the metric on the data as given (log loss: the loss itself)
+    metric: str
+    rows: int
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.importances.mean(axis=1)
+
+    @property
+    def std(self) -> np.ndarray:
+        return self.importances.std(axis=1)
+
+    def ranking(self) -> list[int]:
+        """Column indices from the most important to the least."""
+        return [int(i) for i in np.argsort(-self.mean, kind="stable")]
+
+    def to_frame(self) -> Any:
+        """A table: one row per column, most important first: mean, std, each repeat."""
+        import pandas as pd
+
+        order = self.ranking()
+        frame = pd.DataFrame(
+            {
+                "column": [self.columns[i] for i in order],
+                "importance": self.mean[order],
+                "std": self.std[order],
+            }
+        )
+        for repeat in range(self.importances.shape[1]):
+            frame[f"repeat_{repeat + 1}"] = self.importances[order, repeat]
+        return frame
+
+
+def permutation_importance(
+    classifier: Any,
+    X: Any,
+    y: Any,
+    *,
+    metric: str = "log_loss",
+    n_repeats: int = 5,
+    random_state: int | np.random.RandomState | None = 0,
+) -> Importance:
+    """Each original column's permutation importance for ``classifier`` on ``X``, ``y``.
+
+    Args:
+        classifier: a trained :class:`~torchclf.Classifier`.
+        X: rows as the classifier takes them (a DataFrame or an array).
+        y: their true labels.
+        metric: "log_loss" (scikit-learn's "neg_log_loss"), "accuracy", "roc_auc" (binary; one
+            class against the rest, macro, for multiclass: "roc_auc_ovr"; macro over labels
+            for multilabel) or "f1" (binary: the positive class's; else macro).
+        n_repeats: shuffles of each column.
+        random_state: the shuffles' seed, as scikit-learn takes it.
+
+    Raises:
+        ConfigError: for an unknown metric or a repeat count below 1.
+        DataError: when ``X`` and ``y`` differ in rows.
+    """
+    if metric not in SCORES:
+        raise ConfigError(
+            f"The 'metric' parameter must be one of {list(SCORES)}. Got {metric!r} instead."
+        )
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
+        raise ConfigError(f"n_repeats must be a whole number >= 1, got {n_repeats!r}")
+    task, model = classifier.task, classifier.model
+    targets = task.encode(y)
+    weight = next(model.parameters())
+    with torch.inference_mode():
+        encoded = torch.from_numpy(classifier.encoder.transform(X))
+        encoded = encoded.to(weight.device, weight.dtype)  # (n, features)
+        if len(encoded) != len(targets):
+            raise DataError(f"X has {len(encoded)} rows but y has {len(targets)}; they must match")
+
+        def score(probabilities: Tensor) -> float:
+            return float(task.score(metric, probabilities.cpu(), targets))
+
+        model.eval()
+        network = _FirstLayerShuffles(model, task, encoded)
+        baseline = score(network.probabilities())
+        orders = _shuffles(len(encoded), n_repeats, random_state)  # (repeats, n)
+        groups = classifier.encoder.column_features()
+        importances = np.empty((len(groups), n_repeats))
+        for index, (_, features) in enumerate(groups):
+            done = 0
+            step = max(1, CHUNK_ROWS // len(encoded))  # repeats a chunk holds
+            while done < n_repeats:
+                chunk = orders[done : done + step].to(weight.device)
+                probabilities = network.shuffled_probabilities(features, chunk)  # (r, n, K)
+                for offset, one in enumerate(probabilities):
+                    importances[index, done + offset] = baseline - score(one)
+                done += len(chunk)
+    if metric == "log_loss":  # a loss: reported as itself, its importance as its growth
+        baseline = -baseline
+    return Importance([name for name, _ in groups], importances, baseline, metric, len(encoded))
+
+
+class _FirstLayerShuffles:
+    """A model's probabilities with one column's inputs shuffled, from first layers computed once.
+
+    For each member: ``inputs`` ``(n, network_inputs)`` (the codes' vectors in place) and
+    ``first`` ``(n, width)``, its first Linear layer's output on them. The layers after it run
+    on blocks of about ``batch_rows`` rows (every repeat of a block's rows at once), which keep
+    their activations in the cache, as prediction does (:func:`predict_logits`).
+    """
+
+    def __init__(self, model: torch.nn.Module, task: Any, encoded: Tensor) -> None:
+        self.model, self.task = model, task
+        self.members = members_of(model)
+        config = self.members[0].config
+        self.batch_rows = predict_batch_rows(config, encoded.device, encoded.dtype)
+        self.inputs = [member.first_layer_inputs(encoded) for member in self.members]
+        self.first = [  # (n, width) each
+            member.first_layer(inputs)
+            for member, inputs in zip(self.members, self.inputs, strict=True)
+        ]
+        self.own_forward = uses_own_forward(config)
+        self.activate = in_place_activation(config.activation)
+        self.linears = [
+            [m for m in member.layers if isinstance(m, torch.nn.Linear)] for member in self.members
+        ]
+        # each hidden layer after the first: its own reused buffer (a layer reads the last's)
+        self.buffers = {
+            len(linears): [
+                encoded.new_empty(self.batch_rows, layer.out_features) for layer in linears[1:-1]
+            ]
+            for linears in self.linears
+        }
+
+    def _after_first_layer(self, index: int, hidden: Tensor) -> Tensor:
+        """Member ``index``'s logits ``(rows, out)`` from its first layer's output ``hidden``.
+
+        ``hidden`` is the caller's to lose: the activation is applied to it in place.
+        """
+        member, linears = self.members[index], self.linears[index]
+        if self.own_forward or len(linears) == 1:  # (a linear member: the first is the last)
+            return member.after_first_layer(hidden)
+        h = self.activate(hidden)
+        out = hidden.new_empty(len(hidden), linears[-1].out_features)
+        buffers = self.buffers[len(linears)]  # (the networks share them: one at a time)
+        return member.tempered(run_linears(linears[1:], h, buffers, self.activate, out))
+
+    def _probabilities(self, member_logits: list[Tensor]) -> Tensor:
+        if isinstance(self.model, Ensemble):
+            logits = self.model.combine(torch.stack(member_logits))
+        else:
+            logits = member_logits[0]
+        return self.task.probabilities(logits)
+
+    def probabilities(self) -> Tensor:
+        """The model's probabilities ``(n, K)`` on the rows as given."""
+        n = len(self.first[0])
+        blocks = []
+        for start in range(0, n, self.batch_rows):
+            rows = slice(start, start + self.batch_rows)
+            # (copies: the activation is applied in place)
+            every = [
+                self._after_first_layer(i, first[rows].clone())
+                for i, first in enumerate(self.first)
+            ]
+            blocks.append(self._probabilities(every))
+        return torch.cat(blocks)
+
+    def shuffled_probabilities(self, features: Sequence[int], orders: Tensor) -> Tensor:
+        """Probabilities ``(r, n, K)``, ``features`` taken from the rows ``orders`` ``(r, n)``."""
+        return self.replaced_probabilities(
+            features, len(orders), lambda index, own, rows: own[orders[:, rows]]
+        )
+
+    def replaced_probabilities(
+        self,
+        features: Sequence[int],
+        copies: int,
+        replacement: Callable[[int, Tensor, slice], Tensor],
+    ) -> Tensor:
+        """Probabilities ``(copies, n, K)`` with the first-layer inputs of ``features`` replaced.
+
+        ``replacement(member, own, rows)``: member ``member``'s new inputs ``(copies, b, g)``
+        for the rows ``rows``, given its inputs as they are, ``own`` ``(n, g)``.
+        """
+        n = len(self.first[0])
+        # each member's columns of the first layer's input, and their weights (width, g)
+        parts = []
+        for member, inputs in zip(self.members, self.inputs, strict=True):
+            columns = torch.tensor(member.first_layer_columns(features), device=inputs.device)
+            weight = member.first_layer.weight.index_select(1, columns)
+            parts.append((inputs.index_select(1, columns), weight.T.contiguous()))
+        block = max(1, self.batch_rows // copies)
+        result: Tensor | None = None
+        for start in range(0, n, block):
+            rows = slice(start, min(start + block, n))
+            every = []
+            for index, (own, weight_t) in enumerate(parts):
+                moved = replacement(index, own, rows) - own[rows]  # (copies, b, g)
+                hidden = torch.matmul(moved, weight_t).add_(self.first[index][rows])  # (c, b, w)
+                every.append(self._after_first_layer(index, hidden.flatten(0, 1)))
+            probabilities = self._probabilities(every)  # (copies * b, K)
+            if result is None:
+                result = probabilities.new_empty(copies, n, probabilities.shape[1])
+            result[:, rows] = probabilities.reshape(copies, -1, probabilities.shape[1])
+        assert result is not None  # n >= 1 row
+        return result
+
+    def first_layer_inputs_of(self, encoded: Tensor, features: Sequence[int]) -> list[Tensor]:
+        """Each member's first-layer inputs of ``features`` for the rows ``encoded``."""
+        return [
+            member.first_layer_inputs(encoded).index_select(
+                1, torch.tensor(member.first_layer_columns(features), device=encoded.device)
+            )
+            for member in self.members
+        ]
+
+
+@dataclass
+class Dependence:
+    """How a classifier's probabilities follow one column: partial dependence and ICE.
+
+    ``values``: the column's grid (numbers, or categories); ``outputs``: the classes (labels,
+    for multilabel) the probabilities are of; ``individual`` ``(rows, values, outputs)``: each
+    row's probabilities with the column set to each value (its ICE curves); ``average``
+    ``(values, outputs)``: their mean over the rows, the partial dependence.
+    """
+
+    column: str
+    values: list[Any]
+    categorical: bool
+    outputs: list[str]
+    individual: np.ndarray
+
+    @property
+    def average(self) -> np.ndarray:
+        return self.individual.mean(axis=0)
+
+
+def partial_dependence(
+    classifier: Any,
+    X: Any,
+    column: str | int,
+    *,
+    values: Sequence[Any] | None = None,
+    grid_points: int = 20,
+    percentiles: tuple[float, float] = (0.05, 0.95),
+) -> Dependence:
+    """The probabilities of ``classifier`` with ``column`` set to each value, for every row.
+
+    Args:
+        classifier: a trained :class:`~torchclf.Classifier`.
+        X: the rows to average over (a DataFrame or an array), e.g. the training rows.
+        column: a column's name, or its position.
+        values: the values to set; default: a categorical column's categories found in ``X``
+            (sorted), a numeric column's distinct values when there are at most
+            ``grid_points``, else ``grid_points`` quantiles of its values between
+            ``percentiles`` (repeats dropped).
+        grid_points: the most grid values a numeric column gets.
+        percentiles: the quantiles the grid of a numeric column spans.
+
+    Raises:
+        DataError: when ``column`` is not one of the classifier's columns.
+    """
+    import pandas as pd
+
+    groups = classifier.encoder.column_features()
+    names = [name for name, _ in groups]
+    name: Any = column
+    if isinstance(column, int) and not isinstance(column, bool) and 0 <= column < len(names):
+        name = names[column]  # a position
+    if not isinstance(name, str) or name not in names:
+        raise DataError(
+            f"column {column!r} is not one of the model's columns {names} (a name, or a "
+            f"position 0..{len(names) - 1})"
+        )
+    kinds = classifier.encoder.kinds() if hasattr(classifier.encoder, "kinds") else {}
+    categorical = name in kinds.get("categorical", [])
+    position = names.index(name)
+    frame = X if hasattr(X, "iloc") else pd.DataFrame(np.asarray(X), columns=names)
+    raw = frame[name]
+    if values is None:
+        present = raw.dropna()
+        if categorical:
+            values = sorted(present.unique(), key=str)
+        else:
+            numbers = present.to_numpy(dtype=np.float64)
+            distinct = np.unique(numbers)
+            if len(distinct) <= grid_points:
+                values = list(distinct)
+            else:
+                levels = np.linspace(percentiles[0], percentiles[1], grid_points)
+                values = list(np.unique(np.quantile(numbers, levels)))
+    values = list(values)
+    # the grid's rows: the first row, with the column set to each value in turn
+    grid_rows = frame.iloc[[0] * len(values)].copy()
+    grid_rows[name] = np.asarray(values, dtype=object if categorical else np.float64)
+    if not hasattr(X, "iloc"):
+        grid_rows = grid_rows.to_numpy(dtype=np.float64)
+    weight = next(classifier.model.parameters())
+    with torch.inference_mode():
+        encoded = torch.from_numpy(classifier.encoder.transform(X))
+        encoded = encoded.to(weight.device, weight.dtype)
+        at_values = torch.from_numpy(classifier.encoder.transform(grid_rows, warn=False))
+        at_values = at_values.to(weight.device, weight.dtype)  # (values, features)
+        classifier.model.eval()
+        network = _FirstLayerShuffles(classifier.model, classifier.task, encoded)
+        features = groups[position][1]
+        grid_inputs = network.first_layer_inputs_of(at_values, features)  # (values, g) each
+        probabilities = network.replaced_probabilities(
+            features,
+            len(values),
+            lambda index, own, rows: grid_inputs[index][:, None, :].expand(
+                -1, rows.stop - rows.start, -1
+            ),
+        )  # (values, n, K)
+    outputs = list(classifier.task.class_names)
+    return Dependence(
+        name, values, categorical, outputs, probabilities.permute(1, 0, 2).cpu().numpy()
+    )
+
+
+@dataclass
+class Explanation:
+    """What drives a classifier's predictions.
+
+    Each column's importance, and how the probabilities follow the most important columns
+    (``dependences``, the most important first).
+    """
+
+    importance: Importance
+    dependences: list[Dependence]
+    rows: str  # which rows the importance was taken on, in words
+
+
+def explain(
+    classifier: Any,
+    X: Any,
+    y: Any,
+    *,
+    background: Any = None,
+    rows: str = "the rows given",
+    metric: str = "log_loss",
+    n_repeats: int = 5,
+    top: int = 4,
+    random_state: int | np.random.RandomState | None = 0,
+) -> Explanation:
+    """Permutation importance on ``X``, ``y``, and the top columns' partial dependence.
+
+    :func:`permutation_importance` of every column, then :func:`partial_dependence` of the
+    ``top`` most important over ``background`` (the training rows; default ``X``). ``rows``
+    says in words which rows ``X`` holds (the report says it).
+    """
+    importance = permutation_importance(
+        classifier, X, y, metric=metric, n_repeats=n_repeats, random_state=random_state
+    )
+    over = X if background is None else background
+    chosen = importance.ranking()[: max(0, top)]
+    dependences = [partial_dependence(classifier, over, importance.columns[i]) for i in chosen]
+    return Explanation(importance, dependences, rows)
+
+
+def held_out_rows(classifier: Any, y_train: Any) -> np.ndarray | None:
+    """The positions in ``y_train`` (``fit``'s training rows) that ``fit`` held out.
+
+    The validation rows its early stopping, temperature and blend were chosen on, drawn again
+    as ``fit`` drew them (its validation share and seed, stratified by the targets); rows the
+    networks never trained on. None when it held out none, or cross-fitted its networks (each
+    row then trained all but one of them).
+    """
+    config = classifier.train_config
+    if config is None or config.cross_fit or not config.validation_fraction:
+        return None
+    targets = classifier.task.encode(y_train).numpy()
+    return holdout_indices(targets, config.validation_fraction, config.seed)[1]
+
+
+def _shuffles(rows: int, repeats: int, random_state: int | np.random.RandomState | None) -> Tensor:
+    """The row orders ``(repeats, rows)`` of scikit-learn's shuffles for ``random_state``.
+
+    It draws one seed, then for each column, with a generator of that seed, shuffles an index
+    array in place ``repeats`` times, and each time takes the column (as the last repeat left
+    it) in that order: repeat ``r``'s rows are the composition of the first ``r`` orders. The
+    same for every column.
+    """
+    from sklearn.utils import check_random_state
+
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max + 1)
+    generator = np.random.RandomState(seed)
+    shuffling, taken = np.arange(rows), np.arange(rows)
+    orders = np.empty((repeats, rows), dtype=np.int64)
+    for repeat in range(repeats):
+        generator.shuffle(shuffling)
+        taken = taken[shuffling]  # the shuffled column, shuffled again
+        orders[repeat] = taken
+    return torch.from_numpy(orders)
+
+
+__all__ = [
+    "Dependence",
+    "Explanation",
+    "Importance",
+    "explain",
+    "held_out_rows",
+    "partial_dependence",
+    "permutation_importance",
+]
