@@ -62,3 +62,26 @@ def test_a_bad_metric_is_one_line(tmp_path):
     result = runner.invoke(app, ["explain", str(tmp_path), "--metric", "auc"])
     assert result.exit_code == 2
     assert "expected one of log_loss, accuracy, roc_auc, f1" in result.output
+
+
+def test_predict_explain_adds_each_rows_strongest_columns(tmp_path):
+    _table(tmp_path / "t.csv", seed=2)
+    trained = runner.invoke(
+        app,
+        ["train", "--data", str(tmp_path / "t.csv"), "--target", "label", "--epochs", "10",
+         "--out", str(tmp_path), "--name", "run", "-q"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "predictions.csv"
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "run"), "--explain", "2", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert list(frame.columns[-5:]) == [
+        "explained", "column_1", "contribution_1", "column_2", "contribution_2"
+    ]  # fmt: skip
+    assert set(frame["explained"]) == {"yes"}  # binary: the positive class's logit
+    assert set(frame["column_1"]) <= {"a", "b", "colour"}
+    first, second = frame["contribution_1"].abs(), frame["contribution_2"].abs()
+    assert (first >= second).all()

@@ -213,8 +213,72 @@ def test_explain_returns_importance_and_the_top_columns_dependence():
     explanation = torchclf.explain(
         classifier, X[300:], y[300:], background=X[:300], rows="the last 100", top=2
     )
+    same = classifier.explain(X[300:], y[300:], background=X[:300], top=2)  # the method
+    np.testing.assert_array_equal(same.importance.importances, explanation.importance.importances)
     ranked = explanation.importance.ranking()
     assert [d.column for d in explanation.dependences] == [
         explanation.importance.columns[i] for i in ranked[:2]
     ]
     assert explanation.rows == "the last 100"
+
+
+@pytest.mark.parametrize(
+    ("task", "keywords"),
+    [
+        ("binary", {}),  # fit's defaults: 8 cross-fitted networks, blend, temperature
+        ("multiclass", dict(categorical_embedding="learned", ensemble=3)),
+        ("multilabel", dict(ensemble=1)),
+    ],
+)
+def test_integrated_gradients_are_complete(task, keywords):
+    X, y = table(300, task, seed=8)
+    classifier = torchclf.fit(X, y, epochs=15, seed=0, dtype="float64", **keywords)
+    rows = X.iloc[:40]
+    attributions = torchclf.integrated_gradients(classifier, rows)
+    gap = attributions.output - attributions.baseline_output
+    # completeness: a row's attributions sum to its logit less the baseline's, up to the
+    # integral's error, which captum reports and which is small against the move
+    np.testing.assert_allclose(attributions.values.sum(axis=1) - gap, attributions.delta, atol=1e-9)
+    assert np.all(np.abs(attributions.delta) <= 0.02 * (1 + np.abs(gap)))
+    finer = torchclf.integrated_gradients(classifier, rows, n_steps=256)
+    assert np.abs(finer.delta).max() < np.abs(attributions.delta).max()
+    # the explained logit is the model's own, at the row and at the training medians and modes
+    logits = classifier.decision_function(rows)
+    chosen = [list(classifier.task.class_names).index(name) for name in attributions.explained]
+    if logits.shape[1] == 1:  # binary: its one logit, the positive class's
+        chosen = [0] * len(rows)
+    np.testing.assert_allclose(attributions.output, logits[np.arange(len(rows)), chosen], atol=1e-9)
+    at_baseline = classifier.decision_function(classifier.encoder.baseline())[0]
+    np.testing.assert_allclose(attributions.baseline_output, at_baseline[chosen], atol=1e-9)
+    # the columns that carry the signal carry the attributions
+    size = np.abs(attributions.values).mean(axis=0)
+    ranked = [attributions.columns[i] for i in np.argsort(-size)]
+    assert "signal" in ranked[:2] and ("kind" in ranked[:3] or task == "multilabel")
+
+
+def test_integrated_gradients_say_how_to_get_captum(monkeypatch):
+    import sys
+
+    X, y = table(100, "binary")
+    classifier = torchclf.fit(X, y, epochs=2, ensemble=1)
+    monkeypatch.setitem(sys.modules, "captum.attr", None)  # as if not installed
+    with pytest.raises(ConfigError, match="pip install 'torchclf\\[explain\\]'"):
+        torchclf.integrated_gradients(classifier, X)
+
+
+def test_the_estimator_works_with_scikit_learns_partial_dependence_display():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.inspection import PartialDependenceDisplay
+
+    X, y = table(300, "multiclass", seed=9)
+    estimator = NeuralNetClassifier(max_epochs=5, random_state=0).fit(X, y)
+    display = PartialDependenceDisplay.from_estimator(
+        estimator, X, ["signal", "kind"], categorical_features=["kind"], target=2,
+        grid_resolution=10, kind="average",
+    )  # fmt: skip
+    assert len(display.pd_results) == 2
+    ours = torchclf.partial_dependence(estimator.classifier_, X, "kind")
+    # its partial dependence (every class's) is torchclf's
+    np.testing.assert_allclose(display.pd_results[1]["average"], ours.average.T, atol=1e-6)

@@ -70,6 +70,8 @@ _EXPORTS = {
     "Explanation": "torchclf.evaluation.inspection",
     "explain": "torchclf.evaluation.inspection",
     "held_out_rows": "torchclf.evaluation.inspection",
+    "integrated_gradients": "torchclf.evaluation.inspection",
+    "Attributions": "torchclf.evaluation.inspection",
     "partial_dependence": "torchclf.evaluation.inspection",
     "permutation_importance": "torchclf.evaluation.inspection",
     "ExportError": "torchclf.serving.export",
@@ -88,6 +90,7 @@ _SUBMODULES = ("activations", "datasets", "distributed", "improve", "plots", "re
 __all__ = [
     "MLP",
     "PARAMETER_HELP",
+    "Attributions",
     "BinaryTask",
     "CheckpointError",
     "CheckpointInterval",
@@ -134,6 +137,7 @@ __all__ = [
     "held_out_rows",
     "improve",
     "infer_task",
+    "integrated_gradients",
     "is_table_path",
     "load",
     "log_to_mlflow",
@@ -193,11 +197,13 @@ if _typing.TYPE_CHECKING:  # what static type checkers and IDEs see
     )
     from torchclf.estimator import NeuralNetClassifier
     from torchclf.evaluation.inspection import (
+        Attributions,
         Dependence,
         Explanation,
         Importance,
         explain,
         held_out_rows,
+        integrated_gradients,
         partial_dependence,
         permutation_importance,
     )

@@ -37,7 +37,7 @@ from torchclf.training.history import History
 from torchclf.version import __version__
 
 if TYPE_CHECKING:
-    from torchclf.evaluation.inspection import Dependence, Importance
+    from torchclf.evaluation.inspection import Dependence, Explanation, Importance
 
 
 class Classifier:
@@ -158,6 +158,28 @@ class Classifier:
 
         return permutation_importance(
             self, X, y, metric=metric, n_repeats=n_repeats, random_state=random_state
+        )
+
+    def explain(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        background: Any = None,
+        metric: str = "log_loss",
+        n_repeats: int = 5,
+        top: int = 4,
+    ) -> Explanation:
+        """What drives the predictions: importance, and the top columns' dependence.
+
+        Every column's permutation importance on ``X``, ``y`` (rows not trained on), and the
+        ``top`` columns' partial dependence over ``background`` (the training rows; default
+        ``X``). See :func:`torchclf.evaluation.inspection.explain`.
+        """
+        from torchclf.evaluation.inspection import explain
+
+        return explain(
+            self, X, y, background=background, metric=metric, n_repeats=n_repeats, top=top
         )
 
     def partial_dependence(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -115,6 +115,7 @@ def evaluate(
         "torchclf predict runs/circles --threshold 0.8 --output strict.csv",
         "torchclf predict runs/patients --data new.csv --id-column patient_id",
         "torchclf predict runs/circles --engine onnx       # through its exported model.onnx",
+        "torchclf predict runs/patients --explain 3        # and each row's 3 strongest columns",
     )
 )
 def predict(
@@ -165,6 +166,15 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    explain: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Add each row's this many columns of the largest contribution to its "
+            "prediction, signed (integrated gradients from the training medians and most "
+            "frequent categories; pip install captum).",
+        ),
+    ] = 0,
 ) -> None:
     """Predict labels and per-class probabilities with a saved model.
 
@@ -214,11 +224,24 @@ def predict(
         frame = prediction_frame(
             classifier, X, threshold=thresholds, ids=ids, y=rows.y, probabilities=probabilities
         )
+    if explain:
+        frame = _with_explanations(frame, torchclf.integrated_gradients(classifier, X), explain)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
     else:
         write_table(frame, output)
         make_console().print(f"{len(frame)} predictions: {output}")
+
+
+def _with_explanations(frame: Any, attributions: Any, k: int) -> Any:
+    """``frame`` and, per row, the explained output and its ``k`` strongest columns, signed."""
+    frame = frame.copy()
+    frame["explained"] = attributions.explained
+    strongest = attributions.strongest(k)
+    for rank in range(min(k, len(attributions.columns))):
+        frame[f"column_{rank + 1}"] = [row[rank][0] for row in strongest]
+        frame[f"contribution_{rank + 1}"] = [row[rank][1] for row in strongest]
+    return frame
 
 
 @app.command(

@@ -162,6 +162,10 @@ class ArrayEncoder(Encoder):
         """One row at the centre and one far out: ``(2, n_inputs)``."""
         return np.stack([np.asarray(self.mean, dtype=np.float64), np.full(self.n_inputs, 1e3)])
 
+    def baseline(self) -> np.ndarray:
+        """One row ``(1, n_inputs)``: the training centres (means; medians if robust)."""
+        return np.asarray(self.mean, dtype=np.float64)[None, :]
+
     def column_features(self) -> list[tuple[str, list[int]]]:
         names = self.names or [f"x{index}" for index in range(self.n_inputs)]
         start, features = self.n_inputs, []  # the bins follow the standardized columns

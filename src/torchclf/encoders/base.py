@@ -48,6 +48,10 @@ class Encoder(ABC):
         return ()
 
     @abstractmethod
+    def baseline(self) -> Any:
+        """One typical row, as :meth:`transform` takes it: what an attribution starts from."""
+
+    @abstractmethod
     def column_features(self) -> list[tuple[str, list[int]]]:
         """Each input column's name and the outputs it becomes, in the inputs' order.
 

@@ -73,6 +73,7 @@ class CategoricalColumn:
     name: str
     categories: list[str]
     embedded: bool = False
+    mode: str | None = None  # the most frequent category in training (None: older files)
 
     @property
     def slots(self) -> int:
@@ -166,6 +167,18 @@ class TableEncoder(Encoder):
             for c in self.columns
         }
         return pd.DataFrame([first, dict.fromkeys(first)])
+
+    def baseline(self) -> Any:
+        """One row: each numeric column's training median, each categorical one's mode."""
+        import pandas as pd
+
+        row = {
+            c.name: c.median
+            if isinstance(c, NumericColumn)
+            else (c.mode if c.mode is not None else next(iter(c.categories), ""))
+            for c in self.columns
+        }
+        return pd.DataFrame([row])
 
     def describe(self) -> str:
         numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
@@ -460,7 +473,8 @@ def _fit_categorical(name: str, series: Any, embedding: str) -> CategoricalColum
     frequent.sort(key=lambda cv: (-cv[0], cv[1]))  # most frequent first; ties by name
     embedded = embedding == "learned" or (embedding == "auto" and len(frequent) > MAX_CATEGORIES)
     limit = MAX_EMBEDDED_CATEGORIES if embedded else MAX_CATEGORIES
-    return CategoricalColumn(name, sorted(v for _, v in frequent[:limit]), embedded)
+    mode = frequent[0][1] if frequent else None
+    return CategoricalColumn(name, sorted(v for _, v in frequent[:limit]), embedded, mode)
 
 
 def _encode_categorical(
