@@ -1,4 +1,4 @@
-"""What drives a classifier's predictions: permutation importance and partial dependence.
+"""What drives a classifier's predictions: importance, dependence, per-row attributions.
 
 A column's permutation importance is how much a metric worsens when the column's values are
 shuffled among the rows, breaking its link to the target while keeping its distribution
@@ -17,6 +17,11 @@ The shuffles are scikit-learn's: for a ``random_state``, one seed drawn as it dr
 each column the same sequence of in-place shuffles of the row order, so the importances equal
 ``sklearn.inspection.permutation_importance`` on :class:`~torchclf.NeuralNetClassifier` with
 the same scorer, repeats and seed (``tests/test_inspection.py``).
+
+Partial dependence sets a column to each value of a grid in every row through the same
+first-layer update (each row's curve is its ICE; their mean, the partial dependence). Integrated
+gradients (captum's) split one row's logit among the columns along a straight path, in the
+encoded space, from a baseline row (the training medians and most frequent categories).
 """
 
 from __future__ import annotations
@@ -133,7 +138,7 @@ def permutation_importance(
             return float(task.score(metric, probabilities.cpu(), targets))
 
         model.eval()
-        network = _FirstLayerShuffles(model, task, encoded)
+        network = _FirstLayers(model, task, encoded)
         baseline = score(network.probabilities())
         orders = _shuffles(len(encoded), n_repeats, random_state)  # (repeats, n)
         groups = classifier.encoder.column_features()
@@ -152,8 +157,10 @@ def permutation_importance(
     return Importance([name for name, _ in groups], importances, baseline, metric, len(encoded))
 
 
-class _FirstLayerShuffles:
-    """A model's probabilities with one column's inputs shuffled, from first layers computed once.
+class _FirstLayers:
+    """A model's probabilities with one column's inputs changed, from first layers computed once.
+
+    Shuffled among the rows (permutation importance) or set to a value (partial dependence).
 
     For each member: ``inputs`` ``(n, network_inputs)`` (the codes' vectors in place) and
     ``first`` ``(n, width)``, its first Linear layer's output on them. The layers after it run
@@ -356,7 +363,7 @@ def partial_dependence(
         at_values = torch.from_numpy(classifier.encoder.transform(grid_rows, warn=False))
         at_values = at_values.to(weight.device, weight.dtype)  # (values, features)
         classifier.model.eval()
-        network = _FirstLayerShuffles(classifier.model, classifier.task, encoded)
+        network = _FirstLayers(classifier.model, classifier.task, encoded)
         features = groups[position][1]
         grid_inputs = network.first_layer_inputs_of(at_values, features)  # (values, g) each
         probabilities = network.replaced_probabilities(
