@@ -19,15 +19,20 @@ def _table(path, n=300, seed=0):
     frame.to_csv(path, index=False)
 
 
-def test_explain_writes_its_files_and_one_report_section(tmp_path):
-    _table(tmp_path / "t.csv")
+def _trained_run(tmp_path, seed, *options):
+    """``torchclf train`` on a 300-row table into ``tmp_path / "run"``, with ``options``."""
+    _table(tmp_path / "t.csv", seed=seed)
     trained = runner.invoke(
         app,
-        ["train", "--data", str(tmp_path / "t.csv"), "--target", "label", "--ensemble", "1",
-         "--epochs", "20", "--out", str(tmp_path), "--name", "run", "-q"],
+        ["train", "--data", str(tmp_path / "t.csv"), "--target", "label", "--out",
+         str(tmp_path), "--name", "run", "-q", *options],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
-    run = tmp_path / "run"
+    return tmp_path / "run"
+
+
+def test_explain_writes_its_files_and_one_report_section(tmp_path):
+    run = _trained_run(tmp_path, 0, "--ensemble", "1", "--epochs", "20")
     for _ in range(2):  # a second explanation replaces the first
         result = runner.invoke(app, ["explain", str(run), "--repeats", "2", "--top", "2"])
         assert result.exit_code == 0, result.output
@@ -45,17 +50,19 @@ def test_explain_writes_its_files_and_one_report_section(tmp_path):
 
 
 def test_a_cross_fitted_run_is_explained_on_its_test_rows(tmp_path):
-    _table(tmp_path / "t.csv", seed=1)
-    trained = runner.invoke(
-        app,
-        ["train", "--data", str(tmp_path / "t.csv"), "--target", "label", "--epochs", "5",
-         "--out", str(tmp_path), "--name", "run", "-q"],
-    )  # fmt: skip
-    assert trained.exit_code == 0, trained.output
-    result = runner.invoke(app, ["explain", str(tmp_path / "run"), "--repeats", "1"])
+    run = _trained_run(tmp_path, 1, "--epochs", "5")
+    result = runner.invoke(app, ["explain", str(run), "--repeats", "1"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())  # as one line, however the terminal wrapped it
     assert "test split (60 rows)" in said and "cross-fitted networks" in said
+
+
+def test_a_run_that_held_out_no_rows_is_explained_on_its_test_rows(tmp_path):
+    run = _trained_run(tmp_path, 3, "--ensemble", "1", "--epochs", "5", "--validation-size", "0")
+    result = runner.invoke(app, ["explain", str(run), "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "test split (60 rows) (training held out no validation rows)" in said
 
 
 def test_a_bad_metric_is_one_line(tmp_path):
@@ -65,17 +72,9 @@ def test_a_bad_metric_is_one_line(tmp_path):
 
 
 def test_predict_explain_adds_each_rows_strongest_columns(tmp_path):
-    _table(tmp_path / "t.csv", seed=2)
-    trained = runner.invoke(
-        app,
-        ["train", "--data", str(tmp_path / "t.csv"), "--target", "label", "--epochs", "10",
-         "--out", str(tmp_path), "--name", "run", "-q"],
-    )  # fmt: skip
-    assert trained.exit_code == 0, trained.output
+    run = _trained_run(tmp_path, 2, "--epochs", "10")
     out = tmp_path / "predictions.csv"
-    result = runner.invoke(
-        app, ["predict", str(tmp_path / "run"), "--explain", "2", "--output", str(out)]
-    )
+    result = runner.invoke(app, ["predict", str(run), "--explain", "2", "--output", str(out)])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out)
     assert list(frame.columns[-5:]) == [

@@ -99,6 +99,17 @@ SCRIPT = textwrap.dedent(
 ).replace("CRASH_AFTER", str(CRASH_AFTER))
 
 
+def run_bounded(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``command`` run to its end within :data:`LAUNCH_SECONDS`, one thread a process."""
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_SECONDS,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -142,13 +153,7 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--master-addr=127.0.0.1", f"--master-port={free_port()}", str(folder / "script.py"),
         str(folder),
     ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_SECONDS,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    done = run_bounded(command)
     assert done.returncode == 0, done.stderr[-3000:]
     return folder
 
@@ -230,9 +235,7 @@ def test_a_stream_shares_its_row_groups_between_two_processes(launched: Path) ->
     assert accuracy[0] > 0.7 and accuracy[0] >= accuracy[1] - 0.05, accuracy
 
 
-def test_torchclf_train_nproc_runs_the_command_on_two_processes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_torchclf_train_nproc_runs_the_command_on_two_processes(tmp_path: Path) -> None:
     X, y, _ = data()
     rows = table(X, y)
     rows.to_csv(tmp_path / "t.csv", index=False)
@@ -240,14 +243,8 @@ def test_torchclf_train_nproc_runs_the_command_on_two_processes(
         "--data", str(tmp_path / "t.csv"), "--target", "label", "--batch-size", "64",
         "--epochs", "6", "--out", str(tmp_path / "runs"), "--quiet",
     ]  # fmt: skip
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     command = [sys.executable, "-m", "torchclf", "train", *options]
-    two = subprocess.run(
-        [*command, "--name", "two", "--nproc", "2"],
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_SECONDS,
-    )
+    two = run_bounded([*command, "--name", "two", "--nproc", "2"])
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.strip().splitlines() == [f"run folder: {tmp_path / 'runs' / 'two'}"]
     one = CliRunner().invoke(app, ["train", *options, "--name", "one"])
@@ -262,12 +259,7 @@ def test_torchclf_train_nproc_runs_the_command_on_two_processes(
         models[1].predict_proba(features), models[0].predict_proba(features), atol=1e-5
     )
     # bad input: each process refuses it; one line, exit code 2, no folder
-    bad = subprocess.run(
-        [*command, "--name", "bad", "--nproc", "2", "--lr", "-1"],
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_SECONDS,
-    )
+    bad = run_bounded([*command, "--name", "bad", "--nproc", "2", "--lr", "-1"])
     assert bad.returncode == 2
     assert "Traceback" not in bad.stdout + bad.stderr
     assert "'lr' parameter" in bad.stdout + bad.stderr
@@ -282,13 +274,7 @@ def test_torchclf_stream_nproc_streams_on_two_processes(tmp_path: Path) -> None:
         "--target", "label", "--epochs", "2", "--out", str(tmp_path / "runs"), "--name", "s",
         "--nproc", "2",
     ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_SECONDS,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    done = run_bounded(command)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[-1] == f"run folder: {tmp_path / 'runs' / 's'}", lines

@@ -98,24 +98,33 @@ def explain(
 def _rows(
     classifier: Any, data: str | None, split: str | None, sep: str | None, encoding: str | None
 ) -> tuple[str, Any, Any, Any]:
-    """The rows to explain, in words, with their labels, and the rows to draw dependence over."""
+    """The rows to explain, in words, with their labels, and the rows to draw dependence over.
+
+    The model's own data is read once: its split gives the rows and the training rows.
+    """
     from torchclf import DataSource, held_out_rows
 
     own = classifier.data_source and (data is None or data == classifier.data_source["name"])
-    if not own or split in ("test", "all"):
+    if not own:
         description, X, y, _, _ = rows_to_score(
             classifier, data, split, sep=parse_separator(sep), encoding=encoding
         )
-        background = DataSource.from_dict(classifier.data_source).split().X_train if own else X
-        return description, X, y, background
-    trained = DataSource.from_dict(classifier.data_source).split()
-    held_out = held_out_rows(classifier, trained.y_train)
-    if held_out is None:  # cross-fitted: no row was held out from every network
-        description, X, y, _, _ = rows_to_score(classifier, None, "test")
-        why = "cross-fitted networks: no training row was held out from all"
-        return f"{description}\n({why})", X, y, trained.X_train
+        return description, X, y, X
+    source = DataSource.from_dict(classifier.data_source)
+    loaded = source.load()
+    trained = source.split(loaded)
+    if split == "all":
+        return f"{source.name}, all {len(loaded)} rows", loaded.X, loaded.y, trained.X_train
+    held_out = None if split == "test" else held_out_rows(classifier, trained.y_train)
+    if held_out is None:  # asked for, or no row was held out from every network
+        description = f"{source.name}, test split ({len(trained.X_test)} rows)"
+        if split is None or split == "validation":
+            config = classifier.train_config
+            crossed = config is not None and config.cross_fit
+            why = "cross-fitted networks: no training row was held out from all"
+            description += f"\n({why if crossed else 'training held out no validation rows'})"
+        return description, trained.X_test, trained.y_test, trained.X_train
     X_train, y_train = trained.X_train, trained.y_train
     X = X_train.iloc[held_out] if hasattr(X_train, "iloc") else X_train[held_out]
     y = y_train.iloc[held_out] if hasattr(y_train, "iloc") else y_train[held_out]
-    name = classifier.data_source["name"]
-    return f"{name}, the {len(held_out)} validation rows", X, y, X_train
+    return f"{source.name}, the {len(held_out)} validation rows", X, y, X_train

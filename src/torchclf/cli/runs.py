@@ -103,31 +103,37 @@ def keeping_the_work(command: str, folder: Path, resuming: bool) -> Iterator[Non
 
 
 @contextlib.contextmanager
-def processes(context: typer.Context, command: str, nproc: int, device: str) -> Iterator[Any]:
-    """Run the command on ``nproc`` processes, or join those it runs in; yields their group.
+def on_processes(
+    context: typer.Context, command: str, option: Any, choose_folder: Callable[[], Path]
+) -> Iterator[tuple[Path, bool, int]]:
+    """Run ``command`` on ``option.nproc`` processes, or on the ones it was started among.
 
-    With ``nproc`` > 1 in a process that torchrun did not start, the command runs again on
-    ``nproc`` processes (``torchclf.distributed.launch``, with the options as typed) and this
-    one exits with their exit code. Started by torchrun, it joins the others (gloo, or NCCL on
-    CUDA) and yields their :class:`torchclf.distributed.Group`, left at the end; else None.
+    Yields the run folder, whether this process writes it (one process, or rank 0 of several,
+    which all train) and how many processes train. With ``--nproc`` > 1 in a process that
+    torchrun did not start, the command runs again on that many processes
+    (``torchclf.distributed.launch``, with the options as typed) and this one exits with their
+    exit code. Started by torchrun, it joins the others (gloo, or NCCL on CUDA), and leaves them
+    at the end. Rank 0 chooses the folder (``choose_folder``) and tells the others; the others
+    print nothing (``option.quiet``) and leave the folder alone, even when the run fails
+    (:func:`keeping_the_work`).
     """
     from torchclf import distributed
 
-    if nproc > 1 and not distributed.launched():
+    if option.nproc > 1 and not distributed.launched():
         arguments = ["-m", "torchclf", command, *typed_arguments(context, {"nproc"})]
-        raise typer.Exit(distributed.launch(nproc, arguments))
-    group = distributed.init_from_environment(device)
+        raise typer.Exit(distributed.launch(option.nproc, arguments))
+    group = distributed.init_from_environment(option.device)
     try:
-        yield group
+        main = group is None or group.is_main
+        option.quiet = option.quiet or not main
+        folder = choose_folder() if main else None
+        if group is not None:
+            folder = group.share(folder)
+        assert folder is not None  # rank 0's
+        with keeping_the_work(command, folder, resuming=option.resume is not None or not main):
+            yield folder, main, 1 if group is None else group.world_size
     finally:
         distributed.close()
-
-
-def shared_folder(group: Any, choose: Callable[[], Path]) -> Path:
-    """The run folder rank 0 ``choose``-s, on every process (one process: its own choice)."""
-    if group is None:
-        return choose()
-    return group.share(choose() if group.is_main else None)
 
 
 def resumed_options(
@@ -172,8 +178,7 @@ __all__ = [
     "NprocOption",
     "ResumeOption",
     "keeping_the_work",
-    "processes",
+    "on_processes",
     "resumed_options",
     "run_options",
-    "shared_folder",
 ]

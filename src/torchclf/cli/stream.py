@@ -30,10 +30,8 @@ from torchclf.cli.runs import (
     CheckpointEveryOption,
     NprocOption,
     ResumeOption,
-    keeping_the_work,
-    processes,
+    on_processes,
     run_options,
-    shared_folder,
 )
 
 
@@ -104,13 +102,12 @@ def stream(
     epoch_budget = parse_auto(option.epochs, "'--epochs'", int, "3")
     validation = parse_auto(option.validation_size, "'--validation-size'", float, "0.01")
     patience_value = parse_auto(option.patience, "'--patience'", int, "3")
-    with processes(context, "stream", nproc, option.device) as group:
-        main = group is None or group.is_main
-        option.quiet = option.quiet or not main
-        folder = shared_folder(
-            group,
-            lambda: resume or run_folder(option.out, option.name, data.stem, option.overwrite),
-        )
+    with on_processes(
+        context,
+        "stream",
+        option,
+        lambda: resume or run_folder(option.out, option.name, data.stem, option.overwrite),
+    ) as (folder, main, _):
         parsed = dict(
             hidden=sizes,
             epochs=epoch_budget,
@@ -155,36 +152,34 @@ def _stream_into(
     data, target = Path(option.data), option.target
     test_data = None if option.test_data is None else Path(option.test_data)
     evaluation = None
-    # (a folder another process made is left to it)
-    with keeping_the_work("stream", folder, resuming=option.resume is not None or not main):
-        if option.resume is None and main:  # the folder holds the run from now on
-            start_run(folder, command, typed, overwrite=option.overwrite)
-        with advice_in_options(grad_clip=False):
-            keywords = keywords_for(
-                torchclf.fit_parquet,
-                typed,
-                **parsed,
-                checkpoint_dir=folder / CHECKPOINT_FOLDER,
-                resume_from=resume_point(folder),
-            )
-            classifier = torchclf.fit_parquet(data, **keywords)
-        if not main:
-            return classifier, None
-        if test_data is not None:
-            from torchclf import read_table
+    if option.resume is None and main:  # the folder holds the run from now on
+        start_run(folder, command, typed, overwrite=option.overwrite)
+    with advice_in_options(grad_clip=False):
+        keywords = keywords_for(
+            torchclf.fit_parquet,
+            typed,
+            **parsed,
+            checkpoint_dir=folder / CHECKPOINT_FOLDER,
+            resume_from=resume_point(folder),
+        )
+        classifier = torchclf.fit_parquet(data, **keywords)
+    if not main:
+        return classifier, None
+    if test_data is not None:
+        from torchclf import read_table
 
-            table = read_table(test_data)
-            if target not in table.columns:
-                raise typer.BadParameter(
-                    f"'{test_data}' has no target column '{target}'", param_hint="'--test-data'"
-                )
-            table = table[table[target].notna()]
-            # the encoder picks the feature columns, naming any that are missing
-            evaluation = classifier.evaluate(table.drop(columns=target), table[target])
-        with atomic_directory(folder, overwrite=True) as staging:  # replaces the run in progress
-            classifier.save(staging / "model.safetensors")
-            write_history(staging / "history.csv", classifier)
-            if evaluation is not None:
-                text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
-                (staging / "metrics.json").write_text(text)
+        table = read_table(test_data)
+        if target not in table.columns:
+            raise typer.BadParameter(
+                f"'{test_data}' has no target column '{target}'", param_hint="'--test-data'"
+            )
+        table = table[table[target].notna()]
+        # the encoder picks the feature columns, naming any that are missing
+        evaluation = classifier.evaluate(table.drop(columns=target), table[target])
+    with atomic_directory(folder, overwrite=True) as staging:  # replaces the run in progress
+        classifier.save(staging / "model.safetensors")
+        write_history(staging / "history.csv", classifier)
+        if evaluation is not None:
+            text = json.dumps(evaluation.to_dict(), indent=2) + "\n"
+            (staging / "metrics.json").write_text(text)
     return classifier, evaluation

@@ -38,10 +38,8 @@ from torchclf.cli.runs import (
     CheckpointEveryOption,
     NprocOption,
     ResumeOption,
-    keeping_the_work,
-    processes,
+    on_processes,
     run_options,
-    shared_folder,
 )
 
 
@@ -252,20 +250,16 @@ def train(
         sep=separator,
     )
     # the options read: on nproc processes, every one trains; rank 0 alone names, writes and
-    # prints the run (a folder another process made is left to it)
-    with processes(context, "train", nproc, option.device) as group:
-        main = group is None or group.is_main
-        option.quiet = option.quiet or not main
-        folder = shared_folder(
-            group,
-            lambda: (
-                resume
-                or run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
-            ),
-        )
-        with keeping_the_work("train", folder, resuming=resume is not None or not main):
-            count = 1 if group is None else group.world_size
-            _train_into(folder, option, command, typed, parsed, main, count)
+    # prints the run
+    with on_processes(
+        context,
+        "train",
+        option,
+        lambda: (
+            resume or run_folder(option.out, option.name, Path(option.data).stem, option.overwrite)
+        ),
+    ) as (folder, main, count):
+        _train_into(folder, option, command, typed, parsed, main, count)
 
 
 def _train_into(

@@ -47,6 +47,8 @@ from torchclf.nn.models import (
 )
 
 CHUNK_ROWS = 1 << 18  # rows of shuffled copies taken through the network at once
+GRID_POINTS = 20  # the most values a numeric column's partial dependence is drawn at
+PERCENTILES = (0.05, 0.95)  # ... quantiles of its values between these
 IG_BATCH_ROWS = 8192  # rows of path points through the network at once (captum's batches)
 
 
@@ -302,8 +304,8 @@ def partial_dependence(
     column: str | int,
     *,
     values: Sequence[Any] | None = None,
-    grid_points: int = 20,
-    percentiles: tuple[float, float] = (0.05, 0.95),
+    grid_points: int = GRID_POINTS,
+    percentiles: tuple[float, float] = PERCENTILES,
 ) -> Dependence:
     """The probabilities of ``classifier`` with ``column`` set to each value, for every row.
 
@@ -321,62 +323,96 @@ def partial_dependence(
     Raises:
         DataError: when ``column`` is not one of the classifier's columns.
     """
+    return _partial_dependences(classifier, X, [column], values, grid_points, percentiles)[0]
+
+
+def _partial_dependences(
+    classifier: Any,
+    X: Any,
+    columns: Sequence[str | int],
+    values: Sequence[Any] | None,
+    grid_points: int,
+    percentiles: tuple[float, float],
+) -> list[Dependence]:
+    """:func:`partial_dependence` of each of ``columns`` (``values``: for each, when given).
+
+    The rows are encoded, and each network's first layer computed, once for all the columns.
+    """
     import pandas as pd
 
     groups = classifier.encoder.column_features()
     names = [name for name, _ in groups]
-    name: Any = column
+    kinds = classifier.encoder.kinds() if hasattr(classifier.encoder, "kinds") else {}
+    frame = X if hasattr(X, "iloc") else pd.DataFrame(np.asarray(X), columns=names)
+    weight = next(classifier.model.parameters())
+    dependences = []
+    with torch.inference_mode():
+        encoded = torch.from_numpy(classifier.encoder.transform(X))
+        encoded = encoded.to(weight.device, weight.dtype)
+        classifier.model.eval()
+        network = _FirstLayers(classifier.model, classifier.task, encoded)
+        for column in columns:
+            name = _column_name(names, column)
+            categorical = name in kinds.get("categorical", [])
+            grid = list(values) if values is not None else None
+            if grid is None:
+                grid = _grid(frame[name], categorical, grid_points, percentiles)
+            # the grid's rows: the first row, with the column set to each value in turn
+            grid_rows = frame.iloc[[0] * len(grid)].copy()
+            grid_rows[name] = np.asarray(grid, dtype=object if categorical else np.float64)
+            if not hasattr(X, "iloc"):
+                grid_rows = grid_rows.to_numpy(dtype=np.float64)
+            at_values = torch.from_numpy(classifier.encoder.transform(grid_rows, warn=False))
+            at_values = at_values.to(weight.device, weight.dtype)  # (values, features)
+            features = groups[names.index(name)][1]
+            grid_inputs = network.first_layer_inputs_of(at_values, features)  # (values, g) each
+            probabilities = network.replaced_probabilities(
+                features, len(grid), _set_to(grid_inputs)
+            )  # (values, n, K)
+            individual = probabilities.permute(1, 0, 2).cpu().numpy()
+            outputs = list(classifier.task.class_names)
+            dependences.append(Dependence(name, grid, categorical, outputs, individual))
+    return dependences
+
+
+def _column_name(names: list[str], column: str | int) -> str:
+    """The name of ``column``: a name, or a position among ``names``.
+
+    Raises:
+        DataError: when it is neither.
+    """
     if isinstance(column, int) and not isinstance(column, bool) and 0 <= column < len(names):
-        name = names[column]  # a position
-    if not isinstance(name, str) or name not in names:
+        return names[column]
+    if not isinstance(column, str) or column not in names:
         raise DataError(
             f"column {column!r} is not one of the model's columns {names} (a name, or a "
             f"position 0..{len(names) - 1})"
         )
-    kinds = classifier.encoder.kinds() if hasattr(classifier.encoder, "kinds") else {}
-    categorical = name in kinds.get("categorical", [])
-    position = names.index(name)
-    frame = X if hasattr(X, "iloc") else pd.DataFrame(np.asarray(X), columns=names)
-    raw = frame[name]
-    if values is None:
-        present = raw.dropna()
-        if categorical:
-            values = sorted(present.unique(), key=str)
-        else:
-            numbers = present.to_numpy(dtype=np.float64)
-            distinct = np.unique(numbers)
-            if len(distinct) <= grid_points:
-                values = list(distinct)
-            else:
-                levels = np.linspace(percentiles[0], percentiles[1], grid_points)
-                values = list(np.unique(np.quantile(numbers, levels)))
-    values = list(values)
-    # the grid's rows: the first row, with the column set to each value in turn
-    grid_rows = frame.iloc[[0] * len(values)].copy()
-    grid_rows[name] = np.asarray(values, dtype=object if categorical else np.float64)
-    if not hasattr(X, "iloc"):
-        grid_rows = grid_rows.to_numpy(dtype=np.float64)
-    weight = next(classifier.model.parameters())
-    with torch.inference_mode():
-        encoded = torch.from_numpy(classifier.encoder.transform(X))
-        encoded = encoded.to(weight.device, weight.dtype)
-        at_values = torch.from_numpy(classifier.encoder.transform(grid_rows, warn=False))
-        at_values = at_values.to(weight.device, weight.dtype)  # (values, features)
-        classifier.model.eval()
-        network = _FirstLayers(classifier.model, classifier.task, encoded)
-        features = groups[position][1]
-        grid_inputs = network.first_layer_inputs_of(at_values, features)  # (values, g) each
-        probabilities = network.replaced_probabilities(
-            features,
-            len(values),
-            lambda index, own, rows: grid_inputs[index][:, None, :].expand(
-                -1, rows.stop - rows.start, -1
-            ),
-        )  # (values, n, K)
-    outputs = list(classifier.task.class_names)
-    return Dependence(
-        name, values, categorical, outputs, probabilities.permute(1, 0, 2).cpu().numpy()
-    )
+    return column
+
+
+def _set_to(grid_inputs: list[Tensor]) -> Callable[[int, Tensor, slice], Tensor]:
+    """Each member's inputs set to each grid value: ``(values, rows, g)`` for the rows."""
+
+    def replacement(member: int, own: Tensor, rows: slice) -> Tensor:
+        return grid_inputs[member][:, None, :].expand(-1, rows.stop - rows.start, -1)
+
+    return replacement
+
+
+def _grid(
+    raw: Any, categorical: bool, grid_points: int, percentiles: tuple[float, float]
+) -> list[Any]:
+    """A column's default grid: its categories, or its distinct values or quantiles."""
+    present = raw.dropna()
+    if categorical:
+        return sorted(present.unique(), key=str)
+    numbers = present.to_numpy(dtype=np.float64)
+    distinct = np.unique(numbers)
+    if len(distinct) <= grid_points:
+        return list(distinct)
+    levels = np.linspace(percentiles[0], percentiles[1], grid_points)
+    return list(np.unique(np.quantile(numbers, levels)))
 
 
 @dataclass
@@ -414,8 +450,8 @@ def explain(
         classifier, X, y, metric=metric, n_repeats=n_repeats, random_state=random_state
     )
     over = X if background is None else background
-    chosen = importance.ranking()[: max(0, top)]
-    dependences = [partial_dependence(classifier, over, importance.columns[i]) for i in chosen]
+    chosen = [importance.columns[i] for i in importance.ranking()[: max(0, top)]]
+    dependences = _partial_dependences(classifier, over, chosen, None, GRID_POINTS, PERCENTILES)
     return Explanation(importance, dependences, rows)
 
 

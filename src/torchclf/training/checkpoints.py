@@ -146,18 +146,25 @@ class Checkpoints:
     def save(self, state: LoopState, epoch: int, batch: int = 0, stage: str = "training") -> Path:
         """Write a checkpoint: ``state`` at ``epoch`` (the one in progress) after ``batch`` batches.
 
-        After Ctrl-C it then raises :class:`TrainingInterrupted`.
+        Returns its file (rank 0 writes it, in a run of several processes). After Ctrl-C it then
+        raises :class:`TrainingInterrupted`.
 
         Raises:
             CheckpointError: when the file cannot be written (the previous one is kept).
         """
+        if self.group is None or self.group.is_main:
+            path = self._write(state, epoch, batch, stage)
+        else:  # every process holds the same state: rank 0 writes it, as this file
+            path = self.folder / f"checkpoint-{self._number + 1:06d}.safetensors"
+        self._last_write = time.monotonic()
+        if self.interrupt_requested and stage == "training":
+            raise TrainingInterrupted(epoch, self.folder)
+        return path
+
+    def _write(self, state: LoopState, epoch: int, batch: int, stage: str) -> Path:
+        """Write ``state`` as the next checkpoint file, atomically; drop the oldest past keep."""
         from safetensors.torch import save_file
 
-        if self.group is not None and not self.group.is_main:  # rank 0 writes the same state
-            self._last_write = time.monotonic()
-            if self.interrupt_requested and stage == "training":
-                raise TrainingInterrupted(epoch, self.folder)
-            return self.folder / f"checkpoint-{self._number + 1:06d}.safetensors"
         tensors = dict(state.tensors)
         if self.context is not None:
             tensors |= {f"context.{k}": v for k, v in self.context.tensors.items()}
@@ -190,9 +197,6 @@ class Checkpoints:
             ) from error
         for _, old in _files(self.folder)[: -self.keep]:
             old.unlink(missing_ok=True)
-        self._last_write = time.monotonic()
-        if self.interrupt_requested and stage == "training":
-            raise TrainingInterrupted(epoch, self.folder)
         return path
 
     def track(self, history: Any) -> None:
